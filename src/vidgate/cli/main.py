@@ -1,0 +1,206 @@
+"""The ``vidgate`` command: run the gateway, manage keys, generate and manage videos."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidgate.cli import videos
+
+app = typer.Typer(
+    help="vidgate: a self-hostable gateway for AI video generation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Manage API keys (works on the database directly).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+videos.register(app)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database and files live.")]
+Config = Annotated[Path | None, typer.Option("--config", help="A TOML settings file (VIDGATE_CONFIG).")]
+
+
+def _env(data_dir: Path | None, config: Path | None) -> None:
+    if data_dir is not None:
+        os.environ["VIDGATE_DATA_DIR"] = str(data_dir)
+    if config is not None:
+        os.environ["VIDGATE_CONFIG"] = str(config)
+
+
+def _settings(data_dir: Path | None, config: Path | None):  # type: ignore[no-untyped-def]
+    from vidgate.gateway.settings import load_settings
+
+    _env(data_dir, config)
+    return load_settings()
+
+
+def _serve(host: str, port: int, workers: int, role: str) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    os.environ["VIDGATE_PROCESS_ROLE"] = role
+    os.environ["VIDGATE_RUN_WORKER"] = "1" if role == "serve" else "0"
+    Granian(
+        "vidgate.gateway.app:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+        websockets=True,
+        backlog=2048,
+    ).serve()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Run the API and the job worker in one process (SQLite and local files by default)."""
+    settings = _settings(data_dir, config)
+    from vidgate.gateway.storage.migrate import migrate as run_migrate
+
+    if settings.is_sqlite:
+        run_migrate(settings.database_url)
+    typer.echo(f"vidgate serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
+    _serve(host, port, 1, "serve")
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+    workers: Annotated[int, typer.Option(help="HTTP server worker processes.")] = 2,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Run only the HTTP API (no job worker), for scale-out deployments."""
+    _settings(data_dir, config)
+    _serve(host, port, workers, "api")
+
+
+@app.command()
+def worker(
+    data_dir: DataDir = None,
+    config: Config = None,
+    worker_id: Annotated[str | None, typer.Option(help="A name for this worker's leases.")] = None,
+) -> None:
+    """Run only the job worker, for scale-out deployments."""
+    settings = _settings(data_dir, config)
+    from vidgate.gateway.app import Gateway
+    from vidgate.gateway.ids import token
+
+    async def main() -> None:
+        gateway = await Gateway.open(settings)
+        gateway.start_worker(worker_id or f"worker-{os.getpid()}-{token(4)}")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await gateway.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, config: Config = None) -> None:
+    """Apply the database migrations (SQLite or PostgreSQL)."""
+    settings = _settings(data_dir, config)
+    from vidgate.gateway.storage.migrate import migrate as run_migrate
+
+    run_migrate(settings.database_url)
+    typer.echo("database is up to date")
+
+
+def _with_gateway(data_dir: Path | None, config: Path | None, fn):  # type: ignore[no-untyped-def]
+    settings = _settings(data_dir, config)
+    from vidgate.gateway.auth import Keys
+    from vidgate.gateway.storage.db import open_database
+    from vidgate.gateway.storage.migrate import migrate as run_migrate
+
+    run_migrate(settings.database_url)
+
+    async def main():  # type: ignore[no-untyped-def]
+        db = await open_database(settings.database_url)
+        try:
+            return await fn(Keys(db, settings.admin_key), settings)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")] = "default",
+    balance: Annotated[float | None, typer.Option(help="Starting balance in USD.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {id, key} as JSON.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Create an API key; its secret is printed once, as the last line."""
+
+    async def go(keys, settings):  # type: ignore[no-untyped-def]
+        amount = settings.default_balance_micros if balance is None else round(balance * 1_000_000)
+        return await keys.create(name, amount)
+
+    key = _with_gateway(data_dir, config, go)
+    if as_json:
+        typer.echo(json.dumps({"id": key.id, "key": key.key, "name": key.name}))
+    else:
+        typer.echo(f"created key {key.id} ({key.name}); keep the secret below, it is not shown again:", err=True)
+        typer.echo(key.key)
+
+
+@keys_app.command("list")
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json")] = False, data_dir: DataDir = None, config: Config = None
+) -> None:
+    """List API keys (never their secrets)."""
+    rows = _with_gateway(data_dir, config, lambda keys, s: keys.list())
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "prefix": k.prefix,
+                        "created_at": k.created_at,
+                        "revoked_at": k.revoked_at,
+                    }
+                    for k in rows
+                ]
+            )
+        )
+        return
+    for k in rows:
+        typer.echo(f"{k.id}  {k.prefix}…  {k.name}{'  (revoked)' if k.revoked_at else ''}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None, config: Config = None) -> None:
+    """Revoke an API key; it stops working at once."""
+    from vidgate.errors import VidgateError
+
+    try:
+        key = _with_gateway(data_dir, config, lambda keys, s: keys.revoke(key_id))
+    except VidgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked {key.id}")
+
+
+if __name__ == "__main__":
+    app()

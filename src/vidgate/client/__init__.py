@@ -1,0 +1,5 @@
+"""The vidgate SDK: typed clients over the gateway's own models."""
+
+from vidgate.client.sync import Client
+
+__all__ = ["Client"]

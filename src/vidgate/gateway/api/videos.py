@@ -1,0 +1,217 @@
+"""The ``/v1/videos`` routes: thin adapters from HTTP onto the job service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from vidgate.errors import ConflictError, NotFoundError, NotReadyError, PermissionDeniedError, ValidationError
+from vidgate.gateway.api.http import decode, int_param, json_response, read_body, request_id
+from vidgate.gateway.ids import now_ms, now_s
+from vidgate.gateway.jobs.signing import sign_path, verify
+from vidgate.gateway.jobs.views import render
+from vidgate.gateway.storage.db import Row
+from vidgate.types import DownloadURL, DownloadURLRequest
+
+MIN_TTL, MAX_TTL = 60, 3600
+
+
+def gw(request: Request) -> Any:
+    return request.app.state.gateway
+
+
+async def owner(request: Request) -> str:
+    principal = await gw(request).keys.authenticate(request.headers.get("authorization"))
+    return principal.owner_id
+
+
+async def create_video(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    body = await read_body(request, g.settings.max_body_bytes)
+    key = request.headers.get("idempotency-key")
+    row, created = await g.jobs.create(who, body, idempotency_key=key, request_id=request_id(request.scope))
+    video = g.jobs.view(row)
+    headers = {"Location": f"/v1/videos/{row['id']}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(video, 202 if created else 200, headers)
+
+
+async def list_videos(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    order = request.query_params.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ValidationError("order must be asc or desc", param="order")
+    after = request.query_params.get("after") or request.query_params.get("starting_after")
+    result = await g.jobs.list(
+        who,
+        status=request.query_params.get("status"),
+        limit=int_param(request, "limit", 20, 1, 100),
+        after=after,
+        order=order,
+    )
+    return json_response(result)
+
+
+async def get_video(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    row = await g.jobs.row(who, request.path_params["video_id"])
+    video = g.jobs.view(row)
+    headers = None
+    if video.poll_after_seconds is not None and row["status"] in ("queued", "processing"):
+        headers = {"Retry-After": str(video.poll_after_seconds)}
+    return json_response(video, headers=headers)
+
+
+def _output(row: Row, index: int) -> dict[str, Any]:
+    status = row["status"]
+    if status in ("queued", "processing"):
+        raise NotReadyError(
+            f"video {row['id']} is {status}; content is available once it completes",
+            details={"status": status},
+            headers={"Retry-After": "2"},
+        )
+    if status != "completed":
+        raise ConflictError(f"video {row['id']} is {status}; it has no content", details={"status": status})
+    outputs = orjson.loads(row["outputs"] or "[]")
+    if not 0 <= index < len(outputs):
+        raise NotFoundError(f"video {row['id']} has no output {index} (it has {len(outputs)})", param="index")
+    return outputs[index]
+
+
+async def _serve(request: Request, row: Row, index: int, disposition: str) -> Response:
+    out = _output(row, index)
+    g = gw(request)
+    filename = f"{row['id']}-{index}.mp4"
+    headers = {
+        "ETag": f'"{out["sha256"]}"',
+        "Cache-Control": "private, max-age=3600",
+        "X-Content-SHA256": out["sha256"],
+    }
+    path = g.blobs.local_path(out["key"])
+    if path is not None:
+        return FileResponse(
+            path, headers=headers, media_type=out["mime_type"], filename=filename, content_disposition_type=disposition
+        )
+    return await _stream_object(request, g, out, headers, filename, disposition)
+
+
+async def _stream_object(
+    request: Request, g: Any, out: dict[str, Any], headers: dict[str, str], filename: str, disposition: str
+) -> Response:
+    size = out["bytes"]
+    headers = {**headers, "Accept-Ranges": "bytes", "Content-Disposition": f'{disposition}; filename="{filename}"'}
+    start, end, status = 0, size, 200
+    range_header = request.headers.get("range")
+    if range_header and request.headers.get("if-range", headers["ETag"]) == headers["ETag"]:
+        parsed = _single_range(range_header, size)
+        if parsed is None:
+            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        start, end = parsed
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=out["mime_type"])
+    return StreamingResponse(
+        g.blobs.stream(out["key"], start, end), status_code=status, headers=headers, media_type=out["mime_type"]
+    )
+
+
+def _single_range(header: str, size: int) -> tuple[int, int] | None:
+    unit, _, spec = header.partition("=")
+    if unit.strip() != "bytes" or "," in spec:
+        return None
+    first, _, last = spec.strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            start, end = max(0, size - length), size
+        else:
+            start = int(first)
+            end = min(size, int(last) + 1) if last else size
+    except ValueError:
+        return None
+    if start >= size or start >= end:
+        return None
+    return start, end
+
+
+async def video_content(request: Request) -> Response:
+    who = await owner(request)
+    row = await gw(request).jobs.row(who, request.path_params["video_id"])
+    return await _serve(request, row, int_param(request, "index", 0, 0, 63), "attachment")
+
+
+async def download_url(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    row = await g.jobs.row(who, request.path_params["video_id"])
+    body = await read_body(request, 16 << 10, json=False)
+    if body.strip() and request.headers.get("content-type", "").split(";")[0].strip() not in ("application/json", ""):
+        raise ValidationError("send the body as application/json", param="Content-Type")
+    opts: DownloadURLRequest = decode(body, DownloadURLRequest)
+    if not MIN_TTL <= opts.ttl_seconds <= MAX_TTL:
+        raise ValidationError(f"ttl_seconds must be between {MIN_TTL} and {MAX_TTL}", param="ttl_seconds")
+    out = _output(row, opts.index)
+    expires = now_s() + opts.ttl_seconds
+    url = await g.blobs.presign(out["key"], opts.ttl_seconds) if not g.blobs.is_local else None
+    if url is None:
+        url = sign_path(g.settings.signing_secret, row["id"], opts.index, opts.disposition, expires)
+    return json_response(DownloadURL(url=url, expires_at=expires, index=opts.index, disposition=opts.disposition))
+
+
+async def signed_download(request: Request) -> Response:
+    """A signed link works without the API key; tampering, expiry or another job's link is 403."""
+    g = gw(request)
+    job_id = request.path_params["video_id"]
+    q = request.query_params
+    try:
+        index, expires = int(q["index"]), int(q["expires"])
+        disposition, signature = q["disposition"], q["signature"]
+    except (KeyError, ValueError):
+        raise PermissionDeniedError("this download link is incomplete or malformed") from None
+    if disposition not in ("attachment", "inline") or not verify(
+        g.settings.signing_secret, job_id, index, disposition, expires, signature
+    ):
+        raise PermissionDeniedError("this download link's signature does not match")
+    if expires < now_s():
+        raise PermissionDeniedError("this download link has expired; ask for a new one")
+    row = await g.jobs.row_any_owner(job_id)
+    return await _serve(request, row, index, disposition)
+
+
+async def cancel_video(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    row = await g.jobs.cancel(who, request.path_params["video_id"])
+    return json_response(g.jobs.view(row))
+
+
+async def delete_video(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    return json_response(await g.jobs.delete(who, request.path_params["video_id"]))
+
+
+def view_now(g: Any, row: Row) -> Any:
+    return render(row, secret=g.settings.signing_secret, now=now_ms())
+
+
+routes = [
+    Route("/v1/videos", create_video, methods=["POST"]),
+    Route("/v1/videos", list_videos, methods=["GET"]),
+    Route("/v1/videos/{video_id}", get_video, methods=["GET"]),
+    Route("/v1/videos/{video_id}", delete_video, methods=["DELETE"]),
+    Route("/v1/videos/{video_id}/content", video_content, methods=["GET", "HEAD"]),
+    Route("/v1/videos/{video_id}/download_url", download_url, methods=["POST"]),
+    Route("/v1/videos/{video_id}/download", signed_download, methods=["GET", "HEAD"]),
+    Route("/v1/videos/{video_id}/cancel", cancel_video, methods=["POST"]),
+]

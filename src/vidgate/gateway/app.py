@@ -1,0 +1,150 @@
+"""Builds the ASGI app from settings: storage, services, the worker and every route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from vidgate.errors import ServiceUnavailableError
+from vidgate.gateway.api import admin, models, openapi, videos
+from vidgate.gateway.api.http import EXCEPTION_HANDLERS, RequestIdMiddleware, json_response
+from vidgate.gateway.auth import Keys
+from vidgate.gateway.catalog.catalog import Catalog, load_catalog
+from vidgate.gateway.events.bus import EventBus
+from vidgate.gateway.ids import token
+from vidgate.gateway.jobs.lifecycle import Lifecycle
+from vidgate.gateway.jobs.service import JobService
+from vidgate.gateway.providers.registry import Providers
+from vidgate.gateway.settings import Settings, load_settings
+from vidgate.gateway.storage.blobs import BlobStore
+from vidgate.gateway.storage.db import Database, open_database
+from vidgate.gateway.storage.migrate import migrate
+from vidgate.gateway.worker.runner import Worker
+
+log = logging.getLogger("vidgate")
+
+
+class Gateway:
+    """Everything one process serves with; routes reach it as ``request.app.state.gateway``."""
+
+    def __init__(
+        self, settings: Settings, db: Database, catalog: Catalog, blobs: BlobStore, providers: Providers
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.catalog = catalog
+        self.blobs = blobs
+        self.providers = providers
+        self.bus = EventBus()
+        self.keys = Keys(db, settings.admin_key)
+        self.lifecycle = Lifecycle(db, catalog, self.bus, settings.signing_secret)
+        self.jobs = JobService(
+            db,
+            catalog,
+            self.bus,
+            providers,
+            blobs,
+            self.lifecycle,
+            secret=settings.signing_secret,
+            default_ttl=settings.download_ttl_default,
+        )
+        self.worker: Worker | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def open(cls, settings: Settings, *, catalog: Catalog | None = None) -> Gateway:
+        if settings.is_sqlite:
+            await asyncio.to_thread(migrate, settings.database_url)
+        db = await open_database(settings.database_url)
+        providers = Providers(settings.providers, procedural=settings.procedural_enabled)
+        gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url), providers)
+        await gateway.jobs.load_stats()
+        return gateway
+
+    def start_worker(self, worker_id: str | None = None) -> Worker:
+        stable = worker_id is None
+        wid = worker_id or "serve-" + hashlib.sha256(str(self.settings.data_dir).encode()).hexdigest()[:12]
+        self.worker = Worker(self.db, self.catalog, self.lifecycle, self.providers, self.blobs, self.settings, wid)
+        self.jobs.wake_worker = self.worker.wake
+        self.jobs.on_cancel = self.worker.signal_cancel
+        # The all-in-one server owns its data dir: leases its previous run held are its own to take back.
+        self._tasks.append(asyncio.create_task(self.worker.run(self._stop, reclaim_own=stable), name="worker"))
+        return self.worker
+
+    async def close(self) -> None:
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.wake()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.providers.aclose()
+        await self.db.close()
+
+
+async def healthz(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def readyz(request: Request) -> Response:
+    g: Gateway = request.app.state.gateway
+    checks: dict[str, Any] = {}
+    for name, probe in (("database", g.db.ping), ("blobs", g.blobs.ping)):
+        try:
+            await asyncio.wait_for(probe(), timeout=2.0)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready, whatever its type
+            checks[name] = f"error: {type(exc).__name__}"
+    if any(v != "ok" for v in checks.values()):
+        raise ServiceUnavailableError("not ready", details=checks)
+    return json_response({"status": "ready", "checks": checks})
+
+
+def create_app(settings: Settings | None = None, *, run_worker: bool = True, worker_id: str | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway = await Gateway.open(settings)
+        app.state.gateway = gateway
+        if run_worker and settings.worker_enabled:
+            gateway.start_worker(worker_id)
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *models.routes,
+        *videos.routes,
+        *admin.routes,
+        *openapi.routes,
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+
+
+def app_from_env() -> Starlette:
+    """The factory the HTTP server imports in each of its worker processes."""
+    import os
+
+    run_worker = os.environ.get("VIDGATE_RUN_WORKER", "1") == "1"
+    worker_id = os.environ.get("VIDGATE_WORKER_ID") or None
+    if run_worker and os.environ.get("VIDGATE_PROCESS_ROLE") == "api":
+        worker_id = worker_id or f"api-{token(6)}"
+    return create_app(run_worker=run_worker, worker_id=worker_id)

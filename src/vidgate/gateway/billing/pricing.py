@@ -1,0 +1,57 @@
+"""Pricing: pure functions over a model's price card. Amounts are integer micro-dollars."""
+
+from __future__ import annotations
+
+import math
+
+from vidgate.gateway.catalog.catalog import Model, PriceCard
+
+MICROS_PER_USD = 1_000_000
+
+
+def per_second_rate(card: PriceCard, resolution: str | None, audio: bool, size: str | None = None) -> int:
+    """The per-second price after tiers: the last tier whose conditions all match wins."""
+    rate = card.per_second
+    for tier in card.tiers:
+        if "resolution" in tier and tier["resolution"] != resolution:
+            continue
+        if "size" in tier and tier["size"] != size:
+            continue
+        if "audio" in tier and bool(tier["audio"]) != audio:
+            continue
+        rate = int(tier["per_second"])
+    if audio:
+        rate += card.audio_per_second
+    return rate
+
+
+def quote(
+    model: Model, *, seconds: int, resolution: str | None, audio: bool, sample_count: int, size: str | None = None
+) -> int:
+    """What a job is held for at create: the requested seconds of every sample."""
+    card = model.pricing
+    return (per_second_rate(card, resolution, audio, size) * seconds + card.per_request) * sample_count
+
+
+def actual_cost(
+    model: Model,
+    *,
+    produced_seconds: list[float],
+    resolution: str | None,
+    audio: bool,
+    held: int,
+    size: str | None = None,
+) -> int:
+    """What a completed job costs: seconds really produced (whole seconds, rounded up), never above the hold."""
+    card = model.pricing
+    rate = per_second_rate(card, resolution, audio, size)
+    cost = sum(rate * math.ceil(round(s, 3)) + card.per_request for s in produced_seconds)
+    return min(cost, held)
+
+
+def usd(micros: int) -> float:
+    return round(micros / MICROS_PER_USD, 6)
+
+
+def micros(amount_usd: float) -> int:
+    return round(amount_usd * MICROS_PER_USD)

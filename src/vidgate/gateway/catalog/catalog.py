@@ -1,0 +1,149 @@
+"""The model catalogue, loaded once from the TOML shipped in the package (or a file of one's own)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+RESOLUTION_SHORT_SIDE = {
+    "360p": 360,
+    "480p": 480,
+    "540p": 540,
+    "720p": 720,
+    "768p": 768,
+    "1080p": 1080,
+    "1K": 1080,
+    "1440p": 1440,
+    "2K": 1440,
+    "4K": 2160,
+}
+
+
+@dataclass(frozen=True)
+class ModelProviderRef:
+    name: str
+    model: str
+    alpha: bool = False
+    unsupported: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PriceCard:
+    """Micro-dollars per output second, with tiers by resolution and audio and a per-request fee."""
+
+    per_second: int
+    per_request: int = 0
+    audio_per_second: int = 0
+    tiers: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Model:
+    id: str
+    name: str
+    providers: tuple[ModelProviderRef, ...]
+    durations: tuple[int, ...]
+    duration_range: bool
+    default_duration: int
+    resolutions: tuple[str, ...]
+    aspect_ratios: tuple[str, ...]
+    default_resolution: str | None
+    default_aspect_ratio: str | None
+    sizes: tuple[str, ...] = ()
+    size_range: dict[str, int] | None = None
+    default_size: str | None = None
+    audio: bool = False
+    default_audio: bool = False
+    seed: bool = False
+    negative_prompt: bool = False
+    sample_count: tuple[int, int] = (1, 1)
+    input_reference_roles: tuple[str, ...] = ()
+    required_roles: tuple[str, ...] = ()
+    extra_params: frozenset[str] = frozenset()
+    cancellable: bool = False
+    expected_seconds: float = 60.0
+    deadline_seconds: int = 3600
+    pricing: PriceCard = field(default_factory=lambda: PriceCard(per_second=0))
+    description: str = ""
+
+    def supports_duration(self, seconds: int) -> bool:
+        if self.duration_range:
+            return self.durations[0] <= seconds <= self.durations[1]
+        return seconds in self.durations
+
+    def duration_text(self) -> str:
+        if self.duration_range:
+            return f"any whole number of seconds from {self.durations[0]} to {self.durations[1]}"
+        return ", ".join(str(d) for d in self.durations)
+
+    def duration_list(self) -> list[int]:
+        if self.duration_range:
+            return list(range(self.durations[0], self.durations[1] + 1))
+        return list(self.durations)
+
+
+def _model(raw: dict[str, Any]) -> Model:
+    durations = raw.get("durations", [raw.get("default_duration", 4)])
+    is_range = bool(raw.get("duration_range", False))
+    price = raw.get("pricing", {})
+    return Model(
+        id=raw["id"],
+        name=raw.get("name", raw["id"]),
+        description=raw.get("description", ""),
+        providers=tuple(
+            ModelProviderRef(p["name"], p["model"], bool(p.get("alpha", False)), frozenset(p.get("unsupported", ())))
+            for p in raw["providers"]
+        ),
+        durations=tuple(durations),
+        duration_range=is_range,
+        default_duration=raw.get("default_duration", durations[0]),
+        resolutions=tuple(raw.get("resolutions", ())),
+        aspect_ratios=tuple(raw.get("aspect_ratios", ())),
+        default_resolution=raw.get("default_resolution"),
+        default_aspect_ratio=raw.get("default_aspect_ratio"),
+        sizes=tuple(raw.get("sizes", ())),
+        size_range=raw.get("size_range"),
+        default_size=raw.get("default_size"),
+        audio=raw.get("audio", False),
+        default_audio=raw.get("default_audio", False),
+        seed=raw.get("seed", False),
+        negative_prompt=raw.get("negative_prompt", False),
+        sample_count=tuple(raw.get("sample_count", (1, 1))),  # type: ignore[arg-type]
+        input_reference_roles=tuple(raw.get("input_reference_roles", ())),
+        required_roles=tuple(raw.get("required_roles", ())),
+        extra_params=frozenset(raw.get("extra_params", ())),
+        cancellable=raw.get("cancellable", False),
+        expected_seconds=float(raw.get("expected_seconds", 60)),
+        deadline_seconds=int(raw.get("deadline_seconds", 3600)),
+        pricing=PriceCard(
+            per_second=int(price.get("per_second", 0)),
+            per_request=int(price.get("per_request", 0)),
+            audio_per_second=int(price.get("audio_per_second", 0)),
+            tiers=tuple(price.get("tiers", ())),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Catalog:
+    models: tuple[Model, ...]
+
+    @cached_property
+    def by_id(self) -> dict[str, Model]:
+        return {m.id: m for m in self.models}
+
+    def get(self, model_id: str) -> Model | None:
+        return self.by_id.get(model_id)
+
+    @cached_property
+    def provider_names(self) -> frozenset[str]:
+        return frozenset(p.name for m in self.models for p in m.providers)
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    text = path.read_text() if path else resources.files(__package__).joinpath("models.toml").read_text()
+    return Catalog(tuple(_model(m) for m in tomllib.loads(text)["models"]))

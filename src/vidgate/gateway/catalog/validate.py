@@ -1,0 +1,370 @@
+"""Validation of a create request against the catalogue: pure, no I/O.
+
+Every failure names the offending ``param``; a value the model does not support lists what it
+does support. The result has every default filled in, so pricing and providers see exactly the
+seconds and size the job will run with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from vidgate.errors import ModelNotFoundError, UnsupportedParameterError, ValidationError
+from vidgate.gateway.catalog.catalog import RESOLUTION_SHORT_SIDE, Catalog, Model
+from vidgate.types import VideoGenerationRequest
+
+SIZE_RE = re.compile(r"^([1-9][0-9]{1,4})x([1-9][0-9]{1,4})$")
+RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
+MAX_PROMPT_CHARS = 10_000
+MAX_REFERENCES = 8
+MAX_SEED = 2**32 - 1
+WEBHOOK_EVENTS = frozenset(
+    {
+        "video.created",
+        "video.status_changed",
+        "video.progress",
+        "video.completed",
+        "video.failed",
+        "video.cancelled",
+        "video.expired",
+    }
+)
+TOP_LEVEL_FIELDS = frozenset(VideoGenerationRequest.__struct_fields__)
+# Request fields that only some models accept; a model opts in with ``extra_params``.
+OPTIONAL_FIELDS = ("enhance_prompt", "compression_quality", "person_generation", "resize_mode")
+
+
+@dataclass(frozen=True)
+class Reference:
+    role: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A create request made whole: what the job will be priced and run with."""
+
+    model: str
+    prompt: str
+    duration: int
+    width: int
+    height: int
+    resolution: str | None
+    aspect_ratio: str | None
+    audio: bool
+    seed: int | None
+    sample_count: int
+    negative_prompt: str | None
+    references: tuple[Reference, ...] = ()
+    provider_params: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+    output_access: str = "both"
+    webhook: dict[str, Any] | None = None
+    routing: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def _even(n: float) -> int:
+    return max(2, round(n / 2.0) * 2)
+
+
+def size_for(resolution: str, aspect_ratio: str) -> tuple[int, int]:
+    """The pixel size a resolution label and an aspect ratio stand for (short side = label)."""
+    short = RESOLUTION_SHORT_SIDE[resolution]
+    w, h = (int(x) for x in aspect_ratio.split(":"))
+    if w >= h:
+        return _even(short * w / h), short
+    return short, _even(short * h / w)
+
+
+def _ratio_of(width: int, height: int) -> str:
+    from math import gcd
+
+    g = gcd(width, height)
+    return f"{width // g}:{height // g}"
+
+
+def _resolution_of(width: int, height: int) -> str | None:
+    short = min(width, height)
+    return next((label for label, side in RESOLUTION_SHORT_SIDE.items() if side == short), None)
+
+
+def _listing(values: Any) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def _check_size(model: Model, text: str) -> tuple[int, int]:
+    m = SIZE_RE.match(text)
+    if not m:
+        raise ValidationError(f"size must look like WIDTHxHEIGHT (e.g. 1280x720), got {text!r}", param="size")
+    width, height = int(m.group(1)), int(m.group(2))
+    if model.sizes:
+        if text not in model.sizes:
+            raise ValidationError(
+                f"size {text} is not supported by {model.id}; supported: {_listing(model.sizes)}", param="size"
+            )
+        return width, height
+    rng = model.size_range or {}
+    lo, hi = rng.get("min_side", 64), rng.get("max_side", 1920)
+    max_pixels = rng.get("max_pixels", hi * hi)
+    if width % 2 or height % 2:
+        raise ValidationError(f"size {text}: width and height must be even numbers", param="size")
+    if not (lo <= width <= hi and lo <= height <= hi) or width * height > max_pixels:
+        raise ValidationError(
+            f"size {text} is out of range for {model.id}: each side {lo}-{hi} pixels "
+            f"and at most {max_pixels} pixels in all (e.g. 1920x1080)",
+            param="size",
+        )
+    return width, height
+
+
+def _resolve_size(model: Model, req: VideoGenerationRequest) -> tuple[int, int, str | None, str | None]:
+    has_size = req.size is not msgspec.UNSET
+    if has_size and (req.resolution is not msgspec.UNSET or req.aspect_ratio is not msgspec.UNSET):
+        other = "resolution" if req.resolution is not msgspec.UNSET else "aspect_ratio"
+        raise ValidationError(f"size cannot be combined with {other}; give one or the other", param="size")
+    if has_size:
+        width, height = _check_size(model, str(req.size))
+        return width, height, _resolution_of(width, height), _ratio_of(width, height)
+    resolution = req.resolution if req.resolution is not msgspec.UNSET else model.default_resolution
+    ratio = req.aspect_ratio if req.aspect_ratio is not msgspec.UNSET else model.default_aspect_ratio
+    if req.resolution is not msgspec.UNSET:
+        if resolution not in RESOLUTION_SHORT_SIDE:
+            raise ValidationError(
+                f"resolution {resolution!r} is not a resolution; use one of {_listing(RESOLUTION_SHORT_SIDE)}",
+                param="resolution",
+            )
+        if resolution not in model.resolutions:
+            raise ValidationError(
+                f"resolution {resolution} is not supported by {model.id}; supported: {_listing(model.resolutions)}",
+                param="resolution",
+            )
+    if req.aspect_ratio is not msgspec.UNSET:
+        if not RATIO_RE.match(str(ratio)):
+            raise ValidationError(f"aspect_ratio must look like W:H (e.g. 16:9), got {ratio!r}", param="aspect_ratio")
+        if ratio not in model.aspect_ratios:
+            raise ValidationError(
+                f"aspect_ratio {ratio} is not supported by {model.id}; supported: {_listing(model.aspect_ratios)}",
+                param="aspect_ratio",
+            )
+    if resolution is None or ratio is None:
+        if model.default_size:
+            w, h = (int(x) for x in model.default_size.split("x"))
+            return w, h, _resolution_of(w, h), _ratio_of(w, h)
+        raise ValidationError(f"{model.id} needs a size", param="size")
+    width, height = size_for(str(resolution), str(ratio))
+    if model.sizes and f"{width}x{height}" not in model.sizes:
+        raise ValidationError(
+            f"{resolution} at {ratio} ({width}x{height}) is not supported by {model.id}; "
+            f"supported sizes: {_listing(model.sizes)}",
+            param="resolution" if req.resolution is not msgspec.UNSET else "aspect_ratio",
+        )
+    return width, height, str(resolution), str(ratio)
+
+
+def _check_reference_url(url: str, param: str) -> None:
+    if url.startswith("data:"):
+        header, sep, payload = url.partition(",")
+        if not sep or ";base64" not in header or not header[5:].startswith("image/"):
+            raise ValidationError("a data: URL must be data:image/<type>;base64,<data>", param=param)
+        try:
+            base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValidationError("the data: URL is not valid base64", param=param) from exc
+        return
+    if not (url.startswith("https://") or url.startswith("http://")) or len(url) > 4096:
+        raise ValidationError("an image URL must be an https:// URL or a data: URL", param=param)
+
+
+def check_webhook_secret(secret: str | None) -> None:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 24 to 64 random bytes."""
+    if not secret:
+        raise ValidationError("webhook.secret is required (whsec_ + base64 of 24-64 bytes)", param="webhook.secret")
+    if not secret.startswith("whsec_"):
+        raise ValidationError("webhook.secret must start with whsec_", param="webhook.secret")
+    try:
+        raw = base64.b64decode(secret[6:], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValidationError("webhook.secret is not valid base64 after whsec_", param="webhook.secret") from exc
+    if not 24 <= len(raw) <= 64:
+        raise ValidationError("webhook.secret must encode 24 to 64 bytes", param="webhook.secret")
+
+
+def _webhook(req: VideoGenerationRequest) -> dict[str, Any] | None:
+    if req.webhook is msgspec.UNSET:
+        return None
+    hook = req.webhook
+    if not (hook.url.startswith("https://") or hook.url.startswith("http://")) or len(hook.url) > 2048:
+        raise ValidationError("webhook.url must be an https:// URL", param="webhook.url")
+    check_webhook_secret(hook.secret if hook.secret is not msgspec.UNSET else None)
+    events = list(hook.events) if hook.events is not msgspec.UNSET else []
+    for i, event in enumerate(events):
+        if event not in WEBHOOK_EVENTS:
+            raise ValidationError(
+                f"unknown webhook event {event!r}; known: {_listing(sorted(WEBHOOK_EVENTS))}",
+                param=f"webhook.events[{i}]",
+            )
+    return {"url": hook.url, "secret": hook.secret, "events": events}
+
+
+def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -> dict[str, Any]:
+    if req.provider is msgspec.UNSET:
+        return {}
+    out: dict[str, Any] = {"include_alpha": req.provider.include_alpha, "allow_fallbacks": req.provider.allow_fallbacks}
+    for key in ("order", "only", "ignore"):
+        names = getattr(req.provider, key)
+        if names is msgspec.UNSET:
+            continue
+        for i, name in enumerate(names):
+            if name not in known:
+                raise ValidationError(
+                    f"unknown provider {name!r}; providers: {_listing(sorted(known))}", param=f"provider.{key}[{i}]"
+                )
+        out[key] = list(names)
+    return out
+
+
+def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
+    """Check ``req`` against its model and fill in every default."""
+    prompt = req.prompt.strip()
+    if not prompt:
+        raise ValidationError("prompt must not be empty", param="prompt")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValidationError(f"prompt is longer than {MAX_PROMPT_CHARS} characters", param="prompt")
+    model = catalog.get(req.model)
+    if model is None:
+        raise ModelNotFoundError(
+            f"model {req.model!r} is not in the catalogue; see GET /v1/videos/models", param="model"
+        )
+    duration = req.duration if req.duration is not msgspec.UNSET else model.default_duration
+    if not model.supports_duration(duration):
+        raise ValidationError(
+            f"duration {duration} is not supported by {model.id}; supported: {model.duration_text()}",
+            param="duration",
+        )
+    width, height, resolution, ratio = _resolve_size(model, req)
+
+    audio = req.generate_audio if req.generate_audio is not msgspec.UNSET else model.default_audio
+    if audio and not model.audio:
+        raise UnsupportedParameterError(f"{model.id} cannot generate audio", param="generate_audio")
+    seed: int | None = None
+    if req.seed is not msgspec.UNSET:
+        if not model.seed:
+            raise UnsupportedParameterError(f"{model.id} does not take a seed", param="seed")
+        if not 0 <= req.seed <= MAX_SEED:
+            raise ValidationError(f"seed must be between 0 and {MAX_SEED}", param="seed")
+        seed = req.seed
+    negative: str | None = None
+    if req.negative_prompt is not msgspec.UNSET:
+        if not model.negative_prompt:
+            raise UnsupportedParameterError(f"{model.id} does not take a negative_prompt", param="negative_prompt")
+        negative = req.negative_prompt
+    lo, hi = model.sample_count
+    sample_count = req.sample_count if req.sample_count is not msgspec.UNSET else 1
+    if not lo <= sample_count <= hi:
+        raise ValidationError(f"sample_count must be between {lo} and {hi} for {model.id}", param="sample_count")
+    extras: dict[str, Any] = {}
+    for name in OPTIONAL_FIELDS:
+        value = getattr(req, name)
+        if value is msgspec.UNSET:
+            continue
+        if name not in model.extra_params:
+            raise UnsupportedParameterError(f"{model.id} does not take {name}", param=name)
+        extras[name] = value
+
+    references: list[Reference] = []
+    refs = req.input_references if req.input_references is not msgspec.UNSET else []
+    if len(refs) > MAX_REFERENCES:
+        raise ValidationError(f"at most {MAX_REFERENCES} input_references", param="input_references")
+    for i, ref in enumerate(refs):
+        if ref.role not in model.input_reference_roles:
+            supported = _listing(model.input_reference_roles) or "none"
+            raise UnsupportedParameterError(
+                f"{model.id} does not take input references with role {ref.role}; supported roles: {supported}",
+                param=f"input_references[{i}].role",
+            )
+        _check_reference_url(ref.image_url.url, f"input_references[{i}].image_url.url")
+        references.append(Reference(ref.role, ref.image_url.url))
+    for role in model.required_roles:
+        if all(r.role != role for r in references):
+            raise ValidationError(f"{model.id} needs a {role} image in input_references", param="input_references")
+    roles = [r.role for r in references if r.role != "reference"]
+    if len(roles) != len(set(roles)):
+        raise ValidationError(
+            "each of first_frame, last_frame, source, mask may be given once", param="input_references"
+        )
+
+    params = dict(req.provider_params) if req.provider_params is not msgspec.UNSET else {}
+    for key in params:
+        if key in TOP_LEVEL_FIELDS:
+            raise ValidationError(
+                f"provider_params.{key} shadows the top-level field {key}; set {key} directly",
+                param=f"provider_params.{key}",
+            )
+    access = req.output.access if req.output is not msgspec.UNSET else "both"
+    return Normalized(
+        model=model.id,
+        prompt=prompt,
+        duration=duration,
+        width=width,
+        height=height,
+        resolution=resolution,
+        aspect_ratio=ratio,
+        audio=bool(audio),
+        seed=seed,
+        sample_count=sample_count,
+        negative_prompt=negative,
+        references=tuple(references),
+        provider_params=params,
+        extras=extras,
+        output_access=access,
+        webhook=_webhook(req),
+        routing=_routing(req, model, catalog.provider_names),
+    )
+
+
+def decode_request(body: bytes) -> VideoGenerationRequest:
+    """Decode and type-check a create body, turning msgspec's complaint into a named param."""
+    try:
+        return msgspec.json.decode(body, type=VideoGenerationRequest)
+    except msgspec.ValidationError as exc:
+        message, param = explain(str(exc))
+        raise ValidationError(message, param=param) from None
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"the body is not valid JSON: {exc}") from None
+
+
+_AT = re.compile(r" - at `\$(.*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+def explain(message: str) -> tuple[str, str | None]:
+    """msgspec says ``Expected `int`, got `str` - at `$.duration```; we say which param."""
+    path = ""
+    if m := _AT.search(message):
+        path = m.group(1)
+        message = message[: m.start()]
+    param = path.lstrip(".").replace("].", "].") or None
+    if m := _MISSING.search(message):
+        param = f"{param}.{m.group(1)}" if param else m.group(1)
+        return f"{param} is required", param
+    if m := _UNKNOWN.search(message):
+        param = f"{param}.{m.group(1)}" if param else m.group(1)
+        return f"unknown field {param}", param
+    if param is None:
+        return f"the body must be a JSON object: {message}", None
+    return f"{param}: {message}", param
+
+
+def validate(body: bytes, catalog: Catalog) -> Normalized:
+    return normalize(decode_request(body), catalog)

@@ -1,0 +1,76 @@
+"""Lifecycle events, written in the same transaction as the state change they describe.
+
+The ``events`` table is the source of truth for websockets, server-sent events and webhooks;
+a webhook delivery row is queued in that same transaction when the job asked for the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import orjson
+
+from vidgate.gateway.ids import new_id
+from vidgate.gateway.storage.db import Q, Tx
+from vidgate.types import JobEvent, Video
+
+DEFAULT_WEBHOOK_EVENTS = frozenset(
+    {
+        "video.status_changed",
+        "video.completed",
+        "video.failed",
+        "video.cancelled",
+        "video.expired",
+    }
+)
+_INSERT = Q(
+    "INSERT INTO events (id, job_id, owner_id, type, created_at, data) VALUES (:id, :job, :owner, :type, :now, :data)"
+)
+_DELIVERY = Q(
+    "INSERT INTO webhook_deliveries "
+    "(id, event_id, job_id, owner_id, url, status, attempts, next_attempt_at, created_at) "
+    "VALUES (:id, :event, :job, :owner, :url, 'pending', 0, :now, :now) ON CONFLICT DO NOTHING"
+)
+_encoder = msgspec.json.Encoder()
+
+
+def wanted(webhook: Mapping[str, Any] | None, event_type: str) -> bool:
+    if not webhook:
+        return False
+    events = webhook.get("events") or DEFAULT_WEBHOOK_EVENTS
+    return event_type in events
+
+
+async def emit(
+    tx: Tx, *, video: Video, owner_id: str, event_type: str, now: int, webhook: Mapping[str, Any] | None
+) -> JobEvent:
+    event = JobEvent(id=new_id("evt"), type=event_type, created_at=now // 1000, data=video)
+    data = _encoder.encode(video)
+    await tx.execute(
+        _INSERT,
+        {"id": event.id, "job": video.id, "owner": owner_id, "type": event_type, "now": now, "data": data.decode()},
+    )
+    if webhook and wanted(webhook, event_type):
+        await tx.execute(
+            _DELIVERY,
+            {
+                "id": new_id("whd"),
+                "event": event.id,
+                "job": video.id,
+                "owner": owner_id,
+                "url": webhook["url"],
+                "now": now,
+            },
+        )
+    return event
+
+
+def event_from_row(row: Mapping[str, Any]) -> JobEvent:
+    return JobEvent(
+        id=row["id"],
+        type=row["type"],
+        created_at=row["created_at"] // 1000,
+        data=msgspec.convert(orjson.loads(row["data"]), Video),
+    )

@@ -1,0 +1,257 @@
+"""What the API does with jobs: create, read, list, cancel and delete, always within one owner."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+
+from vidgate.errors import ConflictError, NoProviderAvailableError, NotFoundError, ValidationError
+from vidgate.gateway import routing
+from vidgate.gateway.billing import ledger, pricing
+from vidgate.gateway.catalog.catalog import Catalog
+from vidgate.gateway.catalog.validate import Normalized, validate
+from vidgate.gateway.events.bus import EventBus
+from vidgate.gateway.events.outbox import emit
+from vidgate.gateway.ids import new_id, now_ms
+from vidgate.gateway.jobs import state
+from vidgate.gateway.jobs.lifecycle import Lifecycle
+from vidgate.gateway.jobs.views import render
+from vidgate.gateway.providers.registry import Providers
+from vidgate.gateway.storage.blobs import BlobStore
+from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.types import Video, VideoDeleted, VideoList
+
+STATUS_ALIASES = {
+    "pending": "queued",
+    "in_progress": "processing",
+    "running": "processing",
+    "canceled": "cancelled",
+    "queued": "queued",
+    "processing": "processing",
+    "completed": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "expired": "expired",
+}
+_GET = Q("SELECT * FROM jobs WHERE id = :id AND owner_id = :owner")
+_GET_ANY = Q("SELECT * FROM jobs WHERE id = :id")
+_BY_IDEMPOTENCY = Q("SELECT * FROM jobs WHERE owner_id = :owner AND idempotency_key = :key")
+_INSERT = Q(
+    "INSERT INTO jobs (id, owner_id, model, status, provider, spec, created_at, updated_at, deadline_at, "
+    "expected_seconds, progress, progress_source, idempotency_key, request_hash, request_id, next_run_at, quote, "
+    "billing_state, is_byok) VALUES (:id, :owner, :model, 'queued', :provider, :spec, :now, :now, :deadline, "
+    ":expected, 0, 'estimate', :key, :hash, :request_id, :now, :quote, :billing_state, 0) "
+    "ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *"
+)
+_DELETE = Q(
+    "DELETE FROM jobs WHERE id = :id AND owner_id = :owner AND status IN ('completed','failed','cancelled','expired')"
+)
+_DELETE_EVENTS = Q("DELETE FROM events WHERE job_id = :id")
+_STATS = Q("SELECT model, mean_seconds FROM model_stats")
+
+
+class _IdempotencyRace(Exception):
+    pass
+
+
+def spec_of(n: Normalized) -> dict[str, Any]:
+    spec = asdict(n)
+    spec["references"] = [{"role": r.role, "url": r.url} for r in n.references]
+    return spec
+
+
+def request_hash(body: bytes) -> str:
+    canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class JobService:
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        bus: EventBus,
+        providers: Providers,
+        blobs: BlobStore,
+        lifecycle: Lifecycle,
+        *,
+        secret: str,
+        default_ttl: int = 900,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.bus = bus
+        self.providers = providers
+        self.blobs = blobs
+        self.lifecycle = lifecycle
+        self.secret = secret
+        self.default_ttl = default_ttl
+        self.expected: dict[str, float] = {}
+        self.wake_worker: Callable[[], None] = lambda: None
+        self.on_cancel: Callable[[str], None] = lambda job_id: None
+        self._lists: dict[tuple[int, bool, bool], Q] = {}
+
+    async def load_stats(self) -> None:
+        self.expected = {r["model"]: float(r["mean_seconds"]) for r in await self.db.fetchall(_STATS)}
+
+    def view(self, row: Row) -> Video:
+        return render(row, secret=self.secret, now=now_ms(), ttl=self.default_ttl)
+
+    async def row(self, owner: str, job_id: str) -> Row:
+        row = await self.db.fetchone(_GET, {"id": job_id, "owner": owner})
+        if row is None:
+            raise NotFoundError(f"no video {job_id}", param="video_id")
+        return row
+
+    async def row_any_owner(self, job_id: str) -> Row:
+        """For signed links, whose signature already names the job."""
+        row = await self.db.fetchone(_GET_ANY, {"id": job_id})
+        if row is None:
+            raise NotFoundError(f"no video {job_id}", param="video_id")
+        return row
+
+    async def create(
+        self, owner: str, body: bytes, *, idempotency_key: str | None, request_id: str
+    ) -> tuple[Row, bool]:
+        """Validate, plan, price, hold and insert in one transaction; ``(row, created)``."""
+        n = validate(body, self.catalog)
+        model = self.catalog.by_id[n.model]
+        spec = spec_of(n)
+        plan = routing.plan(model, spec, available=self.providers.available, unhealthy=self.providers.unhealthy())
+        if not plan.candidates:
+            reasons = "; ".join(f"{p}: {why}" for p, why in plan.skipped) or "no provider serves it"
+            raise NoProviderAvailableError(
+                f"no provider can run {model.id} now ({reasons})",
+                details={"skipped": [{"provider": p, "reason": why} for p, why in plan.skipped]},
+            )
+        digest = request_hash(body)
+        if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255:
+                raise ValidationError("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
+            if (existing := await self._replay(owner, idempotency_key, digest)) is not None:
+                return existing, False
+        quote = pricing.quote(
+            model,
+            seconds=n.duration,
+            resolution=n.resolution,
+            audio=n.audio,
+            sample_count=n.sample_count,
+            size=n.size,
+        )
+        now = now_ms()
+        params = {
+            "id": new_id("vid"),
+            "owner": owner,
+            "model": model.id,
+            "provider": plan.candidates[0].provider,
+            "spec": orjson.dumps(spec).decode(),
+            "now": now,
+            "deadline": now + model.deadline_seconds * 1000,
+            "expected": int(self.expected.get(model.id, model.expected_seconds)),
+            "key": idempotency_key,
+            "hash": digest,
+            "request_id": request_id,
+            "quote": quote,
+            "billing_state": "held" if quote else "none",
+        }
+        try:
+            async with self.db.transaction() as tx:
+                row = await tx.fetchone(_INSERT, params)
+                if row is None:
+                    raise _IdempotencyRace
+                await ledger.hold(tx, owner, row["id"], quote, model.id)
+                event = await emit(
+                    tx,
+                    video=render(row, secret=self.secret, now=now, spec=spec),
+                    owner_id=owner,
+                    event_type="video.created",
+                    now=now,
+                    webhook=spec.get("webhook"),
+                )
+        except _IdempotencyRace:
+            existing = await self._replay(owner, idempotency_key or "", digest)
+            if existing is None:
+                raise ConflictError("a request with this Idempotency-Key is in flight; retry") from None
+            return existing, False
+        self.bus.publish(event)
+        self.wake_worker()
+        return row, True
+
+    async def _replay(self, owner: str, key: str, digest: str) -> Row | None:
+        row = await self.db.fetchone(_BY_IDEMPOTENCY, {"owner": owner, "key": key})
+        if row is None:
+            return None
+        if row["request_hash"] != digest:
+            raise ConflictError("this Idempotency-Key was used with a different request body", param="Idempotency-Key")
+        return row
+
+    def _list_q(self, n_status: int, desc: bool, cursor: bool) -> Q:
+        key = (n_status, desc, cursor)
+        if key not in self._lists:
+            where = ["owner_id = :owner"]
+            if n_status:
+                where.append("status IN (" + ", ".join(f":s{i}" for i in range(n_status)) + ")")
+            if cursor:
+                where.append("id < :after" if desc else "id > :after")
+            order = "DESC" if desc else "ASC"
+            self._lists[key] = Q(f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT :limit")
+        return self._lists[key]
+
+    async def list(self, owner: str, *, status: str | None, limit: int, after: str | None, order: str) -> VideoList:
+        statuses: list[str] = []
+        for raw in (status or "").split(","):
+            raw = raw.strip().lower()
+            if not raw:
+                continue
+            if raw not in STATUS_ALIASES:
+                raise ValidationError(
+                    f"unknown status {raw!r}; use {', '.join(sorted(STATUS_ALIASES))}", param="status"
+                )
+            if STATUS_ALIASES[raw] not in statuses:
+                statuses.append(STATUS_ALIASES[raw])
+        params: dict[str, Any] = {"owner": owner, "limit": limit + 1}
+        params.update({f"s{i}": s for i, s in enumerate(statuses)})
+        if after:
+            params["after"] = after
+        rows = await self.db.fetchall(self._list_q(len(statuses), order == "desc", bool(after)), params)
+        now = now_ms()
+        data = [render(r, secret=self.secret, now=now, ttl=self.default_ttl) for r in rows[:limit]]
+        return VideoList(
+            data=data,
+            has_more=len(rows) > limit,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+        )
+
+    async def cancel(self, owner: str, job_id: str) -> Row:
+        row = await self.row(owner, job_id)
+        if state.is_terminal(row["status"]):
+            raise ConflictError(f"video {job_id} is already {row['status']}", details={"status": row["status"]})
+        # A job an upstream already runs keeps a schedule so the worker asks the upstream to stop.
+        keep = bool(row["native_id"]) and row["provider"] != "vidgate"
+        fields = {"cancel_requested": 1, "next_run_at": now_ms()} if keep else {"cancel_requested": 1}
+        done = await self.lifecycle.transition(job_id, "cancel", fields=fields, keep_schedule=keep)
+        if done is None:
+            row = await self.row(owner, job_id)
+            raise ConflictError(f"video {job_id} is already {row['status']}", details={"status": row["status"]})
+        self.on_cancel(job_id)
+        return done
+
+    async def delete(self, owner: str, job_id: str) -> VideoDeleted:
+        row = await self.row(owner, job_id)
+        if not state.is_terminal(row["status"]):
+            raise ConflictError(
+                f"video {job_id} is {row['status']}; cancel it before deleting", details={"status": row["status"]}
+            )
+        async with self.db.transaction() as tx:
+            if await tx.execute(_DELETE, {"id": job_id, "owner": owner}) != 1:
+                raise NotFoundError(f"no video {job_id}", param="video_id")
+            await tx.execute(_DELETE_EVENTS, {"id": job_id})
+        # Blobs go after the row: a crash in between leaves an unreachable blob, never a job without bytes.
+        for out in orjson.loads(row["outputs"] or "[]"):
+            await self.blobs.delete(out["key"])
+        return VideoDeleted(id=job_id)

@@ -1,0 +1,28 @@
+"""Signed download links: HMAC-SHA256 over job id, output index, disposition and expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import urlencode
+
+
+def _mac(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
+    msg = f"{job_id}\n{index}\n{disposition}\n{expires}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+
+
+def sign_path(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
+    query = urlencode(
+        {
+            "index": index,
+            "disposition": disposition,
+            "expires": expires,
+            "signature": _mac(secret, job_id, index, disposition, expires),
+        }
+    )
+    return f"/v1/videos/{job_id}/download?{query}"
+
+
+def verify(secret: str, job_id: str, index: int, disposition: str, expires: int, signature: str) -> bool:
+    return hmac.compare_digest(_mac(secret, job_id, index, disposition, expires), signature)

@@ -1,0 +1,106 @@
+"""Outbound fetches to user-given URLs, with an SSRF guard.
+
+A URL is refused when its host resolves to a private, loopback, link-local, multicast, reserved
+or metadata address, unless settings allow private URLs. Redirects are followed by hand, each
+hop checked again, so a public URL cannot bounce the gateway into the private network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import socket
+from urllib.parse import urljoin, urlparse
+
+import httpx
+
+from vidgate.gateway.providers.base import ReferenceImage
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+MAX_REDIRECTS = 3
+
+
+class BlockedURL(ValueError):
+    """The URL is not one the gateway will fetch or call."""
+
+
+def _blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return bool(
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or (isinstance(ip, ipaddress.IPv4Address) and ip in ipaddress.ip_network("100.64.0.0/10"))
+    )
+
+
+async def check_url(url: str, *, allow_private: bool, require_https: bool = True) -> None:
+    """Raise ``BlockedURL`` unless ``url`` is http(s) to a public address (or private ones are allowed)."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise BlockedURL("only http(s) URLs are allowed")
+    if parsed.scheme == "http" and require_https and not allow_private:
+        raise BlockedURL("only https URLs are allowed")
+    if allow_private:
+        return
+    host = parsed.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise BlockedURL(f"cannot resolve {host}") from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for ip in addresses:
+        if _blocked_ip(ip):
+            raise BlockedURL(f"{host} resolves to a private or reserved address ({ip})")
+
+
+def decode_data_url(url: str) -> tuple[bytes, str]:
+    header, _, payload = url.partition(",")
+    mime = header[5:].split(";", 1)[0] or "application/octet-stream"
+    try:
+        return base64.b64decode(payload, validate=True), mime
+    except (binascii.Error, ValueError) as exc:
+        raise BlockedURL("the data: URL is not valid base64") from exc
+
+
+async def fetch_image(
+    client: httpx.AsyncClient, role: str, url: str, *, allow_private: bool, max_bytes: int
+) -> ReferenceImage:
+    """Fetch one input reference, checking every redirect hop, its type and its size."""
+    if url.startswith("data:"):
+        data, mime = decode_data_url(url)
+    else:
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            await check_url(current, allow_private=allow_private)
+            async with client.stream("GET", current, follow_redirects=False) as response:
+                if response.is_redirect and "location" in response.headers:
+                    current = urljoin(current, response.headers["location"])
+                    continue
+                if response.status_code != 200:
+                    raise BlockedURL(f"fetching the image answered HTTP {response.status_code}")
+                mime = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+                chunks, total = [], 0
+                async for chunk in response.aiter_bytes():
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise BlockedURL(f"the image is larger than {max_bytes} bytes")
+                    chunks.append(chunk)
+                data = b"".join(chunks)
+                break
+        else:
+            raise BlockedURL("too many redirects")
+    if mime not in IMAGE_TYPES:
+        raise BlockedURL(f"the reference is {mime or 'of no type'}, not an image (png, jpeg, webp, gif)")
+    if len(data) > max_bytes:
+        raise BlockedURL(f"the image is larger than {max_bytes} bytes")
+    return ReferenceImage(role=role, url=url, data=data, mime_type=mime)

@@ -1,0 +1,186 @@
+"""The contract between the worker and one upstream: the only types an adapter needs to know.
+
+A remote adapter maps our ``JobSpec`` onto its upstream's wire format and the upstream's answers
+back onto ``Upstream``. Everything before ``Accepted`` may fail over to another provider
+(``Rejected(retryable=True)``); everything after it belongs to that provider until terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+UpstreamStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceImage:
+    """An input reference already fetched and checked by the gateway."""
+
+    role: str
+    url: str
+    data: bytes
+    mime_type: str
+
+    def data_url(self) -> str:
+        import base64
+
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated job with every default filled in, as a provider sees it."""
+
+    job_id: str
+    model: str
+    provider_model: str
+    prompt: str
+    duration: int
+    width: int
+    height: int
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    audio: bool = False
+    seed: int | None = None
+    negative_prompt: str | None = None
+    sample_count: int = 1
+    enhance_prompt: bool | None = None
+    person_generation: str | None = None
+    compression_quality: int | None = None
+    resize_mode: str | None = None
+    references: tuple[ReferenceImage, ...] = ()
+    provider_params: Mapping[str, Any] = field(default_factory=dict)
+    deadline_at: int | None = None
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    def reference(self, role: str) -> ReferenceImage | None:
+        return next((r for r in self.references if r.role == role), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    native_id: str
+    eta_seconds: float | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamOutput:
+    """Where one output's bytes can be fetched; ``headers`` carry any auth the fetch needs."""
+
+    index: int
+    url: str
+    mime_type: str = "video/mp4"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamError:
+    code: str
+    message: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One poll's answer, already in our vocabulary."""
+
+    status: UpstreamStatus
+    progress: int | None = None
+    eta_seconds: float | None = None
+    outputs: tuple[UpstreamOutput, ...] = ()
+    error: UpstreamError | None = None
+    seconds: float | None = None
+
+
+class ProviderError(Exception):
+    """An upstream answered with an error; ``retryable`` says whether trying again can help."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        code: str = "upstream_error",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+        self.request_id = request_id
+        self.code = code
+
+
+class Rejected(ProviderError):
+    """Submit did not create an upstream job; with ``retryable`` routing tries the next provider."""
+
+
+class PollFailed(ProviderError):
+    """A poll could not be answered (network, 5xx, 429, malformed body); the job is kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One ``[providers.NAME]`` table of the settings."""
+
+    name: str
+    enabled: bool = True
+    api_key: str | None = None
+    base_url: str | None = None
+    alpha: bool = False
+    timeout_seconds: float = 30.0
+    connect_timeout_seconds: float = 5.0
+    max_concurrency: int = 16
+    poll_interval_seconds: float = 5.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class RemoteProvider(Protocol):
+    """An upstream reached over HTTP: submit once, then poll on the worker's schedule."""
+
+    name: str
+    cancellable: bool
+
+    async def submit(self, job: JobSpec) -> Accepted: ...
+
+    async def poll(self, job: JobSpec, native_id: str) -> Upstream: ...
+
+    def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]: ...
+
+    async def cancel(self, native_id: str) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+ProgressFn = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalOutput:
+    index: int
+    path: Path
+    mime_type: str = "video/mp4"
+
+
+@runtime_checkable
+class LocalProvider(Protocol):
+    """A provider that renders in this process; the worker holds the job's lease throughout."""
+
+    name: str
+    cancellable: bool
+
+    async def run(
+        self, job: JobSpec, workdir: Path, progress: ProgressFn, cancelled: Callable[[], bool]
+    ) -> list[LocalOutput]: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,199 @@
+"""Google Veo on the Gemini Developer API: a long-running ``predictLongRunning`` operation.
+
+Wire format per providers.md §2.1: create with ``x-goog-api-key`` at
+``models/{model}:predictLongRunning``, poll ``GET /v1beta/{operation name}``, download each sample's
+file URI with the same key (the file endpoint redirects to signed storage, so redirects are
+followed). The API offers no supported cancel for Veo, so this provider is not cancellable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from math import gcd
+from typing import Any
+from urllib.parse import quote
+
+from vidgate.gateway.providers.base import (
+    Accepted,
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    ReferenceImage,
+    Rejected,
+    Upstream,
+    UpstreamError,
+    UpstreamOutput,
+)
+from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+
+SUPPORTED_ROLES = frozenset({"first_frame", "last_frame", "reference"})
+
+# google.rpc.Code numbers as the operation ``error.code`` carries them (which ones Veo uses is
+# [unverified]; the fallback is the number itself).
+_RPC_CODES = {
+    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+    7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 13: "INTERNAL",
+    14: "UNAVAILABLE",
+}
+
+_RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4k": "4k", "2160p": "4k"}
+_RESOLUTION_BY_SHORT_SIDE = {720: "720p", 1080: "1080p", 2160: "4k"}
+
+
+def _image(ref: ReferenceImage) -> dict[str, str]:
+    """Gemini mode sends images inline; ``gcsUri`` is Vertex-only."""
+    return {"bytesBase64Encoded": base64.b64encode(ref.data).decode(), "mimeType": ref.mime_type}
+
+
+def _aspect_ratio(job: JobSpec) -> str:
+    if job.aspect_ratio:
+        return job.aspect_ratio
+    divisor = gcd(job.width, job.height) or 1
+    return f"{job.width // divisor}:{job.height // divisor}"
+
+
+def _resolution(job: JobSpec) -> str | None:
+    if job.resolution:
+        return _RESOLUTIONS.get(job.resolution.lower(), job.resolution.lower())
+    return _RESOLUTION_BY_SHORT_SIDE.get(min(job.width, job.height))
+
+
+class GoogleProvider:
+    """Adapter for Veo through the Gemini Developer API (API-key auth, not Vertex)."""
+
+    name = "google"
+    # Veo operations have no supported cancel on the Gemini API (providers.md §2.1); a generic
+    # google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
+    cancellable = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self._auth = {"x-goog-api-key": config.api_key or ""}
+        self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers=self._auth)
+
+    def _body(self, job: JobSpec) -> dict[str, Any]:
+        """Map a job onto ``{instances, parameters}``; mapped fields win over ``provider_params``.
+
+        ``provider_params`` land in ``parameters``. ``generateAudio``, ``compressionQuality`` and
+        ``resizeMode`` are Vertex-only (the SDK refuses them in Gemini mode) and Veo 3 always makes
+        audio here, so they are not mapped; a caller may still pass them through on purpose.
+        """
+        unsupported = sorted({r.role for r in job.references} - SUPPORTED_ROLES)
+        if unsupported:
+            raise Rejected(
+                f"google accepts first_frame, last_frame and reference images, not {', '.join(unsupported)}",
+                retryable=True,
+                code="unsupported_parameter",
+            )
+        instance: dict[str, Any] = {"prompt": job.prompt}
+        if first := job.reference("first_frame"):
+            instance["image"] = _image(first)
+        if last := job.reference("last_frame"):
+            instance["lastFrame"] = _image(last)
+        if refs := [r for r in job.references if r.role == "reference"]:
+            instance["referenceImages"] = [{"image": _image(r), "referenceType": "asset"} for r in refs]
+
+        mapped: dict[str, Any] = {
+            "aspectRatio": _aspect_ratio(job),
+            "durationSeconds": job.duration,
+            "sampleCount": job.sample_count,
+        }
+        if resolution := _resolution(job):
+            mapped["resolution"] = resolution
+        if job.negative_prompt:
+            mapped["negativePrompt"] = job.negative_prompt
+        if job.person_generation:
+            mapped["personGeneration"] = job.person_generation
+        if job.enhance_prompt is not None:
+            mapped["enhancePrompt"] = job.enhance_prompt
+        if job.seed is not None:
+            # The python SDK calls seed Vertex-only, other clients send it to the Gemini API;
+            # whether the server honours it is [unverified].
+            mapped["seed"] = job.seed
+        return {"instances": [instance], "parameters": {**dict(job.provider_params), **mapped}}
+
+    async def submit(self, job: JobSpec) -> Accepted:
+        model = job.provider_model.removeprefix("models/")
+        body, response = await request(
+            self._client,
+            "POST",
+            f"/models/{quote(model, safe='')}:predictLongRunning",
+            phase="submit",
+            json=self._body(job),
+        )
+        name = require(body, "name", phase="submit")
+        if not isinstance(name, str) or "/operations/" not in name:
+            rid = request_id_of(response)
+            raise Rejected("upstream returned no operation name", retryable=True, request_id=rid)
+        return Accepted(native_id=name, request_id=request_id_of(response))
+
+    async def poll(self, job: JobSpec, native_id: str) -> Upstream:
+        body, response = await request(self._client, "GET", f"/{quote(native_id, safe='/')}", phase="poll")
+        if not isinstance(body, dict):
+            raise PollFailed("upstream sent a non-object operation", retryable=True)
+        if body.get("done") is not True:  # absent ``done`` means still running
+            return Upstream(status="processing")
+        rid = request_id_of(response)
+        if isinstance(err := body.get("error"), dict):
+            return _failed(_error_code(err), str(err.get("message") or "operation failed"), rid)
+        result = body.get("response")
+        video = result.get("generateVideoResponse") if isinstance(result, dict) else None
+        if not isinstance(video, dict):
+            return _failed("no_output", "operation finished without a video response", rid)
+        outputs = self._outputs(video.get("generatedSamples"))
+        if outputs:
+            return Upstream(status="completed", outputs=outputs)
+        filtered = video.get("raiMediaFilteredCount")
+        reasons = [r for r in video.get("raiMediaFilteredReasons") or () if isinstance(r, str)]
+        if reasons or (isinstance(filtered, int) and filtered > 0):
+            message = "; ".join(reasons) or "all generated videos were blocked by safety filters"
+            return _failed("moderation_blocked", message, rid)
+        return _failed("no_output", "operation finished without any generated video", rid)
+
+    def _outputs(self, samples: Any) -> tuple[UpstreamOutput, ...]:
+        """One output per sample: a file URI fetched with the key, or the rare inline video."""
+        outputs: list[UpstreamOutput] = []
+        for sample in samples if isinstance(samples, list) else ():
+            video = sample.get("video") if isinstance(sample, dict) else None
+            if not isinstance(video, dict):
+                continue
+            index = len(outputs)
+            if isinstance(uri := video.get("uri"), str) and uri:
+                outputs.append(UpstreamOutput(index=index, url=uri, headers=dict(self._auth)))
+            elif isinstance(encoded := video.get("encodedVideo"), str):
+                try:
+                    data = base64.b64decode(encoded, validate=True)
+                except (binascii.Error, ValueError) as exc:
+                    raise PollFailed("upstream sent undecodable inline video", retryable=True) from exc
+                mime = video.get("encoding") if isinstance(video.get("encoding"), str) else "video/mp4"
+                outputs.append(UpstreamOutput(index=index, url="", mime_type=mime, data=data))
+        return tuple(outputs)
+
+    async def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
+        if out.data is not None:
+            yield out.data
+            return
+        async for chunk in stream_url(self._client, out.url, out.headers, follow_redirects=True):
+            yield chunk
+
+    async def cancel(self, native_id: str) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _error_code(err: dict[str, Any]) -> str:
+    """The google.rpc status name of a failed operation, e.g. ``INTERNAL``."""
+    if isinstance(err.get("status"), str) and err["status"]:
+        return err["status"]
+    code = err.get("code")
+    return _RPC_CODES.get(code, f"rpc_{code}") if isinstance(code, int) else "upstream_failed"
+
+
+def _failed(code: str, message: str, request_id: str | None) -> Upstream:
+    return Upstream(status="failed", error=UpstreamError(code=code, message=message, request_id=request_id))

@@ -1,0 +1,176 @@
+"""OpenAI Videos API (Sora 2): ``POST /videos``, ``GET /videos/{id}``, ``GET /videos/{id}/content``.
+
+Wire format per providers.md §1. The create body is always multipart, as the official SDK sends
+it, so one code path covers jobs with and without a first-frame image. There is no cancel
+endpoint, so this provider is not cancellable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from vidgate.gateway.providers.base import (
+    Accepted,
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    Rejected,
+    Upstream,
+    UpstreamError,
+    UpstreamOutput,
+    UpstreamStatus,
+)
+from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+# ``seconds`` is a string enum upstream; integers are rejected there.
+ALLOWED_SECONDS = ("4", "8", "12")
+
+_STATUS: dict[str, UpstreamStatus] = {
+    "queued": "queued",
+    "in_progress": "processing",
+    "completed": "completed",
+    "failed": "failed",
+}
+
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+FormParts = list[tuple[str, tuple[str | None, Any] | tuple[str, bytes, str]]]
+
+
+def _form_value(value: Any) -> str:
+    """A multipart field value; booleans the way JSON spells them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
+
+
+def _flatten(key: str, value: Any) -> list[tuple[str, str]]:
+    """Nested objects go into multipart as ``key[sub]`` fields, the SDK's bracket notation."""
+    if isinstance(value, Mapping):
+        out: list[tuple[str, str]] = []
+        for sub, item in value.items():
+            out.extend(_flatten(f"{key}[{sub}]", item))
+        return out
+    if value is None:
+        return []
+    return [(key, _form_value(value))]
+
+
+class OpenAIProvider:
+    """Adapter for Sora 2 through the OpenAI Videos API."""
+
+    name = "openai"
+    cancellable = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers=self._auth)
+
+    def _form(self, job: JobSpec) -> FormParts:
+        """Map a job onto the create form; mapped fields win over ``provider_params``.
+
+        Mapped-wins keeps duration and size (which we price on) under the gateway's control while
+        still letting callers pass fields the mapping does not know about.
+        """
+        seconds = str(job.duration)
+        if seconds not in ALLOWED_SECONDS:
+            raise Rejected(
+                f"openai supports durations of {', '.join(ALLOWED_SECONDS)} seconds, not {job.duration}",
+                retryable=True,
+                code="unsupported_parameter",
+            )
+        if job.sample_count != 1:
+            raise Rejected("openai makes one video per job", retryable=True, code="unsupported_parameter")
+        # Sora has no seed or negative prompt and always makes audio; those hints are dropped.
+        unsupported = sorted({r.role for r in job.references} - {"first_frame"})
+        if unsupported:
+            raise Rejected(
+                f"openai accepts only a first_frame reference, not {', '.join(unsupported)}",
+                retryable=True,
+                code="unsupported_parameter",
+            )
+        mapped: dict[str, Any] = {
+            "model": job.provider_model,
+            "prompt": job.prompt,
+            "seconds": seconds,
+            "size": job.size,
+        }
+        reserved = {*mapped, "input_reference"}
+        parts: FormParts = [(k, (None, v)) for k, v in mapped.items()]
+        for key, value in job.provider_params.items():
+            if key in reserved or key.split("[", 1)[0] in reserved:
+                continue
+            parts.extend((k, (None, v)) for k, v in _flatten(key, value))
+        if ref := job.reference("first_frame"):
+            ext = _EXTENSIONS.get(ref.mime_type, "png")
+            parts.append(("input_reference", (f"first_frame.{ext}", ref.data, ref.mime_type)))
+        return parts
+
+    async def submit(self, job: JobSpec) -> Accepted:
+        body, response = await request(
+            self._client,
+            "POST",
+            "/videos",
+            phase="submit",
+            files=self._form(job),
+            headers={"Idempotency-Key": job.job_id},
+        )
+        native_id = require(body, "id", phase="submit")
+        if not isinstance(native_id, str) or not native_id:
+            rid = request_id_of(response)
+            raise Rejected("upstream returned no video id", retryable=True, request_id=rid)
+        return Accepted(native_id=native_id, request_id=request_id_of(response))
+
+    async def poll(self, job: JobSpec, native_id: str) -> Upstream:
+        path = f"/videos/{quote(native_id, safe='')}"
+        body, response = await request(self._client, "GET", path, phase="poll")
+        raw_status = require(body, "status")
+        status = _STATUS.get(raw_status) if isinstance(raw_status, str) else None
+        if status is None:
+            raise PollFailed(f"upstream sent unknown status {raw_status!r}", retryable=True)
+        progress = body.get("progress")
+        progress = max(0, min(100, progress)) if isinstance(progress, int) else None
+        seconds = _seconds_of(body.get("seconds"))
+        if status == "completed":
+            url = f"{self._client.base_url}videos/{quote(native_id, safe='')}/content?variant=video"
+            output = UpstreamOutput(index=0, url=url, headers=dict(self._auth))
+            return Upstream(status="completed", progress=100, outputs=(output,), seconds=seconds)
+        if status == "failed":
+            err = body.get("error") if isinstance(body.get("error"), dict) else {}
+            error = UpstreamError(
+                code=str(err.get("code") or "upstream_failed"),
+                message=str(err.get("message") or "upstream reported the job failed without details"),
+                request_id=request_id_of(response),
+            )
+            return Upstream(status="failed", progress=progress, error=error, seconds=seconds)
+        return Upstream(status=status, progress=progress, seconds=seconds)
+
+    async def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
+        if out.data is not None:
+            yield out.data
+            return
+        async for chunk in stream_url(self._client, out.url, out.headers):
+            yield chunk
+
+    async def cancel(self, native_id: str) -> bool:
+        """The Videos API has no cancel endpoint; the worker stops tracking instead."""
+        return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _seconds_of(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,153 @@
+"""The built-in ``vidgate`` provider: renders jobs in this process with the procedural renderer.
+
+Rendering is CPU-bound and synchronous, so it runs on a small thread pool: the event loop only hands
+work out and relays progress, and ``max_parallel_renders`` bounds how much CPU one worker spends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from vidgate.gateway.providers.base import JobSpec, LocalOutput, ProgressFn, ProviderConfig
+from vidgate.gateway.render.procedural import RenderCancelled, RenderSpec, render
+
+PROGRESS_INTERVAL_SECONDS = 0.1
+
+
+class ProceduralProvider:
+    """Renders each sample of a job on the pool; cancelling stops every sample within a frame."""
+
+    name = "vidgate"
+    cancellable = True
+
+    def __init__(self, config: ProviderConfig | None = None, max_parallel_renders: int = 2) -> None:
+        self.config = config or ProviderConfig(name=self.name)
+        self._pool = ThreadPoolExecutor(max_workers=max_parallel_renders, thread_name_prefix="vidgate-render")
+
+    async def run(
+        self, job: JobSpec, workdir: Path, progress: ProgressFn, cancelled: Callable[[], bool]
+    ) -> list[LocalOutput]:
+        """Render ``job.sample_count`` MP4s into ``workdir``; raises ``RenderCancelled`` leaving no files."""
+        specs = [_spec(job, index) for index in range(job.sample_count)]
+        paths = [workdir / f"{job.job_id}-{index}.mp4" for index in range(job.sample_count)]
+        loop = asyncio.get_running_loop()
+        abort = threading.Event()  # set when this run fails: the other samples then stop too
+
+        def should_stop() -> bool:
+            return abort.is_set() or cancelled()
+
+        relay = _ProgressRelay(loop, sum(spec.frame_count for spec in specs), progress)
+        futures = [
+            loop.run_in_executor(self._pool, _render_one, spec, path, relay.frame_done, should_stop, abort)
+            for spec, path in zip(specs, paths, strict=True)
+        ]
+        try:
+            done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+            for future in done:
+                future.result()
+        except BaseException:
+            abort.set()
+            try:
+                # Threads cannot be interrupted: wait until each has seen ``abort`` and let go of its file.
+                await asyncio.wait(futures)
+            finally:
+                for path in paths:
+                    path.unlink(missing_ok=True)
+            raise
+        finally:
+            await relay.close()
+        await progress(100)
+        return [LocalOutput(index=index, path=path) for index, path in enumerate(paths)]
+
+    async def aclose(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _spec(job: JobSpec, index: int) -> RenderSpec:
+    """Sample ``index`` of ``job``; a missing seed means 0, so equal requests give equal videos."""
+    first_frame = job.reference("first_frame")
+    return RenderSpec(
+        prompt=job.prompt,
+        seed=(job.seed or 0) + index,
+        width=job.width,
+        height=job.height,
+        duration=job.duration,
+        audio=job.audio,
+        first_frame=first_frame.data if first_frame is not None else None,
+        negative_prompt=job.negative_prompt,
+    )
+
+
+def _render_one(
+    spec: RenderSpec,
+    path: Path,
+    frame_done: Callable[[int, int], None],
+    should_stop: Callable[[], bool],
+    abort: threading.Event,
+) -> None:
+    """One sample, on a pool thread."""
+    if should_stop():  # queued behind other renders and no longer wanted: don't even start
+        raise RenderCancelled(f"render of {path.name} cancelled before it started")
+    render(spec, path, on_frame=frame_done, should_stop=should_stop)
+    if abort.is_set():
+        # Finished just as the run failed, possibly after the loop removed the files: remove ours.
+        path.unlink(missing_ok=True)
+
+
+class _ProgressRelay:
+    """Carries frame counts from render threads to ``progress`` on the loop, at most ~10 times/s.
+
+    Threads only post when the whole percent changes; the loop side reports the latest value and
+    then rests, so a slow ``progress`` callback never queues up stale values.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, total_frames: int, progress: ProgressFn) -> None:
+        self._loop = loop
+        self._total = max(1, total_frames)
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._frames = 0
+        self._posted = 0
+        self._latest = 0
+        self._wake = asyncio.Event()  # a new percent, or closing
+        self._closing = asyncio.Event()
+        self._task = loop.create_task(self._pump())
+
+    def frame_done(self, _done: int, _total: int) -> None:
+        """Called on a render thread after each frame of any sample."""
+        with self._lock:
+            self._frames += 1
+            # 100 is reported once every file is complete, not when the last frame is encoded.
+            percent = min(99, self._frames * 100 // self._total)
+            if percent == self._posted:
+                return
+            self._posted = percent
+        self._loop.call_soon_threadsafe(self._post, percent)
+
+    def _post(self, percent: int) -> None:
+        self._latest = max(self._latest, percent)
+        self._wake.set()
+
+    async def _pump(self) -> None:
+        reported = 0
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            if self._latest > reported:
+                reported = self._latest
+                await self._progress(reported)
+            # Rest before the next report, but not past the end of the run.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), PROGRESS_INTERVAL_SECONDS)
+
+    async def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        await self._task

@@ -1,0 +1,83 @@
+"""The configured providers of one process, and their health (a circuit breaker each)."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass
+
+from vidgate.gateway.providers.base import LocalProvider, ProviderConfig, RemoteProvider
+
+ADAPTERS: dict[str, str] = {
+    "vidgate": "vidgate.gateway.providers.procedural:ProceduralProvider",
+    "openai": "vidgate.gateway.providers.openai:OpenAIProvider",
+    "google": "vidgate.gateway.providers.google:GoogleProvider",
+    "runway": "vidgate.gateway.providers.runway:RunwayProvider",
+    "fal": "vidgate.gateway.providers.fal:FalProvider",
+}
+
+FAILURES_TO_OPEN = 5
+COOLDOWN_SECONDS = 30.0
+
+
+@dataclass
+class Health:
+    """Consecutive failures open the circuit for a cooldown; one success closes it."""
+
+    failures: int = 0
+    open_until: float = 0.0
+    last_error: str | None = None
+
+    def is_open(self, now: float) -> bool:
+        return self.open_until > now
+
+
+def load_adapter(name: str, config: ProviderConfig) -> RemoteProvider | LocalProvider:
+    module, _, cls = ADAPTERS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)(config)
+
+
+class Providers:
+    def __init__(self, configs: dict[str, ProviderConfig], *, procedural: bool = True) -> None:
+        self.configs = dict(configs)
+        if procedural and "vidgate" not in self.configs:
+            self.configs["vidgate"] = ProviderConfig(name="vidgate")
+        self._instances: dict[str, RemoteProvider | LocalProvider] = {}
+        self._health: dict[str, Health] = {}
+
+    def is_available(self, name: str) -> bool:
+        config = self.configs.get(name)
+        if config is None or not config.enabled or name not in ADAPTERS:
+            return False
+        return name == "vidgate" or bool(config.api_key)
+
+    @property
+    def available(self) -> frozenset[str]:
+        return frozenset(n for n in self.configs if self.is_available(n))
+
+    def get(self, name: str) -> RemoteProvider | LocalProvider:
+        if name not in self._instances:
+            self._instances[name] = load_adapter(name, self.configs[name])
+        return self._instances[name]
+
+    def health(self, name: str) -> Health:
+        return self._health.setdefault(name, Health())
+
+    def unhealthy(self) -> frozenset[str]:
+        now = time.monotonic()
+        return frozenset(n for n, h in self._health.items() if h.is_open(now))
+
+    def record(self, name: str, ok: bool, error: str | None = None) -> None:
+        h = self.health(name)
+        if ok:
+            h.failures, h.open_until = 0, 0.0
+            return
+        h.failures += 1
+        h.last_error = error
+        if h.failures >= FAILURES_TO_OPEN:
+            h.open_until = time.monotonic() + COOLDOWN_SECONDS
+
+    async def aclose(self) -> None:
+        for provider in self._instances.values():
+            await provider.aclose()
+        self._instances.clear()

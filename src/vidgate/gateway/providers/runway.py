@@ -1,0 +1,225 @@
+"""Runway's task API (``/v1/text_to_video``, ``/v1/image_to_video``, ``/v1/tasks/{id}``).
+
+Runway rejects unknown body fields and only accepts fixed ``W:H`` ratios and durations per model,
+so the mapping below snaps our width/height/duration onto what each model takes and only sends
+the extras (seed, audio, negative prompt) a model is documented to accept. Runway documents no
+idempotency key, so none is sent: a retried submit may create a second task.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from vidgate.gateway.providers.base import (
+    Accepted,
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    ProviderError,
+    ReferenceImage,
+    Rejected,
+    Upstream,
+    UpstreamError,
+    UpstreamOutput,
+)
+from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+
+DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
+API_VERSION = "2024-11-06"
+MAX_DATA_URI_BYTES = 5 * 1024 * 1024  # Runway's cap on a data: URI promptImage
+
+_LANDSCAPE_PORTRAIT = ("1280:720", "720:1280")
+_GEN4_I2V = ("1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672")
+_VEO = ("1280:720", "720:1280", "1080:1920", "1920:1080")
+
+
+@dataclass(frozen=True, slots=True)
+class _Model:
+    """What one Runway model accepts; ``None`` means "not documented, pass ours through"."""
+
+    durations: tuple[int, ...] | None
+    t2v_ratios: tuple[str, ...] | None
+    i2v_ratios: tuple[str, ...] | None
+    seed: bool = False
+    audio: bool = False
+    negative: bool = False
+    last_frame: bool = False
+
+
+_MODELS: dict[str, _Model] = {
+    "gen4.5": _Model(tuple(range(2, 11)), _LANDSCAPE_PORTRAIT, _GEN4_I2V, seed=True),
+    # gen4_turbo is image-to-video only; its t2v ratios are empty so a text-only job is refused.
+    "gen4_turbo": _Model(tuple(range(2, 11)), (), _GEN4_I2V, seed=True),
+    "veo3.1": _Model((4, 6, 8), _VEO, _VEO, audio=True, negative=True, last_frame=True),
+    "veo3.1_fast": _Model((4, 6, 8), _VEO, _VEO, audio=True, negative=True, last_frame=True),
+    "veo3": _Model((8,), _VEO, _VEO, negative=True),
+}
+# seedance2* takes "many W:H values" that providers.md does not list: pass width:height through.
+_SEEDANCE = _Model(None, None, None, audio=True)
+_UNKNOWN = _Model(None, None, None)
+
+_STATUS = {"PENDING": "queued", "THROTTLED": "queued", "RUNNING": "processing"}
+
+
+def model_info(model: str) -> _Model:
+    if model in _MODELS:
+        return _MODELS[model]
+    return _SEEDANCE if model.startswith("seedance2") else _UNKNOWN
+
+
+def pick_duration(allowed: tuple[int, ...] | None, seconds: int) -> int:
+    """The allowed duration nearest to ``seconds``; ties go to the longer one."""
+    if not allowed:
+        return seconds
+    return min(allowed, key=lambda d: (abs(d - seconds), -d))
+
+
+def pick_ratio(allowed: tuple[str, ...] | None, width: int, height: int) -> str:
+    """The allowed ``W:H`` closest in shape to width x height, then closest in pixel count."""
+    if not allowed:
+        return f"{width}:{height}"
+
+    def distance(ratio: str) -> tuple[float, float]:
+        w, h = (int(x) for x in ratio.split(":"))
+        shape = abs(math.log((w / h) / (width / height)))
+        return (round(shape, 6), abs(math.log((w * h) / (width * height))))
+
+    return min(allowed, key=distance)
+
+
+def image_ref(ref: ReferenceImage) -> str:
+    """Runway takes an HTTPS URL or a data URI; inline bytes unless too large for a data URI."""
+    data_url = ref.data_url()
+    if len(data_url) <= MAX_DATA_URI_BYTES:
+        return data_url
+    if ref.url.startswith("https://"):
+        return ref.url
+    raise Rejected(
+        f"{ref.role} image is too large for Runway's data URI limit and has no HTTPS URL",
+        retryable=False,
+        code="invalid_reference",
+    )
+
+
+class RunwayProvider:
+    """Submits to Runway, polls ``/v1/tasks/{id}``, cancels with ``DELETE``."""
+
+    name = "runway"
+    # DELETE cancels PENDING/THROTTLED/RUNNING tasks (they become CANCELLED). On a finished task
+    # it deletes the task and its outputs, so it must only be sent for jobs not yet terminal.
+    cancellable = True
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        # The key is sent per call, not as a client default, so that open_output (same client,
+        # plain CDN URLs) never hands the Runway key to the CDN host.
+        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._client = make_client(
+            config, default_base_url=DEFAULT_BASE_URL, headers={"X-Runway-Version": API_VERSION}
+        )
+
+    def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
+        """The endpoint path and JSON body for ``job``."""
+        info = model_info(job.provider_model)
+        first, last = job.reference("first_frame"), job.reference("last_frame")
+        if last is not None and not info.last_frame:
+            raise Rejected(
+                f"runway model {job.provider_model} takes no last frame",
+                retryable=True,
+                code="unsupported_input",
+            )
+        body: dict[str, Any] = {"model": job.provider_model}
+        if first is None:
+            if info.t2v_ratios == ():
+                raise Rejected(
+                    f"runway model {job.provider_model} needs a first_frame image",
+                    retryable=True,
+                    code="unsupported_input",
+                )
+            path, ratios = "/v1/text_to_video", info.t2v_ratios
+            body["promptText"] = job.prompt
+        else:
+            path, ratios = "/v1/image_to_video", info.i2v_ratios
+            if last is None:
+                body["promptImage"] = image_ref(first)
+            else:
+                body["promptImage"] = [
+                    {"uri": image_ref(first), "position": "first"},
+                    {"uri": image_ref(last), "position": "last"},
+                ]
+            if job.prompt:
+                body["promptText"] = job.prompt
+        body["ratio"] = pick_ratio(ratios, job.width, job.height)
+        body["duration"] = pick_duration(info.durations, job.duration)
+        if info.seed and job.seed is not None:
+            body["seed"] = job.seed
+        if info.audio:
+            body["audio"] = job.audio
+        if info.negative and job.negative_prompt:
+            body["negativePrompt"] = job.negative_prompt
+        body.update(job.provider_params)
+        return path, body
+
+    async def submit(self, job: JobSpec) -> Accepted:
+        path, body = self.build_request(job)
+        # Create's success code is unverified (200 expected): any of 200/201/202 is accepted.
+        data, response = await request(
+            self._client, "POST", path, phase="submit", json=body, headers=self._auth
+        )
+        task_id = require(data, "id", phase="submit")
+        if not isinstance(task_id, str) or not task_id:
+            raise Rejected("runway answered without a task id", retryable=True)
+        return Accepted(native_id=task_id, request_id=request_id_of(response))
+
+    async def poll(self, job: JobSpec, native_id: str) -> Upstream:
+        data, response = await request(
+            self._client, "GET", f"/v1/tasks/{native_id}", phase="poll", expect=(200,), headers=self._auth
+        )
+        status = require(data, "status")
+        if status in _STATUS:
+            progress = data.get("progress")
+            pct = max(0, min(100, round(progress * 100))) if isinstance(progress, int | float) else None
+            return Upstream(status=_STATUS[status], progress=pct)
+        if status == "SUCCEEDED":
+            urls = require(data, "output")
+            if not isinstance(urls, list) or not urls or not all(isinstance(u, str) for u in urls):
+                raise PollFailed("runway task succeeded without output URLs", retryable=True)
+            outputs = tuple(UpstreamOutput(index=i, url=u) for i, u in enumerate(urls))
+            return Upstream(status="completed", progress=100, outputs=outputs)
+        if status == "FAILED":
+            error = UpstreamError(
+                code=str(data.get("failureCode") or "FAILED"),
+                message=str(data.get("failure") or "runway task failed"),
+                request_id=request_id_of(response),
+            )
+            return Upstream(status="failed", error=error)
+        if status == "CANCELLED":
+            return Upstream(status="cancelled")
+        raise PollFailed(f"runway answered an unknown task status {status!r}", retryable=True)
+
+    def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
+        return stream_url(self._client, out.url, out.headers)
+
+    async def cancel(self, native_id: str) -> bool:
+        """True when Runway accepted the DELETE; 4xx (e.g. 404 unknown task) gives False."""
+        # The SDK expects no body and 204 is likely, but the code is unverified: 200/202 also pass.
+        try:
+            await request(
+                self._client,
+                "DELETE",
+                f"/v1/tasks/{native_id}",
+                phase="cancel",
+                expect=(200, 202, 204),
+                headers={**self._auth, "Accept": "*/*"},
+            )
+        except ProviderError as exc:
+            if exc.retryable:
+                raise
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,90 @@
+"""Object storage for outputs: local files or any S3-compatible store, behind one API (obstore).
+
+Local files are served with ``sendfile`` from their path; S3 objects are streamed with ranged
+GETs, and download links may be the store's own presigned URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import obstore
+from obstore.store import LocalStore, S3Store
+
+
+class BlobStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = urlparse(url)
+        self.root: Path | None = None
+        self.prefix = ""
+        if parsed.scheme == "file":
+            self.root = Path(parsed.path)
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.store: LocalStore | S3Store = LocalStore(self.root, mkdir=True)
+        elif parsed.scheme == "s3":
+            self.prefix = parsed.path.strip("/")
+            config: dict[str, object] = {}
+            endpoint = os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint and endpoint.startswith("http://"):
+                config["allow_http"] = True
+            self.store = S3Store(parsed.netloc, config=config or None, client_options={"allow_http": True})
+        else:
+            raise ValueError(f"unsupported blob URL {url!r}: use file:///PATH or s3://BUCKET/PREFIX")
+
+    @property
+    def is_local(self) -> bool:
+        return self.root is not None
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def local_path(self, key: str) -> Path | None:
+        return self.root / key if self.root is not None else None
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Store a finished local file; on the local store this is a rename, not a copy."""
+        if self.root is not None:
+            dest = self.root / key
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.replace(path, dest)
+            except OSError:
+                shutil.copyfile(path, dest)
+                path.unlink(missing_ok=True)
+            return
+        await obstore.put_async(self.store, self._key(key), path)
+        path.unlink(missing_ok=True)
+
+    async def delete(self, key: str) -> None:
+        try:
+            await obstore.delete_async(self.store, self._key(key))
+        except FileNotFoundError:
+            pass
+
+    async def size(self, key: str) -> int:
+        meta = await obstore.head_async(self.store, self._key(key))
+        return int(meta["size"])
+
+    async def stream(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes ``[start, end)`` in chunks."""
+        result = await obstore.get_async(self.store, self._key(key), options={"range": (start, end)})
+        async for chunk in result.stream(min_chunk_size=1 << 18):
+            yield bytes(chunk)
+
+    async def presign(self, key: str, ttl_seconds: int) -> str | None:
+        if self.root is not None:
+            return None
+        return await obstore.sign_async(self.store, "GET", self._key(key), timedelta(seconds=ttl_seconds))
+
+    async def ping(self) -> None:
+        if self.root is not None:
+            if not self.root.is_dir():
+                raise OSError(f"blob root {self.root} is missing")
+            return
+        await obstore.list_with_delimiter_async(self.store, self.prefix or None)

@@ -1,0 +1,198 @@
+"""A thin async database layer over stdlib sqlite3 (embedded) and asyncpg (at scale).
+
+Queries are written once with ``:name`` parameters and compiled once per dialect (``Q``).
+SQLite reads run on the event loop (a primary-key read costs microseconds; a thread hop costs
+ten times that); writes go through one writer connection in ``BEGIN IMMEDIATE`` transactions,
+serialised by a lock, with no awaits on real I/O inside them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+Row = Mapping[str, Any]
+_PARAM = re.compile(r"(?<![:\w]):([a-zA-Z_][a-zA-Z0-9_]*)")
+
+
+class Q:
+    """One SQL text compiled for both dialects: ``:name`` for SQLite, ``$n`` for PostgreSQL."""
+
+    __slots__ = ("names", "pg", "sqlite")
+
+    def __init__(self, sql: str, *, pg: str | None = None) -> None:
+        self.sqlite = sql
+        names: list[str] = []
+
+        def number(m: re.Match[str]) -> str:
+            if m.group(1) not in names:
+                names.append(m.group(1))
+            return f"${names.index(m.group(1)) + 1}"
+
+        self.pg = _PARAM.sub(number, pg or sql)
+        self.names = tuple(names)
+
+    def pg_args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[n] for n in self.names]
+
+
+class Tx(Protocol):
+    async def execute(self, q: Q, params: Mapping[str, Any] = {}) -> int: ...
+
+    async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None: ...
+
+    async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]: ...
+
+
+class Database(Protocol):
+    dialect: str
+
+    async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None: ...
+
+    async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]: ...
+
+    def transaction(self) -> Any: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _connect_sqlite(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-16000")
+    return conn
+
+
+class _SqliteTx:
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def execute(self, q: Q, params: Mapping[str, Any] = {}) -> int:
+        return self.conn.execute(q.sqlite, params).rowcount
+
+    async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
+        return self.conn.execute(q.sqlite, params).fetchone()
+
+    async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
+        return self.conn.execute(q.sqlite, params).fetchall()
+
+
+class SqliteDatabase:
+    """Embedded SQLite in WAL mode: a reader connection and one serialised writer."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reader = _connect_sqlite(path)
+        self._writer = _connect_sqlite(path)
+        self._lock = asyncio.Lock()
+
+    async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
+        return self._reader.execute(q.sqlite, params).fetchone()
+
+    async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
+        return self._reader.execute(q.sqlite, params).fetchall()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        async with self._lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    async def ping(self) -> None:
+        self._reader.execute("SELECT 1").fetchone()
+
+    async def close(self) -> None:
+        self._reader.close()
+        self._writer.close()
+
+
+class _PgTx:
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def execute(self, q: Q, params: Mapping[str, Any] = {}) -> int:
+        status: str = await self.conn.execute(q.pg, *q.pg_args(params))
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
+        return await self.conn.fetchrow(q.pg, *q.pg_args(params))
+
+    async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
+        return await self.conn.fetch(q.pg, *q.pg_args(params))
+
+
+class PostgresDatabase:
+    """PostgreSQL through an asyncpg pool that skips the reset query on release."""
+
+    dialect = "postgresql"
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 2, max_size: int = 20) -> PostgresDatabase:
+        import asyncpg
+
+        class _Conn(asyncpg.Connection):  # type: ignore[misc]
+            def get_reset_query(self) -> str:
+                return ""
+
+        pool = await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            connection_class=_Conn,
+            statement_cache_size=512,
+            command_timeout=30,
+        )
+        return cls(pool)
+
+    async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
+        return await self.pool.fetchrow(q.pg, *q.pg_args(params))
+
+    async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
+        return await self.pool.fetch(q.pg, *q.pg_args(params))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PgTx]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield _PgTx(conn)
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def open_database(url: str) -> Database:
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(Path(url.split("sqlite:///", 1)[1]))
+    if url.startswith(("postgres://", "postgresql://")):
+        return await PostgresDatabase.connect(url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://…")

@@ -1,0 +1,159 @@
+"""The one schema, declared once for SQLite and PostgreSQL; Alembic migrates from it.
+
+Times are integer epoch milliseconds, money integer micro-dollars, JSON is stored as text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, SmallInteger, Table, Text, text
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger),
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("owner_id", Text, primary_key=True),
+    Column("balance", BigInteger, nullable=False, server_default="0"),
+    Column("held", BigInteger, nullable=False, server_default="0"),
+    Column("daily_limit", BigInteger),
+    Column("monthly_limit", BigInteger),
+    Column("rate_per_second", Integer),
+    Column("rate_burst", Integer),
+    Column("max_concurrent_jobs", Integer),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner_id", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("provider", Text),
+    Column("native_id", Text),
+    Column("spec", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger),
+    Column("completed_at", BigInteger),
+    Column("deadline_at", BigInteger, nullable=False),
+    Column("expected_seconds", Integer, nullable=False),
+    Column("progress", SmallInteger),
+    Column("progress_source", Text),
+    Column("error", Text),
+    Column("attempts", Text),
+    Column("outputs", Text),
+    Column("idempotency_key", Text),
+    Column("request_hash", Text),
+    Column("request_id", Text),
+    Column("lease_owner", Text),
+    Column("lease_until", BigInteger),
+    Column("next_run_at", BigInteger),
+    Column("poll_failures", Integer, nullable=False, server_default="0"),
+    Column("cancel_requested", SmallInteger, nullable=False, server_default="0"),
+    Column("quote", BigInteger, nullable=False, server_default="0"),
+    Column("cost", BigInteger),
+    Column("billing_state", Text, nullable=False, server_default="none"),
+    Column("is_byok", SmallInteger, nullable=False, server_default="0"),
+    Column("version", Integer, nullable=False, server_default="0"),
+    Index("ix_jobs_owner_id", "owner_id", "id"),
+    Index("ix_jobs_owner_status", "owner_id", "status", "id"),
+    Index(
+        "ux_jobs_idempotency",
+        "owner_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_jobs_due",
+        "next_run_at",
+        sqlite_where=text("next_run_at IS NOT NULL"),
+        postgresql_where=text("next_run_at IS NOT NULL"),
+    ),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner_id", Text, nullable=False),
+    Column("job_id", Text),
+    Column("kind", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("model", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("memo", Text),
+    Index("ix_ledger_owner", "owner_id", "created_at"),
+    Index(
+        "ux_ledger_job_kind",
+        "job_id",
+        "kind",
+        unique=True,
+        sqlite_where=text("job_id IS NOT NULL"),
+        postgresql_where=text("job_id IS NOT NULL"),
+    ),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("id", Text, nullable=False, unique=True),
+    Column("job_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_events_job", "job_id", "seq"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
+    Column("job_id", Text, nullable=False),
+    Column("owner_id", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger),
+    Column("lease_until", BigInteger),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("log", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger),
+    Index("ix_webhook_job", "job_id", "created_at"),
+    Index("ux_webhook_event", "event_id", unique=True),
+    Index(
+        "ix_webhook_due",
+        "next_attempt_at",
+        sqlite_where=text("next_attempt_at IS NOT NULL"),
+        postgresql_where=text("next_attempt_at IS NOT NULL"),
+    ),
+)
+
+model_stats = Table(
+    "model_stats",
+    metadata,
+    Column("model", Text, primary_key=True),
+    Column("mean_seconds", Integer, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,493 @@
+"""The job worker: claims due jobs with a lease and moves each one step along.
+
+A job is worked by one worker at a time (its lease, renewed while the work lasts). A worker that
+dies simply stops renewing; another claims the job when the lease runs out. Submission is
+recorded as ``pending`` before the upstream call, so a crash mid-submit resubmits to the same
+provider with the same idempotency key and never fails over to a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from vidgate.gateway import routing
+from vidgate.gateway.catalog.catalog import Catalog
+from vidgate.gateway.ids import now_ms
+from vidgate.gateway.jobs.lifecycle import Lifecycle
+from vidgate.gateway.net import BlockedURL, fetch_image
+from vidgate.gateway.providers.base import (
+    JobSpec,
+    LocalProvider,
+    PollFailed,
+    ProviderError,
+    ReferenceImage,
+    Rejected,
+    RemoteProvider,
+    Upstream,
+)
+from vidgate.gateway.providers.registry import Providers
+from vidgate.gateway.settings import Settings
+from vidgate.gateway.storage.blobs import BlobStore
+from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.gateway.worker.outputs import download, ingest
+
+log = logging.getLogger("vidgate.worker")
+
+_CLAIM = Q(
+    "UPDATE jobs SET lease_owner = :w, lease_until = :until WHERE id IN (SELECT id FROM jobs "
+    "WHERE next_run_at <= :now AND (lease_until IS NULL OR lease_until < :now) ORDER BY next_run_at LIMIT :n) "
+    "RETURNING *",
+    pg="UPDATE jobs SET lease_owner = :w, lease_until = :until WHERE id IN (SELECT id FROM jobs "
+    "WHERE next_run_at <= :now AND (lease_until IS NULL OR lease_until < :now) ORDER BY next_run_at LIMIT :n "
+    "FOR UPDATE SKIP LOCKED) RETURNING *",
+)
+_RECLAIM = Q("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :w")
+_RENEW = Q("UPDATE jobs SET lease_until = :until WHERE id = :id AND lease_owner = :w")
+_STATUS = Q("SELECT status FROM jobs WHERE id = :id")
+_NEXT_DUE = Q("SELECT MIN(next_run_at) AS due FROM jobs WHERE next_run_at IS NOT NULL")
+_EXPIRED = Q(
+    "SELECT id, outputs FROM jobs WHERE status = 'completed' AND completed_at < :cutoff ORDER BY completed_at LIMIT 100"
+)
+MAX_POLL_FAILURES = 30
+IDLE_SECONDS = 1.0
+
+
+def job_spec(row: Row, spec: Mapping[str, Any], provider_model: str, refs: tuple[ReferenceImage, ...]) -> JobSpec:
+    extras = spec.get("extras") or {}
+    return JobSpec(
+        job_id=row["id"],
+        model=row["model"],
+        provider_model=provider_model,
+        prompt=spec["prompt"],
+        duration=spec["duration"],
+        width=spec["width"],
+        height=spec["height"],
+        resolution=spec.get("resolution"),
+        aspect_ratio=spec.get("aspect_ratio"),
+        audio=spec["audio"],
+        seed=spec.get("seed"),
+        negative_prompt=spec.get("negative_prompt"),
+        sample_count=spec["sample_count"],
+        enhance_prompt=extras.get("enhance_prompt"),
+        person_generation=extras.get("person_generation"),
+        compression_quality=extras.get("compression_quality"),
+        resize_mode=extras.get("resize_mode"),
+        references=refs,
+        provider_params=spec.get("provider_params") or {},
+        deadline_at=row["deadline_at"],
+    )
+
+
+def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        lifecycle: Lifecycle,
+        providers: Providers,
+        blobs: BlobStore,
+        settings: Settings,
+        worker_id: str,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.lifecycle = lifecycle
+        self.providers = providers
+        self.blobs = blobs
+        self.settings = settings
+        self.worker_id = worker_id
+        self.lease_ms = int(settings.lease_seconds * 1000)
+        self.tmpdir = settings.data_dir / "tmp"
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.cancelled: set[str] = set()
+        self._wake = asyncio.Event()
+        self._http: httpx.AsyncClient | None = None
+        self._last_sweep = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def signal_cancel(self, job_id: str) -> None:
+        if job_id in self.running:
+            self.cancelled.add(job_id)
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0), trust_env=False)
+        return self._http
+
+    async def run(self, stop: asyncio.Event, *, reclaim_own: bool = False) -> None:
+        """Claim and work due jobs until ``stop`` is set."""
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        if reclaim_own:
+            async with self.db.transaction() as tx:
+                await tx.execute(_RECLAIM, {"w": self.worker_id})
+        while not stop.is_set():
+            try:
+                await self._tick()
+            except Exception:
+                log.exception("worker tick failed; backing off")
+                await asyncio.sleep(1.0)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_seconds())
+        for task in list(self.running.values()):
+            task.cancel()
+        await asyncio.gather(*self.running.values(), return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _idle_seconds(self) -> float:
+        row = await self.db.fetchone(_NEXT_DUE)
+        if row is None or row["due"] is None:
+            return IDLE_SECONDS
+        return min(IDLE_SECONDS, max(0.01, (row["due"] - now_ms()) / 1000))
+
+    async def _tick(self) -> None:
+        free = self.settings.worker_concurrency - len(self.running)
+        if free > 0:
+            now = now_ms()
+            async with self.db.transaction() as tx:
+                rows = await tx.fetchall(
+                    _CLAIM, {"w": self.worker_id, "until": now + self.lease_ms, "now": now, "n": free}
+                )
+            for row in rows:
+                self.running[row["id"]] = asyncio.create_task(self._handle(row), name=f"job {row['id']}")
+        if now_ms() - self._last_sweep > 60_000:
+            self._last_sweep = now_ms()
+            await self._sweep_retention()
+
+    async def _handle(self, row: Row) -> None:
+        job_id = row["id"]
+        renewer = asyncio.create_task(self._renew(job_id))
+        try:
+            await self._step(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %s: step failed", job_id)
+            await self._release(job_id, delay=5.0, failures=row["poll_failures"] + 1, last_error=str(exc))
+        finally:
+            renewer.cancel()
+            self.running.pop(job_id, None)
+            self.cancelled.discard(job_id)
+
+    async def _renew(self, job_id: str) -> None:
+        """Keep the lease while work lasts, and notice a cancel made by another process."""
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            async with self.db.transaction() as tx:
+                await tx.execute(_RENEW, {"id": job_id, "w": self.worker_id, "until": now_ms() + self.lease_ms})
+            row = await self.db.fetchone(_STATUS, {"id": job_id})
+            if row is None or row["status"] in ("cancelled", "expired", "failed"):
+                self.cancelled.add(job_id)
+
+    async def _release(
+        self, job_id: str, *, delay: float, failures: int | None = None, last_error: str | None = None
+    ) -> None:
+        fields: dict[str, Any] = {"lease_owner": None, "lease_until": None, "next_run_at": now_ms() + int(delay * 1000)}
+        if failures is not None:
+            fields["poll_failures"] = failures
+        if failures is not None and failures > MAX_POLL_FAILURES:
+            await self.lifecycle.transition(
+                job_id,
+                "failed",
+                lease=self.worker_id,
+                fields={"error": _error("internal_error", f"gave up after {failures} failed steps: {last_error}")},
+            )
+            return
+        await self.lifecycle.set_fields(job_id, fields, lease=self.worker_id)
+
+    async def _step(self, row: Row) -> None:
+        status = row["status"]
+        if status == "cancelled":
+            await self._cancel_upstream(row)
+        elif status == "completed":
+            await self.lifecycle.set_fields(row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None})
+        elif status in ("queued", "processing") and now_ms() > row["deadline_at"]:
+            await self._expire(row)
+        elif status == "queued":
+            await self._start(row)
+        elif status == "processing":
+            provider = self.providers.get(row["provider"])
+            if isinstance(provider, LocalProvider):
+                await self._run_local(row, provider)
+            else:
+                await self._poll(row, provider)  # type: ignore[arg-type]
+        else:
+            await self.lifecycle.set_fields(row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None})
+
+    async def _references(self, spec: Mapping[str, Any]) -> tuple[ReferenceImage, ...]:
+        return tuple(
+            [
+                await fetch_image(
+                    self.http,
+                    ref["role"],
+                    ref["url"],
+                    allow_private=self.settings.allow_private_urls,
+                    max_bytes=self.settings.reference_max_bytes,
+                )
+                for ref in spec.get("references", ())
+            ]
+        )
+
+    async def _start(self, row: Row) -> None:
+        job_id = row["id"]
+        spec = orjson.loads(row["spec"])
+        model = self.catalog.by_id[row["model"]]
+        attempts: list[dict[str, Any]] = orjson.loads(row["attempts"] or "[]")
+        pending = next((a for a in attempts if a["outcome"] == "pending"), None)
+        if pending is not None:
+            ref = next(p for p in model.providers if p.name == pending["provider"])
+            candidates = [routing.Candidate(ref.name, ref.model, ref.alpha)]
+        else:
+            plan = routing.plan(model, spec, available=self.providers.available, unhealthy=self.providers.unhealthy())
+            candidates = list(plan.candidates)
+        try:
+            refs = await self._references(spec)
+        except (BlockedURL, httpx.HTTPError) as exc:
+            await self.lifecycle.transition(
+                job_id,
+                "failed",
+                lease=self.worker_id,
+                fields={"error": _error("input_reference_unavailable", f"an input reference could not be used: {exc}")},
+            )
+            return
+        last: ProviderError | None = None
+        for cand in candidates:
+            provider = self.providers.get(cand.provider)
+            jobspec = job_spec(row, spec, cand.provider_model, refs)
+            if isinstance(provider, LocalProvider):
+                attempts.append({"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000})
+                started = await self.lifecycle.transition(
+                    job_id,
+                    "accepted",
+                    lease=self.worker_id,
+                    fields={
+                        "provider": cand.provider,
+                        "native_id": job_id,
+                        "started_at": now_ms(),
+                        "attempts": attempts,
+                        "progress_source": "provider",
+                    },
+                )
+                if started is not None:
+                    await self._run_local(started, provider, jobspec)
+                return
+            if pending is None:
+                attempts.append({"provider": cand.provider, "outcome": "pending", "at": now_ms() // 1000})
+                await self.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=self.worker_id)
+            pending = None
+            try:
+                accepted = await provider.submit(jobspec)  # type: ignore[union-attr]
+            except Rejected as exc:
+                self.providers.record(cand.provider, False, exc.message)
+                attempts[-1] = {
+                    "provider": cand.provider,
+                    "outcome": "rejected",
+                    "at": now_ms() // 1000,
+                    "message": exc.message,
+                    **({"status_code": exc.status_code} if exc.status_code else {}),
+                }
+                await self.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=self.worker_id)
+                last = exc
+                if not exc.retryable:
+                    break
+                continue
+            self.providers.record(cand.provider, True)
+            attempts[-1] = {"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000}
+            interval = self.providers.configs[cand.provider].poll_interval_seconds
+            done = await self.lifecycle.transition(
+                job_id,
+                "accepted",
+                lease=self.worker_id,
+                fields={
+                    "provider": cand.provider,
+                    "native_id": accepted.native_id,
+                    "started_at": now_ms(),
+                    "attempts": attempts,
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "next_run_at": now_ms() + int(interval * 1000),
+                },
+            )
+            if done is None:  # cancelled meanwhile: the upstream job must not run on unpaid
+                with contextlib.suppress(ProviderError, httpx.HTTPError):
+                    await provider.cancel(accepted.native_id)  # type: ignore[union-attr]
+            return
+        if last is not None and not last.retryable:
+            error = _error(
+                "upstream_error",
+                last.message,
+                provider=attempts[-1]["provider"],
+                provider_request_id=last.request_id,
+                attempts=attempts,
+            )
+        else:
+            tried = ", ".join(f"{a['provider']} ({a.get('message', a['outcome'])})" for a in attempts) or "none"
+            error = _error("no_provider_available", f"no provider accepted the job; tried: {tried}", attempts=attempts)
+        await self.lifecycle.transition(
+            job_id, "failed", lease=self.worker_id, fields={"error": error, "attempts": attempts}
+        )
+
+    async def _run_local(self, row: Row, provider: LocalProvider, jobspec: JobSpec | None = None) -> None:
+        job_id = row["id"]
+        if jobspec is None:
+            spec = orjson.loads(row["spec"])
+            ref = next(p for p in self.catalog.by_id[row["model"]].providers if p.name == provider.name)
+            jobspec = job_spec(row, spec, ref.model, await self._references(spec))
+        workdir = self.tmpdir / job_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        last = {"p": -1}
+
+        async def on_progress(percent: int) -> None:
+            percent = min(99, percent)
+            if percent != last["p"]:
+                crossed = percent // 10 != max(last["p"], 0) // 10
+                last["p"] = percent
+                await self.lifecycle.progress(job_id, self.worker_id, percent, "provider", crossed_step=crossed)
+
+        try:
+            outputs = await provider.run(jobspec, workdir, on_progress, lambda: job_id in self.cancelled)
+            if job_id in self.cancelled:
+                return
+            stored = [await ingest(self.blobs, job_id, out.index, out.path, out.mime_type) for out in outputs]
+            await self.lifecycle.transition(
+                job_id,
+                "done",
+                lease=self.worker_id,
+                fields={"outputs": stored, "progress_source": "provider"},
+                produced_seconds=[o["duration_seconds"] for o in stored],
+            )
+        except Exception as exc:
+            if job_id in self.cancelled or type(exc).__name__ == "RenderCancelled":
+                return
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _poll(self, row: Row, provider: RemoteProvider) -> None:
+        job_id = row["id"]
+        spec = orjson.loads(row["spec"])
+        interval = self.providers.configs[provider.name].poll_interval_seconds
+        jobspec = job_spec(row, spec, "", ())
+        try:
+            up: Upstream = await provider.poll(jobspec, row["native_id"])
+        except PollFailed as exc:
+            self.providers.record(provider.name, False, exc.message)
+            failures = row["poll_failures"] + 1
+            await self._release(
+                job_id, delay=min(60.0, interval * 2 ** min(failures, 5)), failures=failures, last_error=exc.message
+            )
+            return
+        self.providers.record(provider.name, True)
+        if up.status in ("queued", "processing"):
+            progress, source = up.progress, "provider"
+            if progress is None:
+                elapsed = (now_ms() - (row["started_at"] or row["created_at"])) / 1000
+                progress, source = min(95, int(100 * elapsed / max(1.0, row["expected_seconds"]))), "estimate"
+            if progress != row["progress"]:
+                crossed = (progress // 10) != ((row["progress"] or 0) // 10)
+                await self.lifecycle.progress(job_id, self.worker_id, progress, source, crossed_step=crossed)
+            await self._release(job_id, delay=interval, failures=0)
+        elif up.status == "completed":
+            await self._complete(row, provider, up, interval)
+        elif up.status == "cancelled":
+            await self.lifecycle.transition(job_id, "cancel", lease=self.worker_id)
+        else:
+            err = up.error
+            await self.lifecycle.transition(
+                job_id,
+                "failed",
+                lease=self.worker_id,
+                fields={
+                    "error": _error(
+                        err.code if err else "upstream_error",
+                        err.message if err else "the upstream job failed",
+                        provider=provider.name,
+                        provider_request_id=err.request_id if err else None,
+                    )
+                },
+            )
+
+    async def _complete(self, row: Row, provider: RemoteProvider, up: Upstream, interval: float) -> None:
+        job_id = row["id"]
+        stored = []
+        try:
+            for out in up.outputs:
+                path = await download(provider.open_output(out), self.tmpdir)
+                stored.append(await ingest(self.blobs, job_id, out.index, path, out.mime_type))
+        except PollFailed as exc:
+            if exc.retryable:
+                await self._release(job_id, delay=interval, failures=row["poll_failures"] + 1, last_error=exc.message)
+                return
+            await self.lifecycle.transition(
+                job_id,
+                "failed",
+                lease=self.worker_id,
+                fields={
+                    "error": _error(
+                        "output_unavailable",
+                        f"the output could not be fetched: {exc.message}",
+                        provider=provider.name,
+                        provider_request_id=exc.request_id,
+                    )
+                },
+            )
+            return
+        if not stored:
+            await self.lifecycle.transition(
+                job_id,
+                "failed",
+                lease=self.worker_id,
+                fields={
+                    "error": _error("upstream_error", "the upstream finished without an output", provider=provider.name)
+                },
+            )
+            return
+        await self.lifecycle.transition(
+            job_id,
+            "done",
+            lease=self.worker_id,
+            fields={"outputs": stored},
+            produced_seconds=[o["duration_seconds"] for o in stored],
+        )
+
+    async def _cancel_upstream(self, row: Row) -> None:
+        provider = self.providers.get(row["provider"]) if row["provider"] in self.providers.available else None
+        if isinstance(provider, RemoteProvider) and provider.cancellable and row["native_id"]:
+            try:
+                await provider.cancel(row["native_id"])
+            except (ProviderError, httpx.HTTPError) as exc:
+                log.warning("job %s: upstream cancel failed: %s", row["id"], exc)
+        await self.lifecycle.set_fields(row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None})
+
+    async def _expire(self, row: Row) -> None:
+        done = await self.lifecycle.transition(
+            row["id"],
+            "deadline",
+            lease=self.worker_id,
+            fields={"error": _error("deadline_exceeded", "the job did not finish before its deadline")},
+        )
+        if done is not None and row["status"] == "processing":
+            await self._cancel_upstream(done)
+
+    async def _sweep_retention(self) -> None:
+        cutoff = now_ms() - int(self.settings.retention_days * 86_400_000)
+        for row in await self.db.fetchall(_EXPIRED, {"cutoff": cutoff}):
+            if await self.lifecycle.transition(row["id"], "retention") is not None:
+                for out in orjson.loads(row["outputs"] or "[]"):
+                    await self.blobs.delete(out["key"])

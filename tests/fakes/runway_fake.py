@@ -1,0 +1,240 @@
+"""A fake Runway API: Bearer key plus ``X-Runway-Version``, strict bodies, task state machine.
+
+Each ``GET /v1/tasks/{id}`` advances the task one step (PENDING, optionally THROTTLED, RUNNING
+with a rising 0..1 ``progress``, then SUCCEEDED or FAILED) so tests need no sleeps. Outputs are
+served from ``/cdn/...`` on the same server, like Runway's signed CloudFront links.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakes.server import Faults, small_mp4
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+VERSION = "2024-11-06"
+_LP = ["1280:720", "720:1280"]
+_GEN4_I2V = ["1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672"]
+_VEO = ["1280:720", "720:1280", "1080:1920", "1920:1080"]
+_TWO_TO_TEN = list(range(2, 11))
+
+# model -> (t2v ratios or None when i2v-only, i2v ratios, durations, extra body fields allowed)
+MODELS: dict[str, tuple[list[str] | None, list[str], list[int], set[str]]] = {
+    "gen4.5": (_LP, _GEN4_I2V, _TWO_TO_TEN, {"seed", "contentModeration"}),
+    "gen4_turbo": (None, _GEN4_I2V, _TWO_TO_TEN, {"seed", "contentModeration"}),
+    "veo3.1": (_VEO, _VEO, [4, 6, 8], {"audio", "negativePrompt"}),
+    "veo3.1_fast": (_VEO, _VEO, [4, 6, 8], {"audio", "negativePrompt"}),
+    "veo3": (_VEO, _VEO, [8], {"negativePrompt"}),
+}
+_LAST_FRAME_MODELS = {"veo3.1", "veo3.1_fast"}
+
+_EXPIRED_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message></Error>"
+)
+
+
+def _err(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+@dataclass
+class Task:
+    id: str
+    body: dict[str, Any]
+    endpoint: str
+    polls: int = 0
+    status: str = "PENDING"
+    progress: float | None = None
+    fail: tuple[str, str] | None = None
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class RunwayFake:
+    """State and routes of one fake Runway; see the module docstring."""
+
+    def __init__(self, api_key: str = "key_test", polls_to_complete: int = 3, throttle: bool = False) -> None:
+        self.api_key = api_key
+        self.polls_to_complete = polls_to_complete
+        self.throttle = throttle
+        self.faults = Faults()
+        self.tasks: dict[str, Task] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = False
+        self.failure_message = "Your input did not pass moderation."
+        self.failure_code = "SAFETY.INPUT.TEXT"
+        self.expire_outputs = False
+        self.app = Starlette(
+            routes=[
+                Route("/v1/text_to_video", self.create, methods=["POST"]),
+                Route("/v1/image_to_video", self.create, methods=["POST"]),
+                Route("/v1/tasks/{task_id}", self.get_task, methods=["GET"]),
+                Route("/v1/tasks/{task_id}", self.delete_task, methods=["DELETE"]),
+                Route("/cdn/{task_id}/video.mp4", self.download, methods=["GET"]),
+            ]
+        )
+
+    async def _record(self, request: Request) -> Any:
+        body: Any = None
+        raw = await request.body()
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "headers": dict(request.headers),
+                "json": body,
+            }
+        )
+        return body
+
+    def _auth(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _err("Invalid API key. Check the key and the host you are calling.", 401)
+        # Best guess at Runway's answer when the version header is missing or wrong [unverified].
+        if request.headers.get("x-runway-version") != VERSION:
+            return _err(
+                "A valid X-Runway-Version header is required. The current version is 2024-11-06.", 400
+            )
+        return None
+
+    async def create(self, request: Request) -> Response:
+        body = await self._record(request)
+        if fault := await self.faults.apply("create"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        endpoint = request.url.path.rsplit("/", 1)[-1]
+        if problem := self._validate(endpoint, body):
+            return _err(problem, 400)
+        task = Task(id=str(uuid.uuid4()), body=body, endpoint=endpoint)
+        if self.fail_next:
+            task.fail, self.fail_next = (self.failure_message, self.failure_code), False
+        self.tasks[task.id] = task
+        return JSONResponse({"id": task.id})
+
+    def _validate(self, endpoint: str, body: Any) -> str | None:
+        """Runway's checks, each answered as a 400 naming the field."""
+        if not isinstance(body, dict):
+            return "Request body must be a JSON object."
+        model = body.get("model")
+        if model not in MODELS:
+            return f"model: Invalid enum value. Expected one of {sorted(MODELS)}, received {model!r}"
+        t2v, i2v, durations, extras = MODELS[model]
+        i2v_endpoint = endpoint == "image_to_video"
+        if not i2v_endpoint and t2v is None:
+            return f"model: {model} does not support text_to_video."
+        allowed = (
+            {"model", "promptText", "ratio", "duration"}
+            | extras
+            | ({"promptImage"} if i2v_endpoint else set())
+        )
+        unknown = sorted(set(body) - allowed)
+        if unknown:
+            return f"Unrecognized key(s) in object: {', '.join(repr(k) for k in unknown)}"
+        text = body.get("promptText")
+        if (text is not None or not i2v_endpoint) and (not isinstance(text, str) or not text.strip()):
+            return "promptText: String must contain at least 1 character(s)"
+        if isinstance(text, str) and len(text.encode("utf-16-le")) // 2 > 1000:
+            return "promptText: String must contain at most 1000 character(s)"
+        if i2v_endpoint and (problem := self._check_image(model, body.get("promptImage"))):
+            return problem
+        ratios = i2v if i2v_endpoint else t2v
+        if body.get("ratio") not in (ratios or []):
+            expected = " | ".join(ratios or [])
+            return f"ratio: Invalid enum value. Expected {expected}, received {body.get('ratio')!r}"
+        duration = body.get("duration")
+        if type(duration) is not int or duration not in durations:
+            return f"duration: Invalid value. Expected one of {durations}, received {duration!r}"
+        seed = body.get("seed")
+        if "seed" in body and (type(seed) is not int or not 0 <= seed <= 4294967295):
+            return "seed: Number must be an integer between 0 and 4294967295"
+        if "audio" in body and not isinstance(body["audio"], bool):
+            return "audio: Expected boolean"
+        return None
+
+    @staticmethod
+    def _check_image(model: str, image: Any) -> str | None:
+        def ok(uri: Any) -> bool:
+            return isinstance(uri, str) and (uri.startswith("https://") or uri.startswith("data:image/"))
+
+        if isinstance(image, str):
+            return None if ok(image) else "promptImage: Only HTTPS URLs are allowed."
+        if isinstance(image, list) and image:
+            for item in image:
+                if not isinstance(item, dict) or not ok(item.get("uri")):
+                    return "promptImage: Only HTTPS URLs are allowed."
+                if item.get("position") not in ("first", "last"):
+                    return "promptImage: position must be 'first' or 'last'"
+                if item.get("position") == "last" and model not in _LAST_FRAME_MODELS:
+                    return f"promptImage: {model} does not support a last frame"
+            return None
+        return "promptImage: Required"
+
+    def _advance(self, task: Task) -> None:
+        if task.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return
+        task.polls += 1
+        if task.polls >= self.polls_to_complete:
+            task.status, task.progress = ("FAILED", None) if task.fail else ("SUCCEEDED", None)
+        elif task.polls == 1:
+            task.status = "THROTTLED" if self.throttle else "PENDING"
+        else:
+            task.status = "RUNNING"
+            task.progress = round((task.polls - 1) / max(1, self.polls_to_complete - 1), 4)
+
+    def _view(self, request: Request, task: Task) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": task.id, "status": task.status, "createdAt": "2026-08-01T10:00:00.000Z"}
+        if task.status == "RUNNING":
+            out["progress"] = task.progress
+        elif task.status == "SUCCEEDED":
+            out["output"] = [f"{str(request.base_url).rstrip('/')}/cdn/{task.id}/video.mp4?_jwt={task.token}"]
+        elif task.status == "FAILED" and task.fail:
+            out["failure"], out["failureCode"] = task.fail
+        return out
+
+    async def get_task(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("poll"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None:
+            return _err("Not found", 404)
+        self._advance(task)
+        return JSONResponse(self._view(request, task))
+
+    async def delete_task(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("cancel"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None:
+            return _err("Not found", 404)
+        if task.status in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            del self.tasks[task.id]  # finished tasks are deleted, not cancelled
+        else:
+            task.status, task.progress = "CANCELLED", None
+        return Response(status_code=204)
+
+    async def download(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("download"):
+            return fault
+        task = self.tasks.get(request.path_params["task_id"])
+        if self.expire_outputs or task is None or request.query_params.get("_jwt") != task.token:
+            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+        return Response(small_mp4(), media_type="video/mp4")

@@ -1,0 +1,119 @@
+"""Run a fake upstream on loopback and inject faults into it.
+
+A fake is a Starlette app speaking one provider's real wire format. ``FakeUpstream`` runs it with
+uvicorn on 127.0.0.1 on a free port in a background thread; ``Faults`` holds queued faults that the
+fake's routes apply before answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+
+FAULT_KINDS = ("429", "500", "502", "503", "timeout", "malformed", "disconnect")
+
+
+@dataclass
+class Faults:
+    """Queued faults per operation (``create``, ``poll``, ``download``, ``cancel``)."""
+
+    queue: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
+    hang_seconds: float = 3.0
+    applied: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, op: str, kind: str, times: int = 1) -> None:
+        assert kind in FAULT_KINDS, kind
+        self.queue[op].extend([kind] * times)
+
+    def clear(self) -> None:
+        self.queue.clear()
+
+    async def apply(self, op: str) -> Response | None:
+        """The response a queued fault calls for, or None to answer normally."""
+        if not self.queue.get(op):
+            return None
+        kind = self.queue[op].popleft()
+        self.applied.append((op, kind))
+        if kind == "timeout":
+            await asyncio.sleep(self.hang_seconds)
+            return JSONResponse({"error": {"message": "too slow"}}, status_code=504)
+        if kind == "malformed":
+            return Response(b'{"id": "trunc', media_type="application/json")
+        if kind == "disconnect":
+            raise ConnectionResetError("fake disconnect")
+        headers = {"retry-after": "1"} if kind == "429" else {}
+        message = "rate limited" if kind == "429" else "upstream exploded"
+        return JSONResponse({"error": {"message": message, "code": kind}}, status_code=int(kind), headers=headers)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FakeUpstream:
+    """A Starlette app served on 127.0.0.1 from a daemon thread."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def start(self) -> FakeUpstream:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake upstream did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@cache
+def small_mp4() -> bytes:
+    """A real one-second 64x64 H.264 MP4 that fakes serve as their output."""
+    import io
+
+    import av
+    import numpy as np
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(24):
+            img = np.full((64, 64, 3), (i * 10) % 255, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return buf.getvalue()
+
+
+def write_small_mp4(path: Path) -> Path:
+    path.write_bytes(small_mp4())
+    return path

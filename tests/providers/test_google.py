@@ -1,0 +1,331 @@
+"""The Gemini API (Veo) adapter against its fake on loopback: mapping, lifecycle, bytes, failures."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import av
+import httpx
+import pytest
+from fakes.google_fake import GoogleFake
+from fakes.server import FakeUpstream, free_port, small_mp4
+
+from vidgate.gateway.providers.base import (
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    ReferenceImage,
+    Rejected,
+    RemoteProvider,
+    Upstream,
+    UpstreamOutput,
+)
+from vidgate.gateway.providers.google import GoogleProvider
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 24
+JPEG = b"\xff\xd8\xff\xe0" + b"\x02" * 24
+MODEL = "veo-3.1-generate-preview"
+
+
+def make_job(**overrides: object) -> JobSpec:
+    fields: dict[str, object] = dict(
+        job_id="vid_01JTESTGOOGLE", model="google/veo-3.1", provider_model=MODEL,
+        prompt="a lighthouse at dusk, slow push-in", duration=8, width=1280, height=720,
+    )
+    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def ref(role: str, data: bytes = PNG, mime: str = "image/png") -> ReferenceImage:
+    return ReferenceImage(role=role, url=f"https://example.test/{role}", data=data, mime_type=mime)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[GoogleFake, str]]:
+    """One fake server per module; each test gets it reset."""
+    fake = GoogleFake(api_key="g-test", polls_to_complete=3)
+    with FakeUpstream(fake.app) as server:
+        yield fake, server.base_url + "/v1beta"
+
+
+@pytest.fixture
+def fake(served: tuple[GoogleFake, str]) -> GoogleFake:
+    served[0].reset()
+    return served[0]
+
+
+@pytest.fixture
+def base_url(served: tuple[GoogleFake, str]) -> str:
+    return served[1]
+
+
+def config(base_url: str, api_key: str = "g-test", timeout_seconds: float = 5) -> ProviderConfig:
+    return ProviderConfig(name="google", api_key=api_key, base_url=base_url, timeout_seconds=timeout_seconds)
+
+
+@pytest.fixture
+async def provider(fake: GoogleFake, base_url: str) -> AsyncIterator[GoogleProvider]:
+    p = GoogleProvider(config(base_url))
+    yield p
+    await p.aclose()
+
+
+async def poll_to_end(provider: GoogleProvider, job: JobSpec, native_id: str) -> list[Upstream]:
+    seen: list[Upstream] = []
+    for _ in range(10):
+        seen.append(await provider.poll(job, native_id))
+        if seen[-1].status in ("completed", "failed", "cancelled"):
+            return seen
+    raise AssertionError(f"operation never finished: {seen}")
+
+
+async def read_all(provider: GoogleProvider, out: UpstreamOutput) -> bytes:
+    return b"".join([chunk async for chunk in provider.open_output(out)])
+
+
+def create_body(fake: GoogleFake) -> dict:  # type: ignore[type-arg]
+    (rec,) = [r for r in fake.requests if r.method == "POST"]
+    return rec.body
+
+
+async def test_create_poll_download(provider: GoogleProvider, fake: GoogleFake) -> None:
+    assert isinstance(provider, RemoteProvider)
+    assert provider.name == "google" and provider.cancellable is False
+    job = make_job(sample_count=2)
+    accepted = await provider.submit(job)
+    assert accepted.native_id.startswith(f"models/{MODEL}/operations/")
+
+    seen = await poll_to_end(provider, job, accepted.native_id)
+    assert [u.status for u in seen] == ["processing", "processing", "completed"]
+    assert all(u.progress is None for u in seen)
+    polls = [r for r in fake.requests if r.method == "GET" and "/operations/" in r.path]
+    assert [r.path for r in polls] == [f"/v1beta/{accepted.native_id}"] * 3
+    outputs = seen[-1].outputs
+    assert [o.index for o in outputs] == [0, 1]
+    assert len({o.url for o in outputs}) == 2
+    for out in outputs:
+        assert ":download?alt=media" in out.url and "/v1beta/files/" in out.url
+        assert out.headers == {"x-goog-api-key": "g-test"}
+        data = await read_all(provider, out)
+        assert data == small_mp4()
+        with av.open(io.BytesIO(data)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == 24
+    downloads = [r for r in fake.requests if ":download" in r.path]
+    assert len(downloads) == 2 and all(r.headers["x-goog-api-key"] == "g-test" for r in downloads)
+    assert len(fake.storage_requests) == 2  # the 302 was followed
+    assert await provider.cancel(accepted.native_id) is False
+
+
+async def test_request_mapping(provider: GoogleProvider, fake: GoogleFake) -> None:
+    job = make_job(
+        width=720, height=1280, seed=42, negative_prompt="blurry", enhance_prompt=False, audio=True,
+        references=(ref("first_frame"), ref("last_frame", JPEG, "image/jpeg")),
+        provider_params={"personGeneration": "allow_adult", "durationSeconds": 4},
+    )
+    await provider.submit(job)
+    (rec,) = [r for r in fake.requests if r.method == "POST"]
+    assert rec.path == f"/v1beta/models/{MODEL}:predictLongRunning"
+    assert rec.headers["x-goog-api-key"] == "g-test"
+    (instance,) = rec.body["instances"]
+    assert instance["prompt"] == "a lighthouse at dusk, slow push-in"
+    png_b64 = base64.b64encode(PNG).decode()
+    assert instance["image"] == {"bytesBase64Encoded": png_b64, "mimeType": "image/png"}
+    assert base64.b64decode(instance["lastFrame"]["bytesBase64Encoded"]) == JPEG
+    assert instance["lastFrame"]["mimeType"] == "image/jpeg"
+    assert "referenceImages" not in instance
+    assert rec.body["parameters"] == {
+        "aspectRatio": "9:16",
+        "resolution": "720p",
+        "durationSeconds": 8,  # mapped wins over provider_params
+        "sampleCount": 1,
+        "negativePrompt": "blurry",
+        "enhancePrompt": False,
+        "seed": 42,
+        "personGeneration": "allow_adult",  # unmapped provider_params pass through
+    }
+    # Veo 3 on the Gemini API always has audio; generateAudio is Vertex-only and never sent.
+    assert "generateAudio" not in rec.body["parameters"]
+
+
+async def test_reference_images_and_explicit_resolution(provider: GoogleProvider, fake: GoogleFake) -> None:
+    job = make_job(resolution="4K", aspect_ratio="16:9", person_generation="allow_all",
+                   references=(ref("reference"), ref("reference", JPEG, "image/jpeg")))
+    await provider.submit(job)
+    body = create_body(fake)
+    refs = body["instances"][0]["referenceImages"]
+    assert [r["referenceType"] for r in refs] == ["asset", "asset"]
+    assert [base64.b64decode(r["image"]["bytesBase64Encoded"]) for r in refs] == [PNG, JPEG]
+    assert "image" not in body["instances"][0]
+    params = body["parameters"]
+    assert params["resolution"] == "4k" and params["aspectRatio"] == "16:9"
+    assert params["personGeneration"] == "allow_all"
+    assert "seed" not in params and "negativePrompt" not in params and "enhancePrompt" not in params
+
+
+async def test_failed_operation(provider: GoogleProvider, fake: GoogleFake) -> None:
+    fake.fail_next = "failed"
+    job = make_job()
+    accepted = await provider.submit(job)
+    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    assert final.status == "failed" and final.outputs == ()
+    assert final.error is not None
+    assert final.error.code == "INTERNAL"
+    assert "internal error" in final.error.message
+
+
+async def test_moderation_filtered(provider: GoogleProvider, fake: GoogleFake) -> None:
+    fake.fail_next = "moderation"
+    job = make_job()
+    accepted = await provider.submit(job)
+    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    assert final.status == "failed" and final.outputs == ()
+    assert final.error is not None
+    assert final.error.code == "moderation_blocked"
+    assert "Support code: 58061214" in final.error.message
+
+
+@pytest.mark.parametrize("kind", ["429", "500"])
+async def test_create_fault_is_retryable(provider: GoogleProvider, fake: GoogleFake, kind: str) -> None:
+    fake.faults.add("create", kind)
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job())
+    assert info.value.retryable is True
+    assert info.value.status_code == int(kind)
+    assert fake.jobs == {}
+
+
+async def test_create_timeout_is_retryable(fake: GoogleFake, base_url: str) -> None:
+    fake.faults.hang_seconds = 1.5
+    fake.faults.add("create", "timeout")
+    provider = GoogleProvider(config(base_url, timeout_seconds=0.3))
+    started = time.monotonic()
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert time.monotonic() - started < 1.2
+    assert info.value.retryable is True and info.value.code == "upstream_timeout"
+
+
+async def test_connection_refused_is_retryable() -> None:
+    provider = GoogleProvider(config(f"http://127.0.0.1:{free_port()}/v1beta", timeout_seconds=1))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert info.value.retryable is True and "unreachable" in info.value.message
+
+
+async def test_bad_input_is_not_retryable(provider: GoogleProvider, fake: GoogleFake) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(duration=5))
+    assert info.value.retryable is False and info.value.status_code == 400
+    assert "durationSeconds" in info.value.message
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(provider_model="veo-9"))
+    assert info.value.retryable is False and info.value.status_code == 404
+    assert "models/veo-9 is not found" in info.value.message
+    # Vertex-only fields passed through provider_params are the upstream's to refuse.
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(provider_params={"generateAudio": True}))
+    assert info.value.retryable is False and "generateAudio" in info.value.message
+    assert fake.jobs == {}
+
+
+async def test_unsupported_role_fails_over_without_a_call(provider: GoogleProvider, fake: GoogleFake) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(references=(ref("mask"),)))
+    assert info.value.retryable is True and info.value.code == "unsupported_parameter"
+    assert fake.requests == []
+
+
+async def test_wrong_api_key_is_not_retryable(fake: GoogleFake, base_url: str) -> None:
+    provider = GoogleProvider(config(base_url, api_key="g-wrong"))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert info.value.retryable is False
+    assert info.value.status_code == 400  # Google answers a bad key with 400 INVALID_ARGUMENT
+    assert "API key not valid" in info.value.message
+    assert fake.jobs == {}
+
+
+async def test_poll_faults_keep_the_job(provider: GoogleProvider, fake: GoogleFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    fake.faults.add("poll", "503")
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(job, accepted.native_id)
+    assert info.value.retryable is True and info.value.status_code == 503
+    fake.faults.add("poll", "malformed")
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(job, accepted.native_id)
+    assert info.value.retryable is True and "malformed" in info.value.message
+    seen = await poll_to_end(provider, job, accepted.native_id)
+    assert [u.status for u in seen] == ["processing", "processing", "completed"]
+    assert len(seen[-1].outputs) == 1
+
+
+async def test_unknown_operation_is_not_retryable(provider: GoogleProvider) -> None:
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(make_job(), f"models/{MODEL}/operations/doesnotexist")
+    assert info.value.retryable is False and info.value.status_code == 404
+
+
+async def test_expired_file_is_a_download_error(provider: GoogleProvider, fake: GoogleFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    done = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    fake.expired = True
+    with pytest.raises(PollFailed) as info:
+        await read_all(provider, done.outputs[0])
+    assert info.value.status_code == 403 and info.value.retryable is False
+    assert fake.storage_requests == []
+
+
+async def test_download_fault_then_success(provider: GoogleProvider, fake: GoogleFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    done = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    fake.faults.add("download", "503")
+    with pytest.raises(PollFailed) as info:
+        await read_all(provider, done.outputs[0])
+    assert info.value.retryable is True
+    assert await read_all(provider, done.outputs[0]) == small_mp4()
+
+
+async def test_fake_validates_like_the_upstream(fake: GoogleFake, base_url: str) -> None:
+    """The fake's own checks: auth shapes, instances, image shape, combinations, parameter types."""
+    key = {"x-goog-api-key": "g-test"}
+    path = f"/models/{MODEL}:predictLongRunning"
+    img = {"bytesBase64Encoded": base64.b64encode(PNG).decode(), "mimeType": "image/png"}
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        r = await client.post(path, json={"instances": [{"prompt": "x"}]})
+        assert r.status_code == 403 and r.json()["error"]["status"] == "PERMISSION_DENIED"
+        bad = [
+            {"instances": {"prompt": "x"}},
+            {"instances": [{"prompt": "x"}], "parameters": {"durationSeconds": 7}},
+            {"instances": [{"prompt": "x"}], "parameters": {"aspectRatio": "1:1"}},
+            {"instances": [{"prompt": "x"}], "parameters": {"resolution": "1080p", "durationSeconds": 4}},
+            {"instances": [{"prompt": "x"}], "parameters": {"sampleCount": "2"}},
+            {"instances": [{"prompt": "x", "image": {"gcsUri": "gs://b/o.png", "mimeType": "image/png"}}]},
+            {"instances": [{"prompt": "x", "lastFrame": img}]},
+            {"instances": [{"prompt": "x", "image": img,
+                            "referenceImages": [{"image": img, "referenceType": "asset"}]}]},
+            {"instances": [{"prompt": "x"}], "config": {}},
+        ]
+        for body in bad:
+            r = await client.post(path, json=body, headers=key)
+            assert r.status_code == 400, body
+            assert r.json()["error"]["status"] == "INVALID_ARGUMENT", body
+        r = await client.post(path, json={"instances": [{"prompt": "x"}],
+                                          "parameters": {"durationSeconds": "6"}}, headers=key)
+        assert r.status_code == 200 and r.json()["name"].startswith(f"models/{MODEL}/operations/")
+        r = await client.get(f"/{r.json()['name']}", params={"key": "g-test"})
+        assert r.status_code == 200 and "done" not in r.json()

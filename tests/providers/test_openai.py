@@ -1,0 +1,313 @@
+"""The OpenAI Videos adapter against its fake on loopback: mapping, lifecycle, bytes, failures."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import av
+import httpx
+import pytest
+from fakes.openai_fake import OpenAIFake
+from fakes.server import FakeUpstream, free_port, small_mp4
+
+from vidgate.gateway.providers.base import (
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    ReferenceImage,
+    Rejected,
+    RemoteProvider,
+    Upstream,
+)
+from vidgate.gateway.providers.openai import OpenAIProvider
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def make_job(**overrides: object) -> JobSpec:
+    fields: dict[str, object] = dict(
+        job_id="vid_01JTESTOPENAI", model="openai/sora-2", provider_model="sora-2",
+        prompt="a red kite over dunes", duration=8, width=1280, height=720,
+    )
+    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[OpenAIFake, str]]:
+    """One fake server per module; each test gets it reset."""
+    fake = OpenAIFake(api_key="sk-test", polls_to_complete=3)
+    with FakeUpstream(fake.app) as server:
+        yield fake, server.base_url + "/v1"
+
+
+@pytest.fixture
+def fake(served: tuple[OpenAIFake, str]) -> OpenAIFake:
+    served[0].reset()
+    return served[0]
+
+
+@pytest.fixture
+def base_url(served: tuple[OpenAIFake, str]) -> str:
+    return served[1]
+
+
+def config(base_url: str, **kw: object) -> ProviderConfig:
+    return ProviderConfig(name="openai", api_key=kw.pop("api_key", "sk-test"), base_url=base_url, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def provider(fake: OpenAIFake, base_url: str) -> AsyncIterator[OpenAIProvider]:
+    p = OpenAIProvider(config(base_url, timeout_seconds=5))
+    yield p
+    await p.aclose()
+
+
+async def poll_to_end(provider: OpenAIProvider, job: JobSpec, native_id: str) -> list[Upstream]:
+    seen: list[Upstream] = []
+    for _ in range(10):
+        seen.append(await provider.poll(job, native_id))
+        if seen[-1].status in ("completed", "failed", "cancelled"):
+            return seen
+    raise AssertionError(f"job never finished: {seen}")
+
+
+async def read_all(provider: OpenAIProvider, out) -> bytes:  # type: ignore[no-untyped-def]
+    return b"".join([chunk async for chunk in provider.open_output(out)])
+
+
+async def test_create_poll_download(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    assert isinstance(provider, RemoteProvider)
+    assert provider.name == "openai" and provider.cancellable is False
+    job = make_job()
+    accepted = await provider.submit(job)
+    assert accepted.native_id.startswith("video_")
+    assert accepted.request_id and accepted.request_id.startswith("req_")
+    assert fake.idempotency_keys == ["vid_01JTESTOPENAI"]
+
+    seen = await poll_to_end(provider, job, accepted.native_id)
+    assert [u.status for u in seen] == ["queued", "processing", "completed"]
+    assert [u.progress for u in seen] == [0, 50, 100]
+    done = seen[-1]
+    assert done.seconds == 8.0
+    assert len(done.outputs) == 1
+    out = done.outputs[0]
+    assert out.index == 0
+    assert out.url == f"{provider._client.base_url}videos/{accepted.native_id}/content?variant=video"
+    assert out.url.startswith("http://127.0.0.1:")
+    assert out.headers == {"Authorization": "Bearer sk-test"}
+
+    data = await read_all(provider, out)
+    assert data == small_mp4()
+    with av.open(io.BytesIO(data)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames == 24
+    assert fake.requests[-1].body == {"variant": "video"}
+    assert await provider.cancel(accepted.native_id) is False
+
+
+async def test_request_mapping(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    ref = ReferenceImage(role="first_frame", url="https://example.test/a", data=PNG, mime_type="image/png")
+    job = make_job(
+        provider_model="sora-2-pro", duration=12, width=1024, height=1792, references=(ref,),
+        provider_params={"quality": "high", "seconds": "4", "size": "720x1280"},
+    )
+    await provider.submit(job)
+    (rec,) = [r for r in fake.requests if r.method == "POST"]
+    assert rec.path == "/v1/videos"
+    assert rec.headers["content-type"].startswith("multipart/form-data")
+    assert rec.headers["authorization"] == "Bearer sk-test"
+    assert rec.headers["idempotency-key"] == job.job_id
+    body = rec.body
+    assert body["model"] == "sora-2-pro"
+    assert body["prompt"] == "a red kite over dunes"
+    assert body["seconds"] == "12"  # mapped fields win over provider_params
+    assert body["size"] == "1024x1792"
+    assert body["quality"] == "high"  # unmapped provider_params pass through
+    upload = body["input_reference"]
+    assert upload["data"] == PNG
+    assert upload["content_type"] == "image/png"
+    assert upload["filename"].endswith(".png")
+
+
+async def test_text_only_has_no_input_reference(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    await provider.submit(make_job(duration=4, width=720, height=1280))
+    body = fake.requests[-1].body
+    assert body["seconds"] == "4" and body["size"] == "720x1280"
+    assert "input_reference" not in body
+
+
+@pytest.mark.parametrize(("outcome", "code", "text"), [
+    ("failed", "internal_error", "internal error"),
+    ("moderation", "moderation_blocked", "moderation"),
+])
+async def test_upstream_failure(provider: OpenAIProvider, fake: OpenAIFake, outcome: str, code: str,
+                                text: str) -> None:
+    fake.fail_next = outcome
+    job = make_job()
+    accepted = await provider.submit(job)
+    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    assert final.status == "failed"
+    assert final.outputs == ()
+    assert final.error is not None
+    assert final.error.code == code
+    assert text in final.error.message
+    assert final.error.request_id and final.error.request_id.startswith("req_")
+
+
+@pytest.mark.parametrize("kind", ["429", "500"])
+async def test_create_fault_is_retryable(provider: OpenAIProvider, fake: OpenAIFake, kind: str) -> None:
+    fake.faults.add("create", kind)
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job())
+    assert info.value.retryable is True
+    assert info.value.status_code == int(kind)
+    assert info.value.code == ("upstream_rate_limited" if kind == "429" else "upstream_error")
+    assert fake.jobs == {}
+
+
+async def test_create_timeout_is_retryable(fake: OpenAIFake, base_url: str) -> None:
+    fake.faults.hang_seconds = 1.5
+    fake.faults.add("create", "timeout")
+    provider = OpenAIProvider(config(base_url, timeout_seconds=0.3))
+    started = time.monotonic()
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert time.monotonic() - started < 1.2
+    assert info.value.retryable is True
+    assert info.value.code == "upstream_timeout"
+
+
+async def test_connection_refused_is_retryable() -> None:
+    provider = OpenAIProvider(config(f"http://127.0.0.1:{free_port()}/v1", timeout_seconds=1))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert info.value.retryable is True
+    assert "unreachable" in info.value.message
+
+
+async def test_bad_input_is_not_retryable(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(provider_model="sora-9"))
+    assert info.value.retryable is False
+    assert info.value.status_code == 400
+    assert "'sora-9' is not a supported video model" in info.value.message
+    assert info.value.request_id and info.value.request_id.startswith("req_")
+
+
+async def test_pro_size_on_base_model_is_upstream_400(provider: OpenAIProvider) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(width=1792, height=1024))
+    assert info.value.retryable is False and info.value.status_code == 400
+    assert "1792x1024" in info.value.message
+
+
+async def test_unsupported_duration_or_role_fails_over_without_a_call(
+    provider: OpenAIProvider, fake: OpenAIFake
+) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(duration=5))
+    assert info.value.retryable is True and info.value.code == "unsupported_parameter"
+    last = ReferenceImage(role="last_frame", url="https://example.test/b", data=PNG, mime_type="image/png")
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(references=(last,)))
+    assert info.value.retryable is True and "last_frame" in info.value.message
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(sample_count=2))
+    assert info.value.retryable is True and info.value.code == "unsupported_parameter"
+    assert fake.requests == []
+
+
+async def test_wrong_api_key_is_not_retryable(fake: OpenAIFake, base_url: str) -> None:
+    provider = OpenAIProvider(config(base_url, api_key="sk-wrong-key-123"))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert info.value.retryable is False
+    assert info.value.status_code == 401
+    assert "Incorrect API key" in info.value.message
+    assert fake.jobs == {}
+
+
+async def test_poll_faults_keep_the_job(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    fake.faults.add("poll", "503")
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(job, accepted.native_id)
+    assert info.value.retryable is True and info.value.status_code == 503
+    fake.faults.add("poll", "malformed")
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(job, accepted.native_id)
+    assert info.value.retryable is True and "malformed" in info.value.message
+    fake.faults.add("poll", "429")
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(job, accepted.native_id)
+    assert info.value.retryable is True
+    seen = await poll_to_end(provider, job, accepted.native_id)
+    assert [u.status for u in seen] == ["queued", "processing", "completed"]
+
+
+async def test_unknown_video_poll_is_not_retryable(provider: OpenAIProvider) -> None:
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(make_job(), "video_doesnotexist")
+    assert info.value.retryable is False and info.value.status_code == 404
+
+
+async def test_expired_content_is_a_download_error(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    done = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    fake.expired.add(accepted.native_id)
+    with pytest.raises(PollFailed) as info:
+        await read_all(provider, done.outputs[0])
+    assert info.value.status_code == 404 and info.value.retryable is False
+
+
+async def test_download_5xx_is_retryable(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    done = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    fake.faults.add("download", "502")
+    with pytest.raises(PollFailed) as info:
+        await read_all(provider, done.outputs[0])
+    assert info.value.retryable is True
+    assert await read_all(provider, done.outputs[0]) == small_mp4()
+
+
+async def test_fake_validates_like_the_upstream(fake: OpenAIFake, base_url: str) -> None:
+    """The fake's own checks: JSON bodies, string-typed seconds, enums, auth."""
+    base = base_url
+    auth = {"Authorization": "Bearer sk-test"}
+    async with httpx.AsyncClient(base_url=base) as client:
+        r = await client.post("/videos", json={"prompt": "x", "seconds": 8}, headers=auth)
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == "invalid_type" and r.json()["error"]["param"] == "seconds"
+        r = await client.post("/videos", json={"prompt": "x", "seconds": "5"}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_value"
+        r = await client.post("/videos", json={"prompt": "x", "size": "640x480"}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "size"
+        r = await client.post("/videos", json={"seconds": "4"}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "prompt"
+        r = await client.post("/videos", json={"prompt": "x", "input_reference": {}}, headers=auth)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "input_reference"
+        r = await client.post("/videos", json={"prompt": "x"})
+        assert r.status_code == 401 and r.json()["error"]["type"] == "invalid_request_error"
+        r = await client.post("/videos", json={
+            "prompt": "x", "seconds": "8", "size": "1280x720",
+            "input_reference": {"image_url": "https://example.test/first.png"}}, headers=auth)
+        assert r.status_code == 200
+        video = r.json()
+        assert video["status"] == "queued" and video["progress"] == 0 and video["seconds"] == "8"
+        assert video["error"] is None and video["model"] == "sora-2"
+        r = await client.get(f"/videos/{video['id']}/content", headers=auth)
+        assert r.status_code == 400  # not ready yet
