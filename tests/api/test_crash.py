@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from helpers.gateway import GatewayProcess, wait_status
-from helpers.ledger import check_sqlite
+from helpers.ledger import check_ledger
 
 
 def test_kill_9_mid_render_then_restart(tmp_path: Path) -> None:
@@ -51,7 +51,7 @@ def test_kill_9_mid_render_then_restart(tmp_path: Path) -> None:
     assert [d["status"] for d in done] == ["completed"] * 4, (killed_at, done)
     assert all(d["asset"]["duration_seconds"] == 6.0 for d in done)
     db = tmp_path / "gw" / "vidgate.db"
-    check_sqlite(db)
+    check_ledger(gw)
     conn = sqlite3.connect(db)
     for vid in ids:
         kinds = sorted(k for (k,) in conn.execute("SELECT kind FROM ledger WHERE job_id = ?", (vid,)))

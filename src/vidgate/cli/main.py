@@ -202,5 +202,91 @@ def keys_revoke(key_id: str, data_dir: DataDir = None, config: Config = None) ->
     typer.echo(f"revoked {key.id}")
 
 
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4f}"
+
+
+@keys_app.command("topup")
+def keys_topup(
+    key_id: str,
+    amount: Annotated[float, typer.Argument(help="USD to add (negative to correct a balance).")],
+    memo: Annotated[str | None, typer.Option(help="A note kept on the ledger entry.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Add funds to a key's balance (a ledger entry)."""
+    from vidgate.errors import VidgateError
+    from vidgate.gateway.billing import accounts
+
+    try:
+        view = _with_gateway(
+            data_dir, config, lambda keys, s: accounts.topup(keys.db, key_id, round(amount * 1e6), memo)
+        )
+    except VidgateError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        json.dumps(view)
+        if as_json
+        else f"{key_id}: balance {_dollars(view['balance'])}, available {_dollars(view['available'])}"
+    )
+
+
+@keys_app.command("limits")
+def keys_limits(
+    key_id: str,
+    daily: Annotated[float | None, typer.Option(help="Daily spend limit in USD (0 removes it).")] = None,
+    monthly: Annotated[float | None, typer.Option(help="Monthly spend limit in USD (0 removes it).")] = None,
+    rate: Annotated[int | None, typer.Option(help="Requests a second (0 removes it).")] = None,
+    burst: Annotated[int | None, typer.Option(help="Token bucket size.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Jobs queued or running at once (0 removes it).")] = None,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Set a key's limits; prints them all."""
+    from vidgate.gateway.billing import accounts
+
+    values: dict[str, int | None] = {}
+    for name, value, money in (
+        ("daily_limit", daily, True),
+        ("monthly_limit", monthly, True),
+        ("rate_per_second", rate, False),
+        ("rate_burst", burst, False),
+        ("max_concurrent_jobs", concurrency, False),
+    ):
+        if value is not None:
+            values[name] = (round(value * 1e6) if money else int(value)) or None
+    view = _with_gateway(data_dir, config, lambda keys, s: accounts.set_limits(keys.db, key_id, values))
+    typer.echo(json.dumps(view["limits"]))
+
+
+@app.command()
+def ledger(
+    key_id: str,
+    limit: Annotated[int, typer.Option(help="How many entries, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Show a key's balance and its newest ledger entries."""
+    from vidgate.gateway.billing import accounts
+
+    async def go(keys, s):  # type: ignore[no-untyped-def]
+        return accounts.balance_view(await accounts.account(keys.db, key_id)), await accounts.entries(
+            keys.db, key_id, limit
+        )
+
+    view, entries = _with_gateway(data_dir, config, go)
+    if as_json:
+        typer.echo(json.dumps({**view, "entries": entries}))
+        return
+    typer.echo(
+        f"balance {_dollars(view['balance'])}  held {_dollars(view['held'])}  available {_dollars(view['available'])}"
+    )
+    for e in entries:
+        typer.echo(f"{e['created_at']}  {e['kind']:<8} {e['amount']:>12.6f}  {e['job_id'] or ''}  {e['memo'] or ''}")
+
+
 if __name__ == "__main__":
     app()

@@ -5,10 +5,13 @@ Each SDK method is a ``Call`` built here; the two clients only differ in how the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,6 +21,7 @@ import msgspec
 from vidgate import errors
 from vidgate.types import (
     TERMINAL_STATUSES,
+    Asset,
     DownloadURL,
     Video,
     VideoDeleted,
@@ -146,6 +150,29 @@ def should_retry(status: int) -> bool:
     return status in RETRY_STATUSES
 
 
+def retry_delay(config: ClientConfig, attempt: int, response: httpx.Response) -> float | None:
+    """Seconds to wait before retrying ``response``, or None to hand it to the caller."""
+    if should_retry(response.status_code) and attempt < config.max_retries:
+        return backoff(config, attempt, response.headers.get("retry-after"))
+    return None
+
+
+def transport_delay(config: ClientConfig, attempt: int, exc: httpx.TransportError) -> float:
+    """Seconds to wait before retrying after a transport failure; raises once retries are spent."""
+    if attempt >= config.max_retries:
+        raise errors.APIConnectionError(f"could not reach {config.base_url}: {exc}") from exc
+    return backoff(config, attempt, None)
+
+
+def build_request(
+    http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call: Call, headers: dict[str, str] | None
+) -> httpx.Request:
+    return http.build_request(
+        call.method, config.base_url + call.path, params=call.params, content=call.body,
+        headers={**config.headers(), **call.headers, **(headers or {})},
+    )
+
+
 def backoff(config: ClientConfig, attempt: int, retry_after: str | None) -> float:
     """Exponential backoff with full jitter, or the server's Retry-After when it gives one."""
     if retry_after:
@@ -156,13 +183,18 @@ def backoff(config: ClientConfig, attempt: int, retry_after: str | None) -> floa
     return random.uniform(0, min(config.backoff_max, config.backoff_base * 2**attempt))
 
 
-def decode(call: Call, response: httpx.Response) -> Any:
+def raise_for_error(response: httpx.Response) -> None:
+    """Raise the typed error of a read error response."""
     if response.status_code >= 400:
         try:
             body = response.json()
         except ValueError:
             body = None
         raise errors.from_envelope(response.status_code, body, dict(response.headers))
+
+
+def decode(call: Call, response: httpx.Response) -> Any:
+    raise_for_error(response)
     if call.result is None:
         return response.content
     return msgspec.json.decode(response.content, type=call.result)
@@ -180,3 +212,131 @@ def is_terminal(video: Video) -> bool:
 def wait_interval(video: Video, floor: float, ceiling: float) -> float:
     hint = video.poll_after_seconds if isinstance(video.poll_after_seconds, int) else 2
     return max(floor, min(ceiling, float(hint)))
+
+
+class Waiter:
+    """The clock and the end conditions of one ``wait``; both clients drive it the same way."""
+
+    def __init__(self, video_id: str, timeout: float, raise_on_failure: bool, min_interval: float,
+                 max_interval: float) -> None:
+        self.video_id = video_id
+        self.timeout = timeout
+        self.raise_on_failure = raise_on_failure
+        self.min_interval = min_interval
+        self.max_interval = max_interval
+        self.deadline = time.monotonic() + timeout
+        self.last: Video | None = None
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def finished(self, video: Video) -> Video | None:
+        """The video when it is terminal (raising ``JobFailedError`` if asked), else None."""
+        self.last = video
+        if not is_terminal(video):
+            return None
+        if self.raise_on_failure and video.status != "completed":
+            raise terminal_error(video)
+        return video
+
+    def pause(self, video: Video) -> float:
+        """How long to sleep before the next poll; raises ``WaitTimeoutError`` past the deadline."""
+        left = self.left()
+        if left <= 0:
+            raise self.timed_out()
+        return min(left, wait_interval(video, self.min_interval, self.max_interval))
+
+    def listen_timeout(self) -> float:
+        """How long to wait for a websocket message before checking the job over HTTP."""
+        return max(0.0, min(self.left(), self.max_interval))
+
+    def timed_out(self) -> errors.WaitTimeoutError:
+        status = self.last.status if self.last is not None else "unknown"
+        return errors.WaitTimeoutError(f"video {self.video_id} is still {status} after {self.timeout:g}s")
+
+
+class StreamMessage(msgspec.Struct):
+    """A websocket frame: ``{"type": "job.snapshot" | "job.updated", "data": <Video>}``."""
+
+    type: str
+    data: Video | None = None
+
+
+def stream_url(base_url: str, video_id: str) -> str:
+    """The lifecycle stream as an http(s) URL, the form httpx-ws connects to."""
+    return f"{base_url}/v1/async/video/{video_id}/ws"
+
+
+def stream_video(message: str | bytes) -> Video | None:
+    """The job a websocket frame carries, or None for frames that carry none (or that we cannot read)."""
+    try:
+        return msgspec.json.decode(message, type=StreamMessage).data
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+class DownloadInterrupted(errors.APIConnectionError):
+    """The body stopped mid-way; the ``.part`` file keeps what arrived."""
+
+
+@dataclass
+class Download:
+    """One output being saved: where, how much is already there, and what it must hash to."""
+
+    video_id: str
+    index: int
+    path: Path
+    part: Path
+    total: int
+    sha256: str
+
+    @classmethod
+    def plan(cls, video: Video, path: Path, index: int) -> Download:
+        outputs = video.outputs if isinstance(video.outputs, list) else []
+        if video.status != "completed" or index >= len(outputs):
+            raise errors.NotReadyError(f"video {video.id} is {video.status}; nothing to download yet")
+        asset = outputs[index].asset
+        if not isinstance(asset, Asset):
+            raise errors.NotReadyError(f"video {video.id} output {index} has no stored asset")
+        part = path.with_name(path.name + ".part")
+        return cls(video.id, index, path, part, asset.bytes, asset.sha256)
+
+    def have(self) -> int:
+        """Bytes already in the ``.part`` file; a file longer than the output is started over."""
+        have = self.part.stat().st_size if self.part.exists() else 0
+        if have > self.total:
+            self.part.unlink()
+            return 0
+        return have
+
+    def call(self) -> Call:
+        return content_call(self.video_id, self.index)
+
+    def headers(self, have: int) -> dict[str, str] | None:
+        # If-Range makes the server send the whole file again should the stored bytes ever differ.
+        return {"Range": f"bytes={have}-", "If-Range": f'"{self.sha256}"'} if have else None
+
+    def mode(self, status: int, have: int) -> tuple[str, int]:
+        """File mode and starting count for a response: append on 206, start over on 200."""
+        return ("ab", have) if status == 206 else ("wb", 0)
+
+    def interrupted(self, done: int, exc: Exception) -> DownloadInterrupted:
+        return DownloadInterrupted(
+            f"download of {self.video_id} stopped after {done} of {self.total} bytes ({exc}); "
+            f"{self.part} keeps them and the next download resumes from there"
+        )
+
+    def finish(self) -> Path:
+        """Check the sha256 and move the ``.part`` file into place."""
+        digest = hashlib.sha256()
+        with self.part.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != self.sha256:
+            self.part.unlink()
+            raise errors.VidgateError(
+                f"downloaded bytes do not match sha256 {self.sha256}; the partial file was removed",
+                code="checksum_mismatch", status=0,
+            )
+        self.part.replace(self.path)
+        return self.path

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
+import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_ws import HTTPXWSException, connect_ws
 
-from vidgate import errors
 from vidgate.client import _core as core
-from vidgate.types import Asset, DownloadURL, Video, VideoDeleted, VideoGenerationRequest, VideoList, VideoModelList
+from vidgate.types import DownloadURL, Video, VideoDeleted, VideoGenerationRequest, VideoList, VideoModelList
 
 
 class Client:
@@ -41,27 +41,19 @@ class Client:
     def _send(self, call: core.Call, *, stream: bool = False, headers: dict[str, str] | None = None) -> httpx.Response:
         attempt = 0
         while True:
-            request = self._http.build_request(
-                call.method,
-                self.config.base_url + call.path,
-                params=call.params,
-                content=call.body,
-                headers={**self.config.headers(), **call.headers, **(headers or {})},
-            )
+            request = core.build_request(self._http, self.config, call, headers)
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if attempt >= self.config.max_retries:
-                    raise errors.APIConnectionError(f"could not reach {self.config.base_url}: {exc}") from exc
-                time.sleep(core.backoff(self.config, attempt, None))
+                time.sleep(core.transport_delay(self.config, attempt, exc))
                 attempt += 1
                 continue
-            if core.should_retry(response.status_code) and attempt < self.config.max_retries:
-                response.close()
-                time.sleep(core.backoff(self.config, attempt, response.headers.get("retry-after")))
-                attempt += 1
-                continue
-            return response
+            delay = core.retry_delay(self.config, attempt, response)
+            if delay is None:
+                return response
+            response.close()
+            time.sleep(delay)
+            attempt += 1
 
     def request(self, call: core.Call) -> Any:
         response = self._send(call)
@@ -151,90 +143,90 @@ class Videos:
         )
 
     def wait(
-        self,
-        video_id: str,
-        *,
-        timeout: float = 600.0,
-        on_progress: Callable[[Video], None] | None = None,
-        raise_on_failure: bool = False,
-        min_interval: float = 0.2,
-        max_interval: float = 20.0,
+        self, video_id: str, *, timeout: float = 600.0, on_progress: Callable[[Video], None] | None = None,
+        raise_on_failure: bool = False, min_interval: float = 0.2, max_interval: float = 20.0,
+        websocket: bool = True,
     ) -> Video:
-        """Poll until terminal, honouring ``poll_after_seconds``; raise ``WaitTimeoutError`` past ``timeout``."""
-        deadline = time.monotonic() + timeout
+        """Wait until the job is terminal: on its websocket when the gateway has one, else by polling
+        at the ``poll_after_seconds`` pace. Raises ``WaitTimeoutError`` past ``timeout``."""
+        waiter = core.Waiter(video_id, timeout, raise_on_failure, min_interval, max_interval)
+        if websocket:
+            done = self._listen(waiter, on_progress)
+            if done is not None:
+                return done
         while True:
             video = self.get(video_id)
             if on_progress is not None:
                 on_progress(video)
-            if core.is_terminal(video):
-                if raise_on_failure and video.status != "completed":
-                    raise core.terminal_error(video)
-                return video
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise errors.WaitTimeoutError(f"video {video_id} is still {video.status} after {timeout:.0f}s")
-            time.sleep(min(left, core.wait_interval(video, min_interval, max_interval)))
+            if (done := waiter.finished(video)) is not None:
+                return done
+            time.sleep(waiter.pause(video))
 
-    def create_and_wait(
-        self,
-        request: VideoGenerationRequest | dict[str, Any] | None = None,
-        *,
-        timeout: float = 600.0,
-        on_progress: Callable[[Video], None] | None = None,
-        raise_on_failure: bool = True,
-        **fields: Any,
-    ) -> Video:
+    def _listen(self, waiter: core.Waiter, on_progress: Callable[[Video], None] | None) -> Video | None:
+        """The terminal job from the lifecycle websocket, or None when there is none to use (then poll)."""
+        url = core.stream_url(self._c.config.base_url, waiter.video_id)
+        try:
+            with connect_ws(url, self._c._http, headers=self._c.config.headers()) as ws:
+                while True:
+                    try:
+                        video = core.stream_video(ws.receive_text(timeout=waiter.listen_timeout()))
+                    except queue.Empty:
+                        if waiter.left() <= 0:
+                            raise waiter.timed_out() from None
+                        video = self.get(waiter.video_id)  # a quiet stream: check, in case an event was lost
+                    if video is not None:
+                        if on_progress is not None:
+                            on_progress(video)
+                        if (done := waiter.finished(video)) is not None:
+                            return done
+                    if waiter.left() <= 0:  # heartbeats alone must not keep a wait alive past its timeout
+                        raise waiter.timed_out()
+        except (HTTPXWSException, httpx.TransportError):
+            return None
+
+    def create_and_wait(self, request: VideoGenerationRequest | dict[str, Any] | None = None, *, timeout: float = 600.0,
+                        on_progress: Callable[[Video], None] | None = None, raise_on_failure: bool = True,
+                        **fields: Any) -> Video:
         video = self.create(request, **fields)
         return self.wait(video.id, timeout=timeout, on_progress=on_progress, raise_on_failure=raise_on_failure)
 
-    def download(
-        self, video_id: str, path: str | Path, *, index: int = 0, on_bytes: Callable[[int, int], None] | None = None
-    ) -> Path:
-        """Stream an output to ``path`` in constant memory, resuming a partial file, and check its sha256."""
-        path = Path(path)
-        video = self.get(video_id)
-        outputs = video.outputs if isinstance(video.outputs, list) else []
-        if video.status != "completed" or index >= len(outputs):
-            raise errors.NotReadyError(f"video {video_id} is {video.status}; nothing to download yet")
-        asset = outputs[index].asset
-        if not isinstance(asset, Asset):
-            raise errors.NotReadyError(f"video {video_id} output {index} has no stored asset")
-        part = path.with_name(path.name + ".part")
-        have = part.stat().st_size if part.exists() else 0
-        total = asset.bytes
-        if have >= total:
-            have = 0
-            part.unlink()
-        headers = {"Range": f"bytes={have}-"} if have else None
-        response = self._c._send(core.content_call(video_id, index), stream=True, headers=headers)
+    def download(self, video_id: str, path: str | Path, *, index: int = 0,
+                 on_bytes: Callable[[int, int], None] | None = None) -> Path:
+        """Stream an output to ``path`` in constant memory and check its sha256.
+
+        Bytes land in ``path.part`` first; a download cut short resumes from there with a Range
+        request (here, up to ``max_retries`` times, or on the next call).
+        """
+        plan = core.Download.plan(self.get(video_id), Path(path), index)
+        attempt = 0
+        while True:
+            try:
+                self._fetch(plan, on_bytes)
+                return plan.finish()
+            except core.DownloadInterrupted:
+                if attempt >= self._c.config.max_retries:
+                    raise
+                time.sleep(core.backoff(self._c.config, attempt, None))
+                attempt += 1
+
+    def _fetch(self, plan: core.Download, on_bytes: Callable[[int, int], None] | None) -> None:
+        have = plan.have()
+        if have == plan.total:
+            return
+        response = self._c._send(plan.call(), stream=True, headers=plan.headers(have))
         try:
             if response.status_code >= 400:
                 response.read()
-                core.decode(core.Call("GET", ""), response)
-            mode = "ab" if response.status_code == 206 else "wb"
-            done = have if mode == "ab" else 0
-            with part.open(mode) as fh:
-                for chunk in response.iter_bytes(1 << 16):
-                    fh.write(chunk)
-                    done += len(chunk)
-                    if on_bytes is not None:
-                        on_bytes(done, total)
+                core.raise_for_error(response)
+            mode, done = plan.mode(response.status_code, have)
+            with plan.part.open(mode) as fh:
+                try:  # unbuffered, so every byte that arrived before a cut is on disk
+                    for chunk in response.iter_bytes():
+                        fh.write(chunk)
+                        done += len(chunk)
+                        if on_bytes is not None:
+                            on_bytes(done, plan.total)
+                except httpx.TransportError as exc:
+                    raise plan.interrupted(done, exc) from exc
         finally:
             response.close()
-        return _verify(part, path, asset.sha256)
-
-
-def _verify(part: Path, path: Path, sha256: str) -> Path:
-    digest = hashlib.sha256()
-    with part.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    if digest.hexdigest() != sha256:
-        part.unlink()
-        raise errors.VidgateError(
-            f"downloaded bytes do not match sha256 {sha256}; the partial file was removed",
-            code="checksum_mismatch",
-            status=0,
-        )
-    part.replace(path)
-    return path

@@ -16,11 +16,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vidgate.errors import ServiceUnavailableError
-from vidgate.gateway.api import admin, models, openapi, videos
+from vidgate.gateway.api import admin, models, openai_compat, openapi, usage, videos
 from vidgate.gateway.api.http import EXCEPTION_HANDLERS, RequestIdMiddleware, json_response
 from vidgate.gateway.auth import Keys
 from vidgate.gateway.catalog.catalog import Catalog, load_catalog
+from vidgate.gateway.events import stream, webhooks
 from vidgate.gateway.events.bus import EventBus
+from vidgate.gateway.events.notify import PgListener
 from vidgate.gateway.ids import token
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.service import JobService
@@ -46,7 +48,9 @@ class Gateway:
         self.blobs = blobs
         self.providers = providers
         self.bus = EventBus()
-        self.keys = Keys(db, settings.admin_key)
+        self.keys = Keys(
+            db, settings.admin_key, default_rate=settings.rate_limit_per_second, default_burst=settings.rate_limit_burst
+        )
         self.lifecycle = Lifecycle(db, catalog, self.bus, settings.signing_secret)
         self.jobs = JobService(
             db,
@@ -58,7 +62,11 @@ class Gateway:
             secret=settings.signing_secret,
             default_ttl=settings.download_ttl_default,
         )
+        self.jobs.max_concurrent_jobs = settings.max_concurrent_jobs_per_key
+        self.jobs.deadline_override = settings.deadline_override_seconds
         self.worker: Worker | None = None
+        self.deliverer: webhooks.Deliverer | None = None
+        self.listener: PgListener | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -70,7 +78,14 @@ class Gateway:
         providers = Providers(settings.providers, procedural=settings.procedural_enabled)
         gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url), providers)
         await gateway.jobs.load_stats()
+        if db.dialect == "postgresql":
+            gateway.listener = PgListener(settings.database_url, db, gateway.bus, wake=gateway._wake_worker)
+            await gateway.listener.start()
         return gateway
+
+    def _wake_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
 
     def start_worker(self, worker_id: str | None = None) -> Worker:
         stable = worker_id is None
@@ -80,6 +95,9 @@ class Gateway:
         self.jobs.on_cancel = self.worker.signal_cancel
         # The all-in-one server owns its data dir: leases its previous run held are its own to take back.
         self._tasks.append(asyncio.create_task(self.worker.run(self._stop, reclaim_own=stable), name="worker"))
+        # Its http client is closed when run() returns, on close().
+        self.deliverer = webhooks.Deliverer(self.db, self.settings, self.bus)
+        self._tasks.append(asyncio.create_task(self.deliverer.run(self._stop), name="webhooks"))
         return self.worker
 
     async def close(self) -> None:
@@ -87,6 +105,8 @@ class Gateway:
         if self.worker is not None:
             self.worker.wake()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.listener is not None:
+            await self.listener.close()
         await self.providers.aclose()
         await self.db.close()
 
@@ -129,7 +149,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         *models.routes,
         *videos.routes,
         *admin.routes,
+        *usage.routes,
         *openapi.routes,
+        *stream.routes,
+        *webhooks.routes,
+        *openai_compat.routes,
     ]
     return Starlette(
         routes=routes,

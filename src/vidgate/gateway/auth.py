@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from dataclasses import dataclass
 
-from vidgate.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from vidgate.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError
 from vidgate.gateway.billing import ledger
+from vidgate.gateway.billing.limits import RateLimiter
 from vidgate.gateway.ids import new_id, now_ms, token
 from vidgate.gateway.storage.db import Database, Q
 from vidgate.types import APIKey
@@ -16,7 +18,10 @@ from vidgate.types import APIKey
 KEY_PREFIX = "vg_"
 CACHE_SECONDS = 2.0  # bounds how long another process may still accept a key revoked elsewhere
 
-_BY_HASH = Q("SELECT id, owner_id, revoked_at FROM api_keys WHERE key_hash = :hash")
+_BY_HASH = Q(
+    "SELECT k.id, k.owner_id, k.revoked_at, a.rate_per_second, a.rate_burst FROM api_keys k "
+    "LEFT JOIN accounts a ON a.owner_id = k.owner_id WHERE k.key_hash = :hash"
+)
 _INSERT = Q(
     "INSERT INTO api_keys (id, owner_id, name, key_hash, prefix, created_at) "
     "VALUES (:id, :owner, :name, :hash, :prefix, :now)"
@@ -31,6 +36,8 @@ class Principal:
     owner_id: str
     key_id: str
     is_admin: bool = False
+    rate_per_second: float = 0.0
+    rate_burst: int = 0
 
 
 ADMIN = Principal(owner_id="admin", key_id="admin", is_admin=True)
@@ -50,9 +57,14 @@ def bearer(header: str | None) -> str | None:
 
 
 class Keys:
-    def __init__(self, db: Database, admin_key: str | None) -> None:
+    def __init__(
+        self, db: Database, admin_key: str | None, *, default_rate: float = 0.0, default_burst: int = 0
+    ) -> None:
         self.db = db
         self.admin_key = admin_key
+        self.default_rate = default_rate
+        self.default_burst = default_burst
+        self.limiter = RateLimiter()
         self._cache: dict[str, tuple[Principal, float]] = {}
 
     async def authenticate(self, header: str | None, *, allow_admin: bool = False) -> Principal:
@@ -76,11 +88,29 @@ class Keys:
         if row is None or row["revoked_at"] is not None:
             self._cache.pop(digest, None)
             raise AuthenticationError("invalid or revoked API key")
-        principal = Principal(owner_id=row["owner_id"], key_id=row["id"])
+        principal = Principal(
+            owner_id=row["owner_id"],
+            key_id=row["id"],
+            rate_per_second=float(row["rate_per_second"] or self.default_rate),
+            rate_burst=int(row["rate_burst"] or 0),
+        )
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (principal, now + CACHE_SECONDS)
         return principal
+
+    def throttle(self, principal: Principal) -> None:
+        """Per-key token bucket: 429 with Retry-After when the key sends faster than its rate."""
+        if principal.rate_per_second <= 0:
+            return
+        burst = principal.rate_burst or self.default_burst or max(1, int(principal.rate_per_second))
+        wait = self.limiter.check(principal.key_id, principal.rate_per_second, burst)
+        if wait > 0:
+            raise RateLimitError(
+                f"this key is limited to {principal.rate_per_second:g} requests a second (burst {burst})",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+                details={"limit": "requests"},
+            )
 
     async def require_admin(self, header: str | None) -> None:
         principal = await self.authenticate(header, allow_admin=True)

@@ -36,11 +36,12 @@ class Settings:
     worker_concurrency: int = 32
     lease_seconds: float = 15.0
     render_parallel: int = 2
-    deadline_seconds: int = 3600
+    deadline_override_seconds: int = 0  # when set, every job's deadline (tests and tight deployments)
     rate_limit_per_second: float = 0.0
     rate_limit_burst: int = 0
     max_concurrent_jobs_per_key: int = 0
     max_websockets_per_key: int = 50
+    webhook_backoff_base_seconds: float = 5.0
     reference_max_bytes: int = 20 << 20
     procedural_enabled: bool = True
     providers: dict[str, ProviderConfig] = field(default_factory=dict)

@@ -7,13 +7,30 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vidgate.gateway.api.http import decode, json_response, read_body
+from vidgate.errors import ValidationError
+from vidgate.gateway.api.http import decode, int_param, json_response, read_body
+from vidgate.gateway.billing import accounts
 from vidgate.gateway.billing.pricing import micros
 
 
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     balance: float | None = None
+
+
+class TopUp(msgspec.Struct, forbid_unknown_fields=True):
+    amount: float
+    memo: str | None = None
+
+
+class SetLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Dollar limits in USD; ``null`` removes a limit, a missing field leaves it as it is."""
+
+    daily_limit: float | msgspec.UnsetType | None = msgspec.UNSET
+    monthly_limit: float | msgspec.UnsetType | None = msgspec.UNSET
+    rate_per_second: int | msgspec.UnsetType | None = msgspec.UNSET
+    rate_burst: int | msgspec.UnsetType | None = msgspec.UNSET
+    max_concurrent_jobs: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 async def create_key(request: Request) -> Response:
@@ -36,8 +53,41 @@ async def revoke_key(request: Request) -> Response:
     return json_response(await g.keys.revoke(request.path_params["key_id"]))
 
 
+async def topup(request: Request) -> Response:
+    g = request.app.state.gateway
+    await g.keys.require_admin(request.headers.get("authorization"))
+    body: TopUp = decode(await read_body(request, 16 << 10), TopUp)
+    return json_response(await accounts.topup(g.db, request.path_params["key_id"], micros(body.amount), body.memo))
+
+
+async def ledger(request: Request) -> Response:
+    g = request.app.state.gateway
+    await g.keys.require_admin(request.headers.get("authorization"))
+    owner = request.path_params["key_id"]
+    balance = accounts.balance_view(await accounts.account(g.db, owner))
+    limit = int_param(request, "limit", 100, 1, 1000)
+    return json_response({**balance, "entries": await accounts.entries(g.db, owner, limit)})
+
+
+async def limits(request: Request) -> Response:
+    g = request.app.state.gateway
+    await g.keys.require_admin(request.headers.get("authorization"))
+    body: SetLimits = decode(await read_body(request, 16 << 10), SetLimits)
+    values = {f: getattr(body, f) for f in SetLimits.__struct_fields__ if getattr(body, f) is not msgspec.UNSET}
+    for money in ("daily_limit", "monthly_limit"):
+        if values.get(money) is not None:
+            values[money] = micros(values[money])
+    for name, value in values.items():
+        if value is not None and value < 0:
+            raise ValidationError(f"{name} must not be negative", param=name)
+    return json_response(await accounts.set_limits(g.db, request.path_params["key_id"], values))
+
+
 routes = [
     Route("/v1/admin/keys", create_key, methods=["POST"]),
     Route("/v1/admin/keys", list_keys, methods=["GET"]),
     Route("/v1/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+    Route("/v1/admin/keys/{key_id}/topup", topup, methods=["POST"]),
+    Route("/v1/admin/keys/{key_id}/ledger", ledger, methods=["GET"]),
+    Route("/v1/admin/keys/{key_id}/limits", limits, methods=["PATCH", "POST"]),
 ]

@@ -25,7 +25,9 @@ def gw(request: Request) -> Any:
 
 
 async def owner(request: Request) -> str:
-    principal = await gw(request).keys.authenticate(request.headers.get("authorization"))
+    keys = gw(request).keys
+    principal = await keys.authenticate(request.headers.get("authorization"))
+    keys.throttle(principal)
     return principal.owner_id
 
 
@@ -206,9 +208,9 @@ def view_now(g: Any, row: Row) -> Any:
 
 
 routes = [
+    Route("/v1/videos/{video_id}", get_video, methods=["GET"]),
     Route("/v1/videos", create_video, methods=["POST"]),
     Route("/v1/videos", list_videos, methods=["GET"]),
-    Route("/v1/videos/{video_id}", get_video, methods=["GET"]),
     Route("/v1/videos/{video_id}", delete_video, methods=["DELETE"]),
     Route("/v1/videos/{video_id}/content", video_content, methods=["GET", "HEAD"]),
     Route("/v1/videos/{video_id}/download_url", download_url, methods=["POST"]),

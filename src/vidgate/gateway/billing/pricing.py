@@ -26,10 +26,23 @@ def per_second_rate(card: PriceCard, resolution: str | None, audio: bool, size: 
 
 
 def quote(
-    model: Model, *, seconds: int, resolution: str | None, audio: bool, sample_count: int, size: str | None = None
+    model: Model,
+    *,
+    seconds: int,
+    resolution: str | None,
+    audio: bool,
+    sample_count: int,
+    size: str | None = None,
+    providers: tuple[str, ...] = (),
 ) -> int:
-    """What a job is held for at create: the requested seconds of every sample."""
-    card = model.pricing
+    """What a job is held for at create: the requested seconds of every sample, at the dearest candidate."""
+    cards = [model.price_card(p) for p in providers] or [model.pricing]
+    return max(_quote(card, seconds, resolution, audio, sample_count, size) for card in cards)
+
+
+def _quote(
+    card: PriceCard, seconds: int, resolution: str | None, audio: bool, sample_count: int, size: str | None
+) -> int:
     return (per_second_rate(card, resolution, audio, size) * seconds + card.per_request) * sample_count
 
 
@@ -41,9 +54,10 @@ def actual_cost(
     audio: bool,
     held: int,
     size: str | None = None,
+    provider: str | None = None,
 ) -> int:
     """What a completed job costs: seconds really produced (whole seconds, rounded up), never above the hold."""
-    card = model.pricing
+    card = model.price_card(provider)
     rate = per_second_rate(card, resolution, audio, size)
     cost = sum(rate * math.ceil(round(s, 3)) + card.per_request for s in produced_seconds)
     return min(cost, held)

@@ -24,14 +24,6 @@ RESOLUTION_SHORT_SIDE = {
 
 
 @dataclass(frozen=True)
-class ModelProviderRef:
-    name: str
-    model: str
-    alpha: bool = False
-    unsupported: frozenset[str] = frozenset()
-
-
-@dataclass(frozen=True)
 class PriceCard:
     """Micro-dollars per output second, with tiers by resolution and audio and a per-request fee."""
 
@@ -39,6 +31,15 @@ class PriceCard:
     per_request: int = 0
     audio_per_second: int = 0
     tiers: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelProviderRef:
+    name: str
+    model: str
+    alpha: bool = False
+    unsupported: frozenset[str] = frozenset()
+    pricing: PriceCard | None = None
 
 
 @dataclass(frozen=True)
@@ -80,22 +81,41 @@ class Model:
             return f"any whole number of seconds from {self.durations[0]} to {self.durations[1]}"
         return ", ".join(str(d) for d in self.durations)
 
+    def price_card(self, provider: str | None) -> PriceCard:
+        """The provider's own card where it has one, else the model's."""
+        ref = next((p for p in self.providers if p.name == provider), None)
+        return ref.pricing if ref is not None and ref.pricing is not None else self.pricing
+
     def duration_list(self) -> list[int]:
         if self.duration_range:
             return list(range(self.durations[0], self.durations[1] + 1))
         return list(self.durations)
 
 
+def _price(raw: dict[str, Any]) -> PriceCard:
+    return PriceCard(
+        per_second=int(raw.get("per_second", 0)),
+        per_request=int(raw.get("per_request", 0)),
+        audio_per_second=int(raw.get("audio_per_second", 0)),
+        tiers=tuple(raw.get("tiers", ())),
+    )
+
+
 def _model(raw: dict[str, Any]) -> Model:
     durations = raw.get("durations", [raw.get("default_duration", 4)])
     is_range = bool(raw.get("duration_range", False))
-    price = raw.get("pricing", {})
     return Model(
         id=raw["id"],
         name=raw.get("name", raw["id"]),
         description=raw.get("description", ""),
         providers=tuple(
-            ModelProviderRef(p["name"], p["model"], bool(p.get("alpha", False)), frozenset(p.get("unsupported", ())))
+            ModelProviderRef(
+                p["name"],
+                p["model"],
+                bool(p.get("alpha", False)),
+                frozenset(p.get("unsupported", ())),
+                _price(p["pricing"]) if "pricing" in p else None,
+            )
             for p in raw["providers"]
         ),
         durations=tuple(durations),
@@ -119,12 +139,7 @@ def _model(raw: dict[str, Any]) -> Model:
         cancellable=raw.get("cancellable", False),
         expected_seconds=float(raw.get("expected_seconds", 60)),
         deadline_seconds=int(raw.get("deadline_seconds", 3600)),
-        pricing=PriceCard(
-            per_second=int(price.get("per_second", 0)),
-            per_request=int(price.get("per_request", 0)),
-            audio_per_second=int(price.get("audio_per_second", 0)),
-            tiers=tuple(price.get("tiers", ())),
-        ),
+        pricing=_price(raw.get("pricing", {})),
     )
 
 
@@ -145,5 +160,14 @@ class Catalog:
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
-    text = path.read_text() if path else resources.files(__package__).joinpath("models.toml").read_text()
-    return Catalog(tuple(_model(m) for m in tomllib.loads(text)["models"]))
+    """The shipped catalogue (every ``*.toml`` beside this module, one file per provider family) or one file."""
+    if path is not None:
+        texts = [path.read_text()]
+    else:
+        folder = resources.files(__package__)
+        texts = [f.read_text() for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".toml")]
+    models = [_model(m) for text in texts for m in tomllib.loads(text).get("models", ())]
+    ids = [m.id for m in models]
+    if len(ids) != len(set(ids)):
+        raise ValueError(f"duplicate model ids in the catalogue: {sorted({i for i in ids if ids.count(i) > 1})}")
+    return Catalog(tuple(models))

@@ -6,6 +6,7 @@ a webhook delivery row is queued in that same transaction when the job asked for
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +26,7 @@ DEFAULT_WEBHOOK_EVENTS = frozenset(
         "video.expired",
     }
 )
+TERMINAL_EVENTS = frozenset({"video.completed", "video.failed", "video.cancelled", "video.expired"})
 _INSERT = Q(
     "INSERT INTO events (id, job_id, owner_id, type, created_at, data) VALUES (:id, :job, :owner, :type, :now, :data)"
 )
@@ -34,13 +36,17 @@ _DELIVERY = Q(
     "VALUES (:id, :event, :job, :owner, :url, 'pending', 0, :now, :now) ON CONFLICT DO NOTHING"
 )
 _encoder = msgspec.json.Encoder()
+CHANNEL = "vidgate_events"
+NOTIFY_ORIGIN = f"{os.getpid()}-{id(object()):x}"
+_NOTIFY = Q("SELECT pg_notify('vidgate_events', :payload)")
 
 
 def wanted(webhook: Mapping[str, Any] | None, event_type: str) -> bool:
     if not webhook:
         return False
     events = webhook.get("events") or DEFAULT_WEBHOOK_EVENTS
-    return event_type in events
+    # A terminal event is a status change too: subscribers to status changes hear of it.
+    return event_type in events or ("video.status_changed" in events and event_type in TERMINAL_EVENTS)
 
 
 async def emit(
@@ -52,6 +58,9 @@ async def emit(
         _INSERT,
         {"id": event.id, "job": video.id, "owner": owner_id, "type": event_type, "now": now, "data": data.decode()},
     )
+    if tx.dialect == "postgresql":
+        # Delivered at commit to every process listening, so websockets anywhere see it.
+        await tx.fetchone(_NOTIFY, {"payload": f"{event.id} {event_type} {NOTIFY_ORIGIN}"})
     if webhook and wanted(webhook, event_type):
         await tx.execute(
             _DELIVERY,

@@ -138,6 +138,7 @@ class Lifecycle:
                     audio=spec["audio"],
                     held=held,
                     size=f"{spec['width']}x{spec['height']}",
+                    provider=row["provider"],
                 )
             await ledger.settle(tx, row["owner_id"], row["id"], held, cost, row["model"])
             if row["started_at"] is not None:

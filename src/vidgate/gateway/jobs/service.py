@@ -11,7 +11,7 @@ import orjson
 
 from vidgate.errors import ConflictError, NoProviderAvailableError, NotFoundError, ValidationError
 from vidgate.gateway import routing
-from vidgate.gateway.billing import ledger, pricing
+from vidgate.gateway.billing import accounts, ledger, pricing
 from vidgate.gateway.catalog.catalog import Catalog
 from vidgate.gateway.catalog.validate import Normalized, validate
 from vidgate.gateway.events.bus import EventBus
@@ -91,6 +91,8 @@ class JobService:
         self.secret = secret
         self.default_ttl = default_ttl
         self.expected: dict[str, float] = {}
+        self.max_concurrent_jobs = 0
+        self.deadline_override = 0
         self.wake_worker: Callable[[], None] = lambda: None
         self.on_cancel: Callable[[str], None] = lambda job_id: None
         self._lists: dict[tuple[int, bool, bool], Q] = {}
@@ -141,6 +143,7 @@ class JobService:
             audio=n.audio,
             sample_count=n.sample_count,
             size=n.size,
+            providers=tuple(c.provider for c in plan.candidates),
         )
         now = now_ms()
         params = {
@@ -150,7 +153,7 @@ class JobService:
             "provider": plan.candidates[0].provider,
             "spec": orjson.dumps(spec).decode(),
             "now": now,
-            "deadline": now + model.deadline_seconds * 1000,
+            "deadline": now + (self.deadline_override or model.deadline_seconds) * 1000,
             "expected": int(self.expected.get(model.id, model.expected_seconds)),
             "key": idempotency_key,
             "hash": digest,
@@ -163,6 +166,7 @@ class JobService:
                 row = await tx.fetchone(_INSERT, params)
                 if row is None:
                     raise _IdempotencyRace
+                await accounts.check_limits(tx, owner, quote, default_concurrency=self.max_concurrent_jobs)
                 await ledger.hold(tx, owner, row["id"], quote, model.id)
                 event = await emit(
                     tx,
@@ -251,6 +255,7 @@ class JobService:
             if await tx.execute(_DELETE, {"id": job_id, "owner": owner}) != 1:
                 raise NotFoundError(f"no video {job_id}", param="video_id")
             await tx.execute(_DELETE_EVENTS, {"id": job_id})
+        self.bus.publish_deleted(job_id)
         # Blobs go after the row: a crash in between leaves an unreachable blob, never a job without bytes.
         for out in orjson.loads(row["outputs"] or "[]"):
             await self.blobs.delete(out["key"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from urllib.parse import urlencode
 
 
 def _mac(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
@@ -13,15 +12,11 @@ def _mac(secret: str, job_id: str, index: int, disposition: str, expires: int) -
 
 
 def sign_path(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
-    query = urlencode(
-        {
-            "index": index,
-            "disposition": disposition,
-            "expires": expires,
-            "signature": _mac(secret, job_id, index, disposition, expires),
-        }
+    # Every part is URL-safe already (an id, digits, a fixed word, hex): no quoting needed.
+    signature = _mac(secret, job_id, index, disposition, expires)
+    return (
+        f"/v1/videos/{job_id}/download?index={index}&disposition={disposition}&expires={expires}&signature={signature}"
     )
-    return f"/v1/videos/{job_id}/download?{query}"
 
 
 def verify(secret: str, job_id: str, index: int, disposition: str, expires: int, signature: str) -> bool:

@@ -14,6 +14,7 @@ import orjson
 
 from vidgate.gateway.providers.base import PollFailed, ProviderConfig, ProviderError, Rejected
 
+MAX_REDIRECTS = 5
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray", "x-amzn-requestid")
 
 
@@ -116,15 +117,42 @@ def require(body: Any, *keys: str, phase: str = "poll") -> Any:
 async def stream_url(
     client: httpx.AsyncClient, url: str, headers: Mapping[str, str] = {}, *, follow_redirects: bool = True
 ) -> AsyncIterator[bytes]:
-    """Stream a download; the output fetch may follow redirects (signed CDN links do that)."""
-    async with client.stream("GET", url, headers=dict(headers), follow_redirects=follow_redirects) as response:
-        if response.status_code != 200:
-            await response.aread()
-            raise PollFailed(
-                f"output download answered {response.status_code}",
-                retryable=response.status_code >= 500 or response.status_code == 429,
-                status_code=response.status_code,
-                request_id=request_id_of(response),
+    """Stream a download, following redirects by hand (signed CDN links redirect).
+
+    A hop to another host goes out on a bare client: the upstream's credentials (default headers
+    of ``client`` and ``headers``) never travel to a host the upstream merely named.
+    """
+    current = httpx.URL(url) if url.startswith(("http://", "https://")) else client.base_url.join(url)
+    origin = current.netloc
+    bare: httpx.AsyncClient | None = None
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            same_host = current.netloc == origin
+            sender = (
+                client if same_host else (bare := bare or httpx.AsyncClient(timeout=client.timeout, trust_env=False))
             )
-        async for chunk in response.aiter_bytes(1 << 16):
-            yield chunk
+            request = sender.build_request("GET", current, headers=dict(headers) if same_host else None)
+            response = await sender.send(request, stream=True)
+            try:
+                if response.is_redirect and follow_redirects and "location" in response.headers:
+                    current = current.join(response.headers["location"])
+                    continue
+                if response.status_code != 200:
+                    await response.aread()
+                    raise PollFailed(
+                        f"output download answered {response.status_code}",
+                        retryable=response.status_code >= 500 or response.status_code == 429,
+                        status_code=response.status_code,
+                        request_id=request_id_of(response),
+                    )
+                async for chunk in response.aiter_bytes(1 << 16):
+                    yield chunk
+                return
+            finally:
+                await response.aclose()
+        raise PollFailed("output download redirected too many times", retryable=False)
+    except httpx.TransportError as exc:
+        raise PollFailed(f"output download failed: {exc}", retryable=True) from exc
+    finally:
+        if bare is not None:
+            await bare.aclose()

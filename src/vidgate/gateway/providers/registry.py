@@ -14,6 +14,13 @@ ADAPTERS: dict[str, str] = {
     "google": "vidgate.gateway.providers.google:GoogleProvider",
     "runway": "vidgate.gateway.providers.runway:RunwayProvider",
     "fal": "vidgate.gateway.providers.fal:FalProvider",
+    "google-vertex": "vidgate.gateway.providers.google_vertex:VertexProvider",
+    "luma": "vidgate.gateway.providers.luma:LumaProvider",
+    "replicate": "vidgate.gateway.providers.replicate:ReplicateProvider",
+    "kling": "vidgate.gateway.providers.kling:KlingProvider",
+    "minimax": "vidgate.gateway.providers.minimax:MiniMaxProvider",
+    "byteplus": "vidgate.gateway.providers.byteplus:BytePlusProvider",
+    "alibaba": "vidgate.gateway.providers.alibaba:AlibabaProvider",
 }
 
 FAILURES_TO_OPEN = 5

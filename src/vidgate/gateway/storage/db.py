@@ -42,6 +42,8 @@ class Q:
 
 
 class Tx(Protocol):
+    dialect: str
+
     async def execute(self, q: Q, params: Mapping[str, Any] = {}) -> int: ...
 
     async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None: ...
@@ -63,9 +65,14 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    """Rows as plain dicts: ``sqlite3.Row`` looks names up case-insensitively, column by column."""
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.row_factory = sqlite3.Row
+    conn.row_factory = _dict_row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
@@ -76,6 +83,7 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
 
 class _SqliteTx:
     __slots__ = ("conn",)
+    dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -130,6 +138,7 @@ class SqliteDatabase:
 
 class _PgTx:
     __slots__ = ("conn",)
+    dialect = "postgresql"
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn

@@ -172,7 +172,7 @@ class Worker:
 
     async def _handle(self, row: Row) -> None:
         job_id = row["id"]
-        renewer = asyncio.create_task(self._renew(job_id))
+        renewer = asyncio.create_task(self._renew(job_id, row["deadline_at"]))
         try:
             await self._step(row)
         except asyncio.CancelledError:
@@ -185,10 +185,17 @@ class Worker:
             self.running.pop(job_id, None)
             self.cancelled.discard(job_id)
 
-    async def _renew(self, job_id: str) -> None:
-        """Keep the lease while work lasts, and notice a cancel made by another process."""
+    async def _renew(self, job_id: str, deadline_at: int) -> None:
+        """Keep the lease while work lasts; notice a cancel made elsewhere, or the deadline passing."""
         while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
+            await asyncio.sleep(min(self.settings.lease_seconds / 3, max(0.05, (deadline_at - now_ms()) / 1000)))
+            if now_ms() > deadline_at:
+                self.cancelled.add(job_id)
+                await self.lifecycle.transition(
+                    job_id, "deadline", lease=self.worker_id,
+                    fields={"error": _error("deadline_exceeded", "the job did not finish before its deadline")},
+                )
+                return
             async with self.db.transaction() as tx:
                 await tx.execute(_RENEW, {"id": job_id, "w": self.worker_id, "until": now_ms() + self.lease_ms})
             row = await self.db.fetchone(_STATUS, {"id": job_id})

@@ -1,0 +1,60 @@
+"""Per-key limits: a token bucket for request rate, and calendar windows for spend. Pure logic."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+
+@dataclass
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; ``take`` answers how long to wait when empty."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        if self.tokens < 0:
+            self.tokens = self.burst
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """One bucket per key in this process (each API process limits on its own)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def check(self, key: str, rate: float, burst: int) -> float:
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rate != rate or bucket.burst != burst:
+            bucket = self._buckets[key] = TokenBucket(rate=rate, burst=max(1, burst))
+        return bucket.take()
+
+
+def day_start(now_ms: int) -> int:
+    d = datetime.fromtimestamp(now_ms / 1000, UTC)
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
+
+
+def month_start(now_ms: int) -> int:
+    d = datetime.fromtimestamp(now_ms / 1000, UTC)
+    return int(datetime(d.year, d.month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def next_day(now_ms: int) -> datetime:
+    return datetime.fromtimestamp(day_start(now_ms) / 1000, UTC) + timedelta(days=1)
+
+
+def next_month(now_ms: int) -> datetime:
+    d = datetime.fromtimestamp(month_start(now_ms) / 1000, UTC)
+    return datetime(d.year + (d.month == 12), d.month % 12 + 1, 1, tzinfo=UTC)

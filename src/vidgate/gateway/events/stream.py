@@ -1,0 +1,408 @@
+"""Live job updates over a websocket and server-sent events, pushed from the event bus.
+
+Both streams subscribe to the bus before reading the job, send a snapshot, then one update per
+committed event, and end after a terminal status. Nothing here polls the database.
+
+Websocket auth, in order: ``Authorization: Bearer KEY``; for browsers, which cannot set headers,
+the subprotocol offer ``["vidgate.v1", "bearer.KEY"]`` (the server selects ``vidgate.v1`` and never
+echoes the key; offering only ``bearer.KEY`` is accepted with no subprotocol selected, which browsers
+refuse, so browsers must offer both); or ``?token=`` from ``POST /v1/videos/{id}/stream_token``, a
+short-lived HMAC token bound to the job and its owner. An API key is never accepted in a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from vidgate.errors import (
+    NotFoundError,
+    RateLimitError,
+    UpgradeRequiredError,
+    ValidationError,
+    VidgateError,
+)
+from vidgate.gateway.api.http import decode, int_param, json_response, read_body
+from vidgate.gateway.api.videos import gw, owner
+from vidgate.gateway.auth import KEY_PREFIX
+from vidgate.gateway.ids import now_s
+from vidgate.gateway.jobs.state import TERMINAL
+from vidgate.gateway.storage.db import Q
+from vidgate.types import JobEvent, Video
+
+PROTOCOL = "vidgate.v1"
+BEARER_PREFIX = "bearer."
+TOKEN_PREFIX = "st1"
+TOKEN_TTL_MAX = 300
+HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS, HEARTBEAT_DEFAULT_MS = 1000, 10000, 10000
+CLOSE_NORMAL, CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_NOT_FOUND, CLOSE_TOO_MANY = 1000, 4400, 4401, 4404, 4429
+_LAST_EVENT = Q("SELECT id FROM events WHERE job_id = :id ORDER BY seq DESC LIMIT 1")
+_encoder = msgspec.json.Encoder()
+
+
+class StreamTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    ttl_seconds: int = TOKEN_TTL_MAX
+
+
+class _Invalid(Exception):
+    """A stream cannot start: the websocket close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# ---- stream tokens ----------------------------------------------------------------------------
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _token_mac(secret: str, job_id: str, owner_id: str, expires: int) -> str:
+    # Domain-separated from download-link signatures, which share the secret.
+    msg = f"vidgate-stream-token\n{job_id}\n{owner_id}\n{expires}".encode()
+    return _b64(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
+
+
+def issue_token(secret: str, job_id: str, owner_id: str, ttl: int) -> tuple[str, int]:
+    expires = now_s() + ttl
+    mac = _token_mac(secret, job_id, owner_id, expires)
+    return f"{TOKEN_PREFIX}.{expires}.{_b64(owner_id.encode())}.{mac}", expires
+
+
+def verify_token(secret: str, job_id: str, token: str) -> str:
+    """The owner a token was issued to for ``job_id``; ``_Invalid`` when forged, foreign or expired."""
+    try:
+        prefix, expires_s, owner_b64, mac = token.split(".")
+        expires, owner_id = int(expires_s), _unb64(owner_b64).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise _Invalid(CLOSE_UNAUTHORIZED, "malformed stream token") from None
+    if prefix != TOKEN_PREFIX or not hmac.compare_digest(mac, _token_mac(secret, job_id, owner_id, expires)):
+        raise _Invalid(CLOSE_UNAUTHORIZED, "invalid stream token")
+    if expires < now_s():
+        raise _Invalid(CLOSE_UNAUTHORIZED, "stream token expired; request a new one")
+    return owner_id
+
+
+async def stream_token(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    job_id = request.path_params["video_id"]
+    await g.jobs.row(who, job_id)
+    opts: StreamTokenRequest = decode(await read_body(request, 4096, json=False), StreamTokenRequest)
+    if not 1 <= opts.ttl_seconds <= TOKEN_TTL_MAX:
+        raise ValidationError(f"ttl_seconds must be between 1 and {TOKEN_TTL_MAX}", param="ttl_seconds")
+    token, expires = issue_token(g.settings.signing_secret, job_id, who, opts.ttl_seconds)
+    return json_response({"token": token, "expires_at": expires, "url": f"/v1/async/video/{job_id}/ws?token={token}"})
+
+
+# ---- shared -----------------------------------------------------------------------------------
+
+
+class _Slots:
+    """Open streams per owner, capped at ``settings.max_websockets_per_key`` (per process)."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = {}
+
+    def full(self, owner_id: str, cap: int) -> bool:
+        return self.open.get(owner_id, 0) >= cap
+
+    def take(self, owner_id: str) -> None:
+        self.open[owner_id] = self.open.get(owner_id, 0) + 1
+
+    def release(self, owner_id: str) -> None:
+        left = self.open.get(owner_id, 0) - 1
+        if left > 0:
+            self.open[owner_id] = left
+        else:
+            self.open.pop(owner_id, None)
+
+
+def _slots(app: Any) -> _Slots:
+    slots = getattr(app.state, "stream_slots", None)
+    if slots is None:
+        slots = app.state.stream_slots = _Slots()
+    return slots
+
+
+def _message(kind: str, video: Video, event: JobEvent | None = None) -> dict[str, Any]:
+    if event is None:
+        return {"type": kind, "data": video}
+    return {"type": kind, "event": event.type, "id": event.id, "data": video}
+
+
+def _deleted(job_id: str) -> dict[str, Any]:
+    return {"type": "job.deleted", "data": {"id": job_id, "object": "video.deleted", "deleted": True}}
+
+
+_RANK = {"queued": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2, "expired": 3}
+
+
+def _pending(queue: asyncio.Queue[JobEvent | None], snapshot: Video) -> list[JobEvent | None]:
+    """Events queued while the snapshot was read, minus those it already shows (``None``: deleted)."""
+    kept: list[JobEvent | None] = []
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item is not None:
+            e, s = item.data, snapshot
+            if _RANK[e.status] < _RANK[s.status] or (e.status == s.status and (e.progress or 0) <= (s.progress or 0)):
+                continue
+        kept.append(item)
+    return kept
+
+
+# ---- websocket --------------------------------------------------------------------------------
+
+
+async def _authenticate(ws: WebSocket, g: Any, job_id: str) -> str:
+    header = ws.headers.get("authorization")
+    offered = ws.scope.get("subprotocols") or []
+    key = next((p[len(BEARER_PREFIX):] for p in offered if p.startswith(BEARER_PREFIX)), None)
+    token = ws.query_params.get("token")
+    if any(name in ws.query_params for name in ("api_key", "key", "authorization", "access_token")) or (
+        token and token.startswith(KEY_PREFIX)
+    ):
+        raise _Invalid(CLOSE_UNAUTHORIZED, "API keys are not accepted in the URL; use a stream token")
+    try:
+        if header:
+            return (await g.keys.authenticate(header)).owner_id
+        if key:
+            return (await g.keys.authenticate(f"Bearer {key}")).owner_id
+    except VidgateError as exc:
+        raise _Invalid(CLOSE_UNAUTHORIZED, exc.message) from None
+    if token:
+        return verify_token(g.settings.signing_secret, job_id, token)
+    raise _Invalid(CLOSE_UNAUTHORIZED, "missing credentials: Authorization header, bearer subprotocol or ?token=")
+
+
+def _options(ws: WebSocket) -> tuple[float, bool]:
+    q = ws.query_params
+    raw = q.get("interval_ms") or str(HEARTBEAT_DEFAULT_MS)
+    if not raw.isdigit() or not HEARTBEAT_MIN_MS <= int(raw) <= HEARTBEAT_MAX_MS:
+        raise _Invalid(CLOSE_BAD_REQUEST, f"interval_ms must be between {HEARTBEAT_MIN_MS} and {HEARTBEAT_MAX_MS}")
+    close = (q.get("close_on_terminal") or "true").lower()
+    if close not in ("true", "false", "1", "0"):
+        raise _Invalid(CLOSE_BAD_REQUEST, "close_on_terminal must be true or false")
+    return int(raw) / 1000, close in ("true", "1")
+
+
+class _Socket:
+    def __init__(self, ws: WebSocket, heartbeat: float) -> None:
+        self.ws = ws
+        self.heartbeat = heartbeat
+        self.loop = asyncio.get_running_loop()
+        self.last_sent = self.loop.time()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_text(_encoder.encode(message).decode())
+        self.last_sent = self.loop.time()
+
+    def idle_for(self) -> float:
+        return max(0.0, self.last_sent + self.heartbeat - self.loop.time())
+
+
+async def video_socket(ws: WebSocket) -> None:
+    g = ws.app.state.gateway
+    offered = ws.scope.get("subprotocols") or []
+    await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
+    job_id = ws.path_params["video_id"]
+    try:
+        who = await _authenticate(ws, g, job_id)
+        heartbeat, close_on_terminal = _options(ws)
+    except _Invalid as exc:
+        await ws.close(exc.code, exc.reason[:120])
+        return
+    slots = _slots(ws.app)
+    queue = g.bus.subscribe(job_id)
+    acquired = False
+    try:
+        try:
+            row = await g.jobs.row(who, job_id)
+        except NotFoundError:
+            await ws.close(CLOSE_NOT_FOUND, "video not found")
+            return
+        if slots.full(who, g.settings.max_websockets_per_key):
+            await ws.close(CLOSE_TOO_MANY, "too many open streams for this key")
+            return
+        slots.take(who)
+        acquired = True
+        sock = _Socket(ws, heartbeat)
+        if await _pump(sock, g, who, job_id, queue, g.jobs.view(row), close_on_terminal):
+            await ws.close(CLOSE_NORMAL)
+    except (WebSocketDisconnect, OSError, RuntimeError):  # the peer went away mid-send
+        pass
+    finally:
+        g.bus.unsubscribe(job_id, queue)
+        if acquired:
+            slots.release(who)
+
+
+async def _pump(
+    sock: _Socket, g: Any, who: str, job_id: str, queue: asyncio.Queue[JobEvent | None], snapshot: Video,
+    close_on_terminal: bool,
+) -> bool:
+    """Relay the job's events until it ends; True when the server should close the socket."""
+
+    async def relay(item: JobEvent | None) -> bool:
+        if item is None:
+            await sock.send(_deleted(job_id))
+            return True
+        await sock.send(_message("job.updated", item.data, item))
+        return close_on_terminal and item.data.status in TERMINAL
+
+    await sock.send(_message("job.snapshot", snapshot))
+    if close_on_terminal and snapshot.status in TERMINAL:
+        return True
+    for item in _pending(queue, snapshot):
+        if await relay(item):
+            return True
+    receive = asyncio.ensure_future(sock.ws.receive())
+    event = asyncio.ensure_future(queue.get())
+    try:
+        while True:
+            done, _ = await asyncio.wait({receive, event}, timeout=sock.idle_for(), return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                await sock.send({"type": "heartbeat", "at": now_s()})
+                continue
+            if event in done:
+                if await relay(event.result()):
+                    return True
+                event = asyncio.ensure_future(queue.get())
+            if receive in done:
+                message = receive.result()
+                if message["type"] == "websocket.disconnect":
+                    return False
+                if await _answer(sock, g, who, job_id, message, close_on_terminal):
+                    return True
+                receive = asyncio.ensure_future(sock.ws.receive())
+    finally:
+        receive.cancel()
+        event.cancel()
+
+
+async def _answer(
+    sock: _Socket, g: Any, who: str, job_id: str, message: dict[str, Any], close_on_terminal: bool
+) -> bool:
+    """Answer one client message; True when the socket should close (a refresh found the job over)."""
+    text = (message.get("text") or "").strip()
+    kind = text.lower()
+    if text.startswith("{"):
+        try:
+            parsed = orjson.loads(text)
+            kind = str(parsed.get("type", "")).lower() if isinstance(parsed, dict) else ""
+        except orjson.JSONDecodeError:
+            kind = ""
+    if kind == "ping":
+        await sock.send({"type": "pong"})
+    elif kind == "refresh":
+        try:
+            row = await g.jobs.row(who, job_id)
+        except NotFoundError:
+            await sock.send(_deleted(job_id))
+            return True
+        video = g.jobs.view(row)
+        await sock.send(_message("job.snapshot", video))
+        return close_on_terminal and video.status in TERMINAL
+    else:
+        await sock.send({"type": "error", "error": {
+            "code": "unknown_message", "message": 'send "ping", "refresh" or {"type": "ping" | "refresh"}',
+        }})
+    return False
+
+
+async def socket_over_http(request: Request) -> Response:
+    raise UpgradeRequiredError(
+        "this is a websocket endpoint: connect with Upgrade: websocket", headers={"Upgrade": "websocket"}
+    )
+
+
+# ---- server-sent events -----------------------------------------------------------------------
+
+
+def _frame(message: dict[str, Any], event_id: str | None) -> bytes:
+    head = f"id: {event_id}\n".encode() if event_id else b""
+    return head + b"event: " + message["type"].encode() + b"\ndata: " + _encoder.encode(message) + b"\n\n"
+
+
+def _sse_update(job_id: str, item: JobEvent | None) -> bytes:
+    if item is None:
+        return _frame(_deleted(job_id), None)
+    return _frame(_message("job.updated", item.data, item), item.id)
+
+
+async def video_events(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    job_id = request.path_params["video_id"]
+    heartbeat = int_param(request, "interval_ms", HEARTBEAT_DEFAULT_MS, HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS) / 1000
+    row = await g.jobs.row(who, job_id)
+    if request.headers.get("last-event-id") and row["status"] in TERMINAL:
+        return Response(status_code=204)  # an EventSource reconnecting to a finished job: stop it
+    slots = _slots(request.app)
+    if slots.full(who, g.settings.max_websockets_per_key):
+        raise RateLimitError("too many open streams for this key", headers={"Retry-After": "5"})
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(
+        _sse(g, who, job_id, heartbeat, slots), media_type="text/event-stream; charset=utf-8", headers=headers
+    )
+
+
+async def _sse(g: Any, who: str, job_id: str, heartbeat: float, slots: _Slots) -> AsyncIterator[bytes]:
+    # Taken here, not in the route, so the finally below always gives it back.
+    slots.take(who)
+    queue = g.bus.subscribe(job_id)
+    try:
+        yield b"retry: 3000\n\n"
+        try:
+            row = await g.jobs.row(who, job_id)
+        except NotFoundError:
+            yield _frame(_deleted(job_id), None)
+            return
+        last = await g.db.fetchone(_LAST_EVENT, {"id": job_id})
+        video = g.jobs.view(row)
+        yield _frame(_message("job.snapshot", video), last["id"] if last else None)
+        if video.status in TERMINAL:
+            return
+        for item in _pending(queue, video):
+            yield _sse_update(job_id, item)
+            if item is None or item.data.status in TERMINAL:
+                return
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield f": heartbeat {now_s()}\n\n".encode()
+                continue
+            yield _sse_update(job_id, item)
+            if item is None or item.data.status in TERMINAL:
+                return
+    finally:
+        g.bus.unsubscribe(job_id, queue)
+        slots.release(who)
+
+
+routes = [
+    WebSocketRoute("/v1/async/video/{video_id}/ws", video_socket),
+    Route("/v1/async/video/{video_id}/ws", socket_over_http, methods=["GET"]),
+    Route("/v1/videos/{video_id}/events", video_events, methods=["GET"]),
+    Route("/v1/videos/{video_id}/stream_token", stream_token, methods=["POST"]),
+]
+

@@ -1,0 +1,278 @@
+"""Webhook delivery: Standard Webhooks signatures, retries with backoff, and a delivery log.
+
+Delivery rows are queued by the outbox in the job's own transaction; the deliverer claims due
+rows with a lease, so a crash mid-send only delays a delivery and another process may take it
+over. The ``webhook-id`` header is the event id on every attempt, so receivers can deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+from standardwebhooks import Webhook
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from vidgate.errors import NotFoundError
+from vidgate.gateway.api.http import json_response
+from vidgate.gateway.api.videos import gw, owner
+from vidgate.gateway.events.bus import EventBus
+from vidgate.gateway.ids import now_ms
+from vidgate.gateway.net import BlockedURL, check_url
+from vidgate.gateway.settings import Settings
+from vidgate.gateway.storage.db import Database, Q, Row
+
+log = logging.getLogger("vidgate.webhooks")
+
+BATCH = 16  # deliveries in flight per process
+LEASE_MS = 60_000  # longer than one attempt can take (ATTEMPT_SECONDS)
+ATTEMPT_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 3600.0
+GIVE_UP_MS = 24 * 3600 * 1000  # after the delivery was queued
+IDLE_SECONDS = 1.0  # fallback wake-up for retries due later and rows other processes queued
+LOG_LIMIT = 50
+USER_AGENT = "vidgate-webhooks/1"
+
+_CLAIM = Q(
+    "UPDATE webhook_deliveries SET lease_until = :until WHERE id IN (SELECT id FROM webhook_deliveries "
+    "WHERE status = 'pending' AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
+    "ORDER BY next_attempt_at LIMIT :n) RETURNING *",
+    pg="UPDATE webhook_deliveries SET lease_until = :until WHERE id IN (SELECT id FROM webhook_deliveries "
+    "WHERE status = 'pending' AND next_attempt_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
+    "ORDER BY next_attempt_at LIMIT :n FOR UPDATE SKIP LOCKED) RETURNING *",
+)
+# When the next row becomes claimable: its due time, or later while another attempt holds its lease.
+_NEXT_DUE = Q(
+    "SELECT MIN(CASE WHEN lease_until > next_attempt_at THEN lease_until ELSE next_attempt_at END) AS due "
+    "FROM webhook_deliveries WHERE next_attempt_at IS NOT NULL"
+)
+_EVENT = Q("SELECT id, type, created_at, data FROM events WHERE id = :id")
+_JOB_SPEC = Q("SELECT spec FROM jobs WHERE id = :id")
+_RECORD = Q(
+    "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, next_attempt_at = :next, "
+    "lease_until = NULL, last_status_code = :code, last_error = :error, log = :log, delivered_at = :delivered "
+    "WHERE id = :id"
+)
+_RELEASE = Q("UPDATE webhook_deliveries SET lease_until = NULL WHERE id = :id")
+_LIST = Q(
+    "SELECT d.*, e.type AS event_type FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id "
+    "WHERE d.job_id = :job AND d.owner_id = :owner ORDER BY d.created_at, d.id"
+)
+_GET = Q(
+    "SELECT d.*, e.type AS event_type FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id "
+    "WHERE d.id = :id AND d.job_id = :job AND d.owner_id = :owner"
+)
+_REQUEUE = Q(
+    "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = :now "
+    "WHERE id = :id AND job_id = :job AND owner_id = :owner"
+)
+
+
+class _Permanent(Exception):
+    """A delivery that no retry can fix (blocked URL, event or webhook gone)."""
+
+
+def backoff_seconds(attempts: int, base: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(2**attempts * base, 1 h)]."""
+    return random.uniform(0, min(2 ** min(attempts, 32) * base, MAX_BACKOFF_SECONDS))
+
+
+class Deliverer:
+    """Sends due webhook deliveries; woken by every bus publish, with a short fallback sleep."""
+
+    def __init__(self, db: Database, settings: Settings, bus: EventBus) -> None:
+        self.db = db
+        self.settings = settings
+        self.http = httpx.AsyncClient(
+            follow_redirects=False, timeout=10.0, trust_env=False, headers={"User-Agent": USER_AGENT}
+        )
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        bus.on_event(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then hand back the leases of unfinished attempts."""
+        stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda _: self.wake())
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    wait = await self._tick()
+                except Exception:
+                    log.exception("webhook tick failed; backing off")
+                    wait = IDLE_SECONDS
+                if wait > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=wait)
+        finally:
+            stopper.cancel()
+            unfinished = list(self.running)
+            for task in self.running.values():
+                task.cancel()
+            await asyncio.gather(*self.running.values(), return_exceptions=True)
+            with contextlib.suppress(Exception):
+                async with self.db.transaction() as tx:
+                    for delivery_id in unfinished:
+                        await tx.execute(_RELEASE, {"id": delivery_id})
+            await self.http.aclose()
+
+    async def _tick(self) -> float:
+        """Claim and start what is due; how long to sleep before looking again."""
+        free = BATCH - len(self.running)
+        if free <= 0:
+            return IDLE_SECONDS  # a finishing delivery wakes the loop
+        # A cheap read first: every bus publish wakes this loop, and most find nothing due.
+        row = await self.db.fetchone(_NEXT_DUE)
+        now = now_ms()
+        if row is None or row["due"] is None:
+            return IDLE_SECONDS
+        if row["due"] > now:
+            return min(IDLE_SECONDS, (row["due"] - now) / 1000)
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(_CLAIM, {"until": now + LEASE_MS, "now": now, "n": free})
+        for row in rows:
+            self.running[row["id"]] = asyncio.create_task(self._deliver(row), name=f"webhook {row['id']}")
+        return 0 if rows else 0.05
+
+    async def _deliver(self, row: Row) -> None:
+        try:
+            await self.attempt(row)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("webhook delivery %s failed unexpectedly", row["id"])
+            async with self.db.transaction() as tx:
+                await tx.execute(_RELEASE, {"id": row["id"]})
+        finally:
+            self.running.pop(row["id"], None)
+            self.wake()
+
+    async def attempt(self, row: Row) -> None:
+        """Send one delivery once and record the outcome (delivered, retry later, or failed)."""
+        started = time.monotonic()
+        code: int | None = None
+        error: str | None = None
+        permanent = False
+        try:
+            url, body, headers = await self._request(row)
+            await check_url(url, allow_private=self.settings.allow_private_urls)
+            async with asyncio.timeout(ATTEMPT_SECONDS):
+                async with self.http.stream("POST", url, content=body, headers=headers) as response:
+                    code = response.status_code
+            if not 200 <= code < 300:
+                error = f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
+        except (_Permanent, BlockedURL) as exc:
+            error, permanent = f"not sent: {exc}", True
+        except (TimeoutError, httpx.TimeoutException):
+            error = "timed out"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        await self._record(row, code, error, permanent, latency_ms=int((time.monotonic() - started) * 1000))
+
+    async def _request(self, row: Row) -> tuple[str, bytes, dict[str, str]]:
+        event = await self.db.fetchone(_EVENT, {"id": row["event_id"]})
+        if event is None:
+            raise _Permanent("the event no longer exists (the video was deleted)")
+        job = await self.db.fetchone(_JOB_SPEC, {"id": row["job_id"]})
+        hook = orjson.loads(job["spec"]).get("webhook") if job is not None else None
+        if not hook or not hook.get("secret"):
+            raise _Permanent("the video no longer has a webhook")
+        body = orjson.dumps({
+            "id": event["id"], "type": event["type"], "created_at": event["created_at"] // 1000,
+            "data": orjson.Fragment(event["data"]),
+        })
+        sent_at = datetime.now(tz=UTC)
+        signature = Webhook(hook["secret"]).sign(event["id"], sent_at, body.decode())
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": event["id"],
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": signature,
+        }
+        return row["url"], body, headers
+
+    async def _record(self, row: Row, code: int | None, error: str | None, permanent: bool, latency_ms: int) -> None:
+        now = now_ms()
+        attempts = row["attempts"] + 1
+        entries = orjson.loads(row["log"] or "[]")
+        entries.append({"at": now // 1000, "status_code": code, "latency_ms": latency_ms, "error": error})
+        params: dict[str, Any] = {
+            "id": row["id"], "attempts": attempts, "code": code, "error": error, "delivered": None,
+            "log": orjson.dumps(entries[-LOG_LIMIT:]).decode(), "next": None,
+        }
+        if error is None:
+            params.update(status="delivered", delivered=now)
+        elif permanent:
+            params.update(status="failed")
+        else:
+            due = now + int(backoff_seconds(attempts, self.settings.webhook_backoff_base_seconds) * 1000)
+            if due > row["created_at"] + GIVE_UP_MS:
+                params.update(status="failed", error=f"{error}; gave up after {attempts} attempts over 24 h")
+            else:
+                params.update(status="pending", next=due)
+        async with self.db.transaction() as tx:
+            await tx.execute(_RECORD, params)
+        if error is not None:
+            log.info("webhook %s to %s: %s (%s)", row["id"], row["url"], error, params["status"])
+
+
+# ---- routes -----------------------------------------------------------------------------------
+
+
+def _seconds(ms: int | None) -> int | None:
+    return None if ms is None else ms // 1000
+
+
+def delivery_view(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"], "object": "webhook_delivery", "event_id": row["event_id"], "event_type": row["event_type"],
+        "url": row["url"], "status": row["status"], "attempts": row["attempts"],
+        "last_status_code": row["last_status_code"], "last_error": row["last_error"],
+        "next_attempt_at": _seconds(row["next_attempt_at"]), "created_at": _seconds(row["created_at"]),
+        "delivered_at": _seconds(row["delivered_at"]), "log": orjson.loads(row["log"] or "[]"),
+    }
+
+
+async def list_deliveries(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    job_id = request.path_params["video_id"]
+    await g.jobs.row(who, job_id)
+    rows = await g.db.fetchall(_LIST, {"job": job_id, "owner": who})
+    return json_response({"object": "list", "data": [delivery_view(r) for r in rows]})
+
+
+async def redeliver(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    job_id, delivery_id = request.path_params["video_id"], request.path_params["delivery_id"]
+    await g.jobs.row(who, job_id)
+    params = {"id": delivery_id, "job": job_id, "owner": who}
+    async with g.db.transaction() as tx:
+        found = await tx.execute(_REQUEUE, {**params, "now": now_ms()})
+    if not found:
+        raise NotFoundError(f"no webhook delivery {delivery_id} for video {job_id}", param="delivery_id")
+    deliverer = getattr(g, "deliverer", None)
+    if deliverer is not None:
+        deliverer.wake()
+    row = await g.db.fetchone(_GET, params)
+    return json_response(delivery_view(row))
+
+
+routes = [
+    Route("/v1/videos/{video_id}/webhook_deliveries", list_deliveries, methods=["GET"]),
+    Route("/v1/videos/{video_id}/webhook_deliveries/{delivery_id}/redeliver", redeliver, methods=["POST"]),
+]
