@@ -25,8 +25,10 @@ class GatewayProcess:
         command: str = "serve",
         port: int | None = None,
         log_name: str = "serve",
+        args: tuple[str, ...] = (),
     ) -> None:
         self.data_dir = data_dir
+        self.args = args
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -47,6 +49,7 @@ class GatewayProcess:
         args = [sys.executable, "-m", "vidgate.cli.main", self.command, "--data-dir", str(self.data_dir)]
         if self.command in ("serve", "api"):
             args += ["--host", "127.0.0.1", "--port", str(self.port)]
+        args += self.args
         self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if self.command in ("serve", "api"):
             self.wait_ready(timeout)

@@ -190,7 +190,12 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, data_dir: DataDir = None, config: Config = None) -> None:
+def keys_revoke(
+    key_id: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
     """Revoke an API key; it stops working at once."""
     from vidgate.errors import VidgateError
 
@@ -199,7 +204,7 @@ def keys_revoke(key_id: str, data_dir: DataDir = None, config: Config = None) ->
     except VidgateError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"revoked {key.id}")
+    typer.echo(json.dumps({"id": key.id, "revoked_at": key.revoked_at}) if as_json else f"revoked {key.id}")
 
 
 def _dollars(value: float | None) -> str:

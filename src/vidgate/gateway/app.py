@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vidgate.errors import ServiceUnavailableError
+from vidgate.gateway import metrics
 from vidgate.gateway.api import admin, models, openai_compat, openapi, usage, videos
 from vidgate.gateway.api.http import EXCEPTION_HANDLERS, RequestIdMiddleware, json_response
 from vidgate.gateway.auth import Keys
@@ -26,6 +27,8 @@ from vidgate.gateway.events.notify import PgListener
 from vidgate.gateway.ids import token
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.service import JobService
+from vidgate.gateway.logs import configure as configure_logging
+from vidgate.gateway.metrics import MetricsMiddleware
 from vidgate.gateway.providers.registry import Providers
 from vidgate.gateway.settings import Settings, load_settings
 from vidgate.gateway.storage.blobs import BlobStore
@@ -79,13 +82,19 @@ class Gateway:
         gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url), providers)
         await gateway.jobs.load_stats()
         if db.dialect == "postgresql":
-            gateway.listener = PgListener(settings.database_url, db, gateway.bus, wake=gateway._wake_worker)
+            gateway.listener = PgListener(
+                settings.database_url, db, gateway.bus, wake=gateway._wake_worker, stop_job=gateway._stop_job
+            )
             await gateway.listener.start()
         return gateway
 
     def _wake_worker(self) -> None:
         if self.worker is not None:
             self.worker.wake()
+
+    def _stop_job(self, job_id: str) -> None:
+        if self.worker is not None:
+            self.worker.signal_cancel(job_id)
 
     def start_worker(self, worker_id: str | None = None) -> Worker:
         stable = worker_id is None
@@ -131,6 +140,7 @@ async def readyz(request: Request) -> Response:
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, worker_id: str | None = None) -> Starlette:
     settings = settings or load_settings()
+    configure_logging(settings.log_format, settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -150,6 +160,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         *videos.routes,
         *admin.routes,
         *usage.routes,
+        *metrics.routes,
         *openapi.routes,
         *stream.routes,
         *webhooks.routes,
@@ -157,7 +168,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(MetricsMiddleware), Middleware(RequestIdMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -44,6 +44,8 @@ class Settings:
     webhook_backoff_base_seconds: float = 5.0
     reference_max_bytes: int = 20 << 20
     procedural_enabled: bool = True
+    log_format: str = "text"
+    log_level: str = "INFO"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
 
     @property

@@ -22,6 +22,7 @@ from vidgate.errors import (
     VidgateError,
 )
 from vidgate.gateway.ids import token
+from vidgate.gateway.logs import bind_contextvars
 
 log = logging.getLogger("vidgate.api")
 _encoder = msgspec.json.Encoder()
@@ -59,6 +60,7 @@ class RequestIdMiddleware:
                 break
         rid = rid or f"req_{token(12)}"
         scope.setdefault("state", {})["request_id"] = rid
+        bind_contextvars(request_id=rid)
         header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:

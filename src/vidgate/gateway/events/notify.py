@@ -19,14 +19,23 @@ from vidgate.gateway.storage.db import Database, Q
 log = logging.getLogger("vidgate.events")
 _EVENT = Q("SELECT * FROM events WHERE id = :id")
 WAKE_TYPES = frozenset({"video.created", "video.cancelled"})
+STOP_TYPES = frozenset({"video.cancelled", "video.expired"})
 
 
 class PgListener:
-    def __init__(self, url: str, db: Database, bus: EventBus, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        url: str,
+        db: Database,
+        bus: EventBus,
+        wake: Callable[[], None] = lambda: None,
+        stop_job: Callable[[str], None] = lambda job_id: None,
+    ) -> None:
         self.url = url
         self.db = db
         self.bus = bus
         self.wake = wake
+        self.stop_job = stop_job
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._conn: object | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -59,7 +68,10 @@ class PgListener:
             try:
                 row = await self.db.fetchone(_EVENT, {"id": event_id})
                 if row is not None:
-                    self.bus.publish(event_from_row(row))
+                    event = event_from_row(row)
+                    if event.type in STOP_TYPES:
+                        self.stop_job(event.data.id)  # a render elsewhere in this process stops at once
+                    self.bus.publish(event)
             except Exception:
                 log.exception("could not relay event %s", event_id)
 

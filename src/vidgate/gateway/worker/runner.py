@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,8 @@ from vidgate.gateway import routing
 from vidgate.gateway.catalog.catalog import Catalog
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.lifecycle import Lifecycle
+from vidgate.gateway.logs import bind_contextvars
+from vidgate.gateway.metrics import observe_upstream
 from vidgate.gateway.net import BlockedURL, fetch_image
 from vidgate.gateway.providers.base import (
     JobSpec,
@@ -172,6 +175,7 @@ class Worker:
 
     async def _handle(self, row: Row) -> None:
         job_id = row["id"]
+        bind_contextvars(job_id=job_id)
         renewer = asyncio.create_task(self._renew(job_id, row["deadline_at"]))
         try:
             await self._step(row)
@@ -192,7 +196,9 @@ class Worker:
             if now_ms() > deadline_at:
                 self.cancelled.add(job_id)
                 await self.lifecycle.transition(
-                    job_id, "deadline", lease=self.worker_id,
+                    job_id,
+                    "deadline",
+                    lease=self.worker_id,
                     fields={"error": _error("deadline_exceeded", "the job did not finish before its deadline")},
                 )
                 return
@@ -298,9 +304,12 @@ class Worker:
                 attempts.append({"provider": cand.provider, "outcome": "pending", "at": now_ms() // 1000})
                 await self.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=self.worker_id)
             pending = None
+            started = time.perf_counter()
             try:
                 accepted = await provider.submit(jobspec)  # type: ignore[union-attr]
+                observe_upstream(cand.provider, "submit", time.perf_counter() - started)
             except Rejected as exc:
+                observe_upstream(cand.provider, "submit", time.perf_counter() - started, exc)
                 self.providers.record(cand.provider, False, exc.message)
                 attempts[-1] = {
                     "provider": cand.provider,
@@ -391,9 +400,12 @@ class Worker:
         spec = orjson.loads(row["spec"])
         interval = self.providers.configs[provider.name].poll_interval_seconds
         jobspec = job_spec(row, spec, "", ())
+        started = time.perf_counter()
         try:
             up: Upstream = await provider.poll(jobspec, row["native_id"])
+            observe_upstream(provider.name, "poll", time.perf_counter() - started)
         except PollFailed as exc:
+            observe_upstream(provider.name, "poll", time.perf_counter() - started, exc)
             self.providers.record(provider.name, False, exc.message)
             failures = row["poll_failures"] + 1
             await self._release(
