@@ -169,9 +169,10 @@ class Worker:
                 )
             for row in rows:
                 self.running[row["id"]] = asyncio.create_task(self._handle(row), name=f"job {row['id']}")
-        if now_ms() - self._last_sweep > 60_000:
+        retention_ms = int(self.settings.retention_days * 86_400_000)
+        if now_ms() - self._last_sweep > min(60_000, retention_ms // 2):
             self._last_sweep = now_ms()
-            await self._sweep_retention()
+            await self._sweep_retention(retention_ms)
 
     async def _handle(self, row: Row) -> None:
         job_id = row["id"]
@@ -504,8 +505,8 @@ class Worker:
         if done is not None and row["status"] == "processing":
             await self._cancel_upstream(done)
 
-    async def _sweep_retention(self) -> None:
-        cutoff = now_ms() - int(self.settings.retention_days * 86_400_000)
+    async def _sweep_retention(self, retention_ms: int) -> None:
+        cutoff = now_ms() - retention_ms
         for row in await self.db.fetchall(_EXPIRED, {"cutoff": cutoff}):
             if await self.lifecycle.transition(row["id"], "retention") is not None:
                 for out in orjson.loads(row["outputs"] or "[]"):
