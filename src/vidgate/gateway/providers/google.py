@@ -62,6 +62,51 @@ def _resolution(job: JobSpec) -> str | None:
     return _RESOLUTION_BY_SHORT_SIDE.get(min(job.width, job.height))
 
 
+def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
+    """``instances[0]`` of a Veo ``predictLongRunning`` body, shared by the Gemini and Vertex adapters.
+
+    Images go inline (``bytesBase64Encoded``), which both APIs accept; reference images are
+    ``asset`` references. Roles other than first/last frame and reference are refused locally.
+    """
+    unsupported = sorted({r.role for r in job.references} - SUPPORTED_ROLES)
+    if unsupported:
+        raise Rejected(
+            f"{provider} accepts first_frame, last_frame and reference images, not {', '.join(unsupported)}",
+            retryable=True,
+            code="unsupported_parameter",
+        )
+    instance: dict[str, Any] = {"prompt": job.prompt}
+    if first := job.reference("first_frame"):
+        instance["image"] = _image(first)
+    if last := job.reference("last_frame"):
+        instance["lastFrame"] = _image(last)
+    if refs := [r for r in job.references if r.role == "reference"]:
+        instance["referenceImages"] = [{"image": _image(r), "referenceType": "asset"} for r in refs]
+    return instance
+
+
+def veo_parameters(job: JobSpec) -> dict[str, Any]:
+    """The ``parameters`` both Veo APIs share, mapped from the job (provider_params not merged)."""
+    mapped: dict[str, Any] = {
+        "aspectRatio": _aspect_ratio(job),
+        "durationSeconds": job.duration,
+        "sampleCount": job.sample_count,
+    }
+    if resolution := _resolution(job):
+        mapped["resolution"] = resolution
+    if job.negative_prompt:
+        mapped["negativePrompt"] = job.negative_prompt
+    if job.person_generation:
+        mapped["personGeneration"] = job.person_generation
+    if job.enhance_prompt is not None:
+        mapped["enhancePrompt"] = job.enhance_prompt
+    if job.seed is not None:
+        # The python SDK calls seed Vertex-only, other clients send it to the Gemini API;
+        # whether the Gemini server honours it is [unverified].
+        mapped["seed"] = job.seed
+    return mapped
+
+
 class GoogleProvider:
     """Adapter for Veo through the Gemini Developer API (API-key auth, not Vertex)."""
 
@@ -82,39 +127,8 @@ class GoogleProvider:
         ``resizeMode`` are Vertex-only (the SDK refuses them in Gemini mode) and Veo 3 always makes
         audio here, so they are not mapped; a caller may still pass them through on purpose.
         """
-        unsupported = sorted({r.role for r in job.references} - SUPPORTED_ROLES)
-        if unsupported:
-            raise Rejected(
-                f"google accepts first_frame, last_frame and reference images, not {', '.join(unsupported)}",
-                retryable=True,
-                code="unsupported_parameter",
-            )
-        instance: dict[str, Any] = {"prompt": job.prompt}
-        if first := job.reference("first_frame"):
-            instance["image"] = _image(first)
-        if last := job.reference("last_frame"):
-            instance["lastFrame"] = _image(last)
-        if refs := [r for r in job.references if r.role == "reference"]:
-            instance["referenceImages"] = [{"image": _image(r), "referenceType": "asset"} for r in refs]
-
-        mapped: dict[str, Any] = {
-            "aspectRatio": _aspect_ratio(job),
-            "durationSeconds": job.duration,
-            "sampleCount": job.sample_count,
-        }
-        if resolution := _resolution(job):
-            mapped["resolution"] = resolution
-        if job.negative_prompt:
-            mapped["negativePrompt"] = job.negative_prompt
-        if job.person_generation:
-            mapped["personGeneration"] = job.person_generation
-        if job.enhance_prompt is not None:
-            mapped["enhancePrompt"] = job.enhance_prompt
-        if job.seed is not None:
-            # The python SDK calls seed Vertex-only, other clients send it to the Gemini API;
-            # whether the server honours it is [unverified].
-            mapped["seed"] = job.seed
-        return {"instances": [instance], "parameters": {**dict(job.provider_params), **mapped}}
+        instance = veo_instance(job, self.name)
+        return {"instances": [instance], "parameters": {**dict(job.provider_params), **veo_parameters(job)}}
 
     async def submit(self, job: JobSpec) -> Accepted:
         model = job.provider_model.removeprefix("models/")
@@ -139,11 +153,11 @@ class GoogleProvider:
             return Upstream(status="processing")
         rid = request_id_of(response)
         if isinstance(err := body.get("error"), dict):
-            return _failed(_error_code(err), str(err.get("message") or "operation failed"), rid)
+            return operation_failed(operation_error_code(err), str(err.get("message") or "operation failed"), rid)
         result = body.get("response")
         video = result.get("generateVideoResponse") if isinstance(result, dict) else None
         if not isinstance(video, dict):
-            return _failed("no_output", "operation finished without a video response", rid)
+            return operation_failed("no_output", "operation finished without a video response", rid)
         outputs = self._outputs(video.get("generatedSamples"))
         if outputs:
             return Upstream(status="completed", outputs=outputs)
@@ -151,8 +165,8 @@ class GoogleProvider:
         reasons = [r for r in video.get("raiMediaFilteredReasons") or () if isinstance(r, str)]
         if reasons or (isinstance(filtered, int) and filtered > 0):
             message = "; ".join(reasons) or "all generated videos were blocked by safety filters"
-            return _failed("moderation_blocked", message, rid)
-        return _failed("no_output", "operation finished without any generated video", rid)
+            return operation_failed("moderation_blocked", message, rid)
+        return operation_failed("no_output", "operation finished without any generated video", rid)
 
     def _outputs(self, samples: Any) -> tuple[UpstreamOutput, ...]:
         """One output per sample: a file URI fetched with the key, or the rare inline video."""
@@ -187,7 +201,7 @@ class GoogleProvider:
         await self._client.aclose()
 
 
-def _error_code(err: dict[str, Any]) -> str:
+def operation_error_code(err: dict[str, Any]) -> str:
     """The google.rpc status name of a failed operation, e.g. ``INTERNAL``."""
     if isinstance(err.get("status"), str) and err["status"]:
         return err["status"]
@@ -195,5 +209,5 @@ def _error_code(err: dict[str, Any]) -> str:
     return _RPC_CODES.get(code, f"rpc_{code}") if isinstance(code, int) else "upstream_failed"
 
 
-def _failed(code: str, message: str, request_id: str | None) -> Upstream:
+def operation_failed(code: str, message: str, request_id: str | None) -> Upstream:
     return Upstream(status="failed", error=UpstreamError(code=code, message=message, request_id=request_id))

@@ -1,0 +1,232 @@
+"""Kling's official API: ``POST /v1/videos/{text2video|image2video}``, ``GET …/{task_id}``.
+
+Wire format per providers.md §7. Auth is a short-lived HS256 JWT made from the access key
+(``config.api_key``) and the secret key (``config.extra["secret_key"]``), built here with the
+standard library (PyJWT is not a dependency). ``duration`` is a string (``"5"``), ``mode`` is
+``std`` (720p) or ``pro`` (1080p), images are raw base64 (no ``data:`` prefix).
+
+The native id is ``{endpoint}/{task_id}`` because a task is queried under the endpoint that
+created it. Our job id goes out as ``external_task_id`` (Kling's caller-chosen task id, the closest
+thing it has to an idempotency key). Kling documents no cancel endpoint [unverified], so this
+provider is not cancellable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from vidgate.gateway.providers.base import (
+    Accepted,
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    Rejected,
+    Upstream,
+    UpstreamError,
+    UpstreamOutput,
+    UpstreamStatus,
+)
+from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
+TOKEN_SECONDS = 1800
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Kling's limit on an input image
+ASPECT_RATIOS = ("16:9", "9:16", "1:1")
+DURATIONS = (5, 10)
+MODES = {"720p": "std", "1080p": "pro"}
+# Models with the ``sound`` switch (2.6 and later); audio needs pro mode there.
+SOUND_MODELS = ("kling-v2-6", "kling-v3")
+# Business codes Kling answers with HTTP 200 but ``code != 0`` are unexpected; those that mean
+# "try later" are retryable (rate and concurrency limits, internal errors), per §7.4.
+_RETRYABLE_CODES = frozenset({1302, 1303, 5000, 5001, 5002})
+
+_STATUS: dict[str, UpstreamStatus] = {"submitted": "queued", "processing": "processing"}
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(access_key: str, secret_key: str, now: float | None = None) -> str:
+    """The HS256 token Kling wants: ``iss`` = access key, valid from 5 s ago for 30 minutes."""
+    issued = int(time.time() if now is None else now)
+    header = {"alg": "HS256", "typ": "JWT"}
+    payload = {"iss": access_key, "exp": issued + TOKEN_SECONDS, "nbf": issued - 5}
+    signing_input = ".".join(_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload))
+    signature = hmac.new(secret_key.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def _unsupported(message: str) -> Rejected:
+    return Rejected(message, retryable=True, code="unsupported_parameter")
+
+
+def _aspect(job: JobSpec) -> str:
+    if job.aspect_ratio:
+        if job.aspect_ratio not in ASPECT_RATIOS:
+            raise _unsupported(f"kling makes {', '.join(ASPECT_RATIOS)} video, not {job.aspect_ratio}")
+        return job.aspect_ratio
+    shape = job.width / job.height
+    return "16:9" if shape > 1.2 else "9:16" if shape < 0.83 else "1:1"
+
+
+def _mode(job: JobSpec) -> str:
+    label = (job.resolution or {720: "720p", 1080: "1080p"}.get(min(job.width, job.height), "")).lower()
+    if label not in MODES:
+        raise _unsupported(f"kling makes 720p (std) or 1080p (pro) video, not {job.resolution or job.size}")
+    return MODES[label]
+
+
+def _image(data: bytes, role: str) -> str:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _unsupported(f"kling takes images up to 10 MB; the {role} image is larger")
+    return base64.b64encode(data).decode()
+
+
+class KlingProvider:
+    """Submits to Kling's text2video / image2video endpoints and polls the task."""
+
+    name = "kling"
+    cancellable = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self.access_key = config.api_key or ""
+        self.secret_key = str(config.extra.get("secret_key") or "")
+        self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
+
+    def _auth(self) -> dict[str, str]:
+        # A fresh token per call (cheap) rather than a cached one near its expiry. Sent per call,
+        # never as a client default: outputs are on Kling's CDN, which must not see it.
+        return {"Authorization": f"Bearer {make_jwt(self.access_key, self.secret_key)}"}
+
+    def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
+        """The endpoint (``text2video``/``image2video``) and body; mapped fields win over ``provider_params``."""
+        if job.seed is not None:
+            raise _unsupported("kling takes no seed")
+        if job.sample_count != 1:
+            raise _unsupported("kling makes one video per task")
+        if job.duration not in DURATIONS:
+            raise _unsupported(f"kling makes 5 s or 10 s videos, not {job.duration} s")
+        other = sorted({r.role for r in job.references} - {"first_frame", "last_frame"})
+        if other:
+            raise _unsupported(f"kling takes first_frame and last_frame images, not {', '.join(other)}")
+        first, last = job.reference("first_frame"), job.reference("last_frame")
+        if last is not None and first is None:
+            raise _unsupported("kling takes a last frame only together with a first frame")
+        mode = _mode(job)
+        body: dict[str, Any] = {
+            "model_name": job.provider_model,
+            "prompt": job.prompt,
+            "mode": mode,
+            "duration": str(job.duration),
+            "external_task_id": job.job_id,
+        }
+        if job.negative_prompt:
+            body["negative_prompt"] = job.negative_prompt
+        if job.provider_model.startswith(SOUND_MODELS):
+            if job.audio and mode != "pro":
+                raise _unsupported(f"{job.provider_model} makes audio only in pro mode (1080p)")
+            body["sound"] = "on" if job.audio else "off"
+        elif job.audio:
+            raise _unsupported(f"{job.provider_model} makes no audio")
+        if first is None:
+            endpoint = "text2video"
+            body["aspect_ratio"] = _aspect(job)
+        else:
+            # The output follows the image's shape; whether image2video also takes aspect_ratio
+            # is [unverified], so it is not sent.
+            endpoint = "image2video"
+            body["image"] = _image(first.data, "first_frame")
+            if last is not None:
+                body["image_tail"] = _image(last.data, "last_frame")
+        return endpoint, {**dict(job.provider_params), **body}
+
+    async def submit(self, job: JobSpec) -> Accepted:
+        if not self.secret_key:
+            raise Rejected(
+                "kling needs a secret key (set providers.kling.secret_key)",
+                retryable=True,
+                code="provider_misconfigured",
+            )
+        endpoint, body = self.build_request(job)
+        data, response = await request(
+            self._client,
+            "POST",
+            f"/v1/videos/{endpoint}",
+            phase="submit",
+            expect=(200,),
+            json=body,
+            headers=self._auth(),
+        )
+        rid = request_id_of(response) or (data.get("request_id") if isinstance(data, dict) else None)
+        code = require(data, "code", phase="submit")
+        if code != 0:
+            raise Rejected(
+                str(data.get("message") or f"kling answered code {code}"),
+                retryable=code in _RETRYABLE_CODES,
+                request_id=rid,
+                code=f"kling_{code}",
+            )
+        task_id = require(data, "data", "task_id", phase="submit")
+        if not isinstance(task_id, str | int) or not str(task_id):
+            raise Rejected("kling answered without a task id", retryable=True, request_id=rid)
+        return Accepted(native_id=f"{endpoint}/{task_id}", request_id=rid)
+
+    async def poll(self, job: JobSpec, native_id: str) -> Upstream:
+        endpoint, sep, task_id = native_id.partition("/")
+        if not sep or endpoint not in ("text2video", "image2video") or not task_id:
+            raise PollFailed(f"not a kling native id: {native_id!r}", retryable=False)
+        data, response = await request(
+            self._client,
+            "GET",
+            f"/v1/videos/{endpoint}/{quote(task_id, safe='')}",
+            phase="poll",
+            expect=(200,),
+            headers=self._auth(),
+        )
+        rid = request_id_of(response) or (data.get("request_id") if isinstance(data, dict) else None)
+        if require(data, "code") != 0:
+            raise PollFailed(str(data.get("message") or "kling answered an error code"), retryable=True, request_id=rid)
+        task = require(data, "data")
+        status = require(task, "task_status")
+        if status in _STATUS:
+            return Upstream(status=_STATUS[status])
+        if status == "succeed":
+            result = task.get("task_result")
+            videos = result.get("videos") if isinstance(result, dict) else None
+            outputs = tuple(
+                UpstreamOutput(index=i, url=v["url"])
+                for i, v in enumerate(v for v in videos or () if isinstance(v, dict) and isinstance(v.get("url"), str))
+            )
+            if not outputs:
+                raise PollFailed("kling task succeeded without video URLs", retryable=True, request_id=rid)
+            return Upstream(status="completed", progress=100, outputs=outputs, seconds=_seconds(videos[0]))
+        if status == "failed":
+            message = str(task.get("task_status_msg") or "kling task failed")
+            return Upstream(status="failed", error=UpstreamError(code="task_failed", message=message, request_id=rid))
+        raise PollFailed(f"kling answered an unknown task status {status!r}", retryable=True, request_id=rid)
+
+    def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
+        return stream_url(self._client, out.url, out.headers)
+
+    async def cancel(self, native_id: str) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _seconds(video: Any) -> float | None:
+    """Kling reports each video's duration as a string such as ``"5.1"``."""
+    try:
+        return float(video.get("duration")) if isinstance(video, dict) else None
+    except (TypeError, ValueError):
+        return None

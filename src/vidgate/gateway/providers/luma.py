@@ -1,0 +1,165 @@
+"""Luma Dream Machine API v1: ``POST /generations/video``, ``GET /generations/{id}``.
+
+Wire format per providers.md §4. ``duration`` is a string with a unit (``"5s"``), ``resolution``
+is lower case (``"4k"``), keyframes are ``frame0`` (first frame) and ``frame1`` (last frame), each
+``{"type": "image", "url": …}``. Bytes are a plain GET on ``assets.video`` (a CDN URL, so the key
+is sent per call and never as a client default).
+
+Luma v1 documents no seed, negative prompt, audio, multiple samples or idempotency key; jobs using
+the first four are refused before any call so routing can try another provider.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from vidgate.gateway.providers.base import (
+    Accepted,
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    ReferenceImage,
+    Rejected,
+    Upstream,
+    UpstreamError,
+    UpstreamOutput,
+    UpstreamStatus,
+)
+from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+
+DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+RESOLUTIONS = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
+# ray-2 and ray-flash-2 take 5 s or 9 s. ray-1-6 predates duration/resolution (it makes 5 s at
+# 720p); whether it accepts the fields is [unverified], so they are not sent for it.
+DURATIONS = (5, 9)
+_LEGACY = ("ray-1-6",)
+_ROLES = {"first_frame": "frame0", "last_frame": "frame1"}
+
+_STATUS: dict[str, UpstreamStatus] = {"queued": "queued", "dreaming": "processing"}
+
+
+def _unsupported(message: str) -> Rejected:
+    return Rejected(message, retryable=True, code="unsupported_parameter")
+
+
+def pick_aspect(job: JobSpec) -> str:
+    """The job's ratio when Luma takes it, else the Luma ratio nearest in shape."""
+    if job.aspect_ratio in ASPECT_RATIOS:
+        return job.aspect_ratio  # type: ignore[return-value]
+    shape = job.width / job.height
+
+    def distance(ratio: str) -> float:
+        w, h = (int(x) for x in ratio.split(":"))
+        return abs(math.log((w / h) / shape))
+
+    return min(ASPECT_RATIOS, key=distance)
+
+
+def pick_resolution(job: JobSpec) -> str:
+    if job.resolution:
+        label = job.resolution.lower()
+        if label not in RESOLUTIONS:
+            raise _unsupported(f"luma makes {', '.join(RESOLUTIONS)} video, not {job.resolution}")
+        return label
+    short = min(job.width, job.height)
+    return min(RESOLUTIONS, key=lambda r: abs(RESOLUTIONS[r] - short))
+
+
+def keyframe(ref: ReferenceImage) -> dict[str, str]:
+    """Luma takes keyframe images by URL only (no inline bytes documented)."""
+    if not ref.url.startswith("https://"):
+        raise _unsupported(f"luma needs the {ref.role} image as an https:// URL")
+    return {"type": "image", "url": ref.url}
+
+
+class LumaProvider:
+    """Submits to Luma's Dream Machine API and polls the generation."""
+
+    name = "luma"
+    # Luma has no cancel endpoint. DELETE /generations/{id} removes a generation, but providers.md
+    # does not say it stops (or stops billing for) one still dreaming, so it is not used as cancel.
+    cancellable = False
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.config = config
+        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
+
+    def build_request(self, job: JobSpec) -> dict[str, Any]:
+        """The create body; mapped fields win over ``provider_params`` (e.g. ``loop``, ``concepts``)."""
+        if job.seed is not None:
+            raise _unsupported("luma takes no seed")
+        if job.negative_prompt:
+            raise _unsupported("luma takes no negative prompt")
+        if job.audio:
+            raise _unsupported("luma video models make no audio")
+        if job.sample_count != 1:
+            raise _unsupported("luma makes one video per generation")
+        other = sorted({r.role for r in job.references} - set(_ROLES))
+        if other:
+            raise _unsupported(f"luma takes first_frame and last_frame images, not {', '.join(other)}")
+        body: dict[str, Any] = {
+            "generation_type": "video",
+            "model": job.provider_model,
+            "prompt": job.prompt,
+            "aspect_ratio": pick_aspect(job),
+        }
+        if job.provider_model not in _LEGACY:
+            if job.duration not in DURATIONS:
+                raise _unsupported(f"luma makes 5 s or 9 s videos, not {job.duration} s")
+            body["duration"] = f"{job.duration}s"
+            body["resolution"] = pick_resolution(job)
+        keyframes = {_ROLES[r.role]: keyframe(r) for r in job.references}
+        if keyframes:
+            body["keyframes"] = keyframes
+        return {**dict(job.provider_params), **body}
+
+    async def submit(self, job: JobSpec) -> Accepted:
+        body = self.build_request(job)
+        data, response = await request(
+            self._client, "POST", "/generations/video", phase="submit", expect=(200, 201), json=body, headers=self._auth
+        )
+        generation_id = require(data, "id", phase="submit")
+        if not isinstance(generation_id, str) or not generation_id:
+            raise Rejected("luma answered without a generation id", retryable=True)
+        return Accepted(native_id=generation_id, request_id=request_id_of(response))
+
+    async def poll(self, job: JobSpec, native_id: str) -> Upstream:
+        data, response = await request(
+            self._client,
+            "GET",
+            f"/generations/{quote(native_id, safe='')}",
+            phase="poll",
+            expect=(200,),
+            headers=self._auth,
+        )
+        state = require(data, "state")
+        if state in _STATUS:
+            return Upstream(status=_STATUS[state])
+        if state == "completed":
+            assets = data.get("assets")
+            video = assets.get("video") if isinstance(assets, dict) else None
+            if not isinstance(video, str) or not video:
+                raise PollFailed("luma generation completed without assets.video", retryable=True)
+            return Upstream(status="completed", progress=100, outputs=(UpstreamOutput(index=0, url=video),))
+        if state == "failed":
+            error = UpstreamError(
+                code="generation_failed",
+                message=str(data.get("failure_reason") or "luma generation failed"),
+                request_id=request_id_of(response),
+            )
+            return Upstream(status="failed", error=error)
+        raise PollFailed(f"luma answered an unknown state {state!r}", retryable=True)
+
+    def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
+        return stream_url(self._client, out.url, out.headers)
+
+    async def cancel(self, native_id: str) -> bool:
+        return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -1,0 +1,260 @@
+"""A fake Kling API (providers.md §7): HS256 JWT auth, text2video / image2video tasks.
+
+Usage::
+
+    fake = KlingFake(access_key="ak-test", secret_key="sk-test")
+    server = FakeUpstream(fake.app).start()
+    base_url = server.base_url
+
+Every call must carry ``Authorization: Bearer <jwt>`` signed HS256 with the secret key, whose
+``iss`` is the access key, ``nbf`` is not in the future and ``exp`` not in the past (401 with
+codes 1000-1004 otherwise). Each ``GET /v1/videos/{endpoint}/{task_id}`` advances the task one
+step (``submitted``, then ``processing``) and the ``polls_to_complete``-th call answers
+``succeed`` with ``task_result.videos[].url`` on ``/kcdn/...`` of the same server (or ``failed``
+with a ``task_status_msg`` when ``fail_next`` was set). Errors use Kling's
+``{"code", "message", "request_id"}`` body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakes.server import Faults, small_mp4
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MODELS = (
+    "kling-v1",
+    "kling-v1-6",
+    "kling-v2-master",
+    "kling-v2-1",
+    "kling-v2-1-master",
+    "kling-v2-5-turbo",
+    "kling-v2-6",
+    "kling-v3-0",
+)
+I2V_ONLY = ("kling-v2-1",)
+SOUND_MODELS = ("kling-v2-6", "kling-v3-0")
+FAILURE_MESSAGE = "Failure to pass the risk control system"
+_EXPIRED_XML = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>'
+
+
+def _b64url_decode(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def kling_error(http: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message, "request_id": str(uuid.uuid4())}, status_code=http)
+
+
+@dataclass
+class Task:
+    id: str
+    endpoint: str
+    body: dict[str, Any]
+    polls: int = 0
+    status: str = "submitted"
+    fail: bool = False
+    created_at: int = field(default_factory=lambda: int(time.time() * 1000))
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+class KlingFake:
+    """State and routes of one fake Kling API; see the module docstring."""
+
+    def __init__(self, access_key: str = "ak-test", secret_key: str = "sk-test", polls_to_complete: int = 3) -> None:
+        self.access_key = access_key
+        self.secret_key = secret_key
+        self.polls_to_complete = polls_to_complete
+        self.reset()
+        self.app = Starlette(
+            routes=[
+                Route("/v1/videos/{endpoint}", self.create, methods=["POST"]),
+                Route("/v1/videos/{endpoint}/{task_id}", self.get, methods=["GET"]),
+                Route("/kcdn/{task_id}/v.mp4", self.download, methods=["GET"]),
+            ]
+        )
+
+    def reset(self) -> None:
+        self.faults = Faults()
+        self.tasks: dict[str, Task] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = False
+        self.failure_message = FAILURE_MESSAGE
+        self.expire_outputs = False
+        self.jwt_payloads: list[dict[str, Any]] = []
+
+    async def _record(self, request: Request) -> Any:
+        raw = await request.body()
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+        self.requests.append(
+            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body}
+        )
+        return body
+
+    def _auth(self, request: Request) -> Response | None:
+        """Verify the HS256 JWT like Kling: signature, issuer, not-before and expiry."""
+        header = request.headers.get("authorization", "")
+        if not header:
+            return kling_error(401, 1001, "Authorization is empty")
+        scheme, _, token = header.partition(" ")
+        parts = token.split(".")
+        if scheme != "Bearer" or len(parts) != 3:
+            return kling_error(401, 1002, "Authorization is invalid")
+        try:
+            head = json.loads(_b64url_decode(parts[0]))
+            payload = json.loads(_b64url_decode(parts[1]))
+            signature = _b64url_decode(parts[2])
+        except (ValueError, binascii.Error):
+            return kling_error(401, 1002, "Authorization is invalid")
+        expected = hmac.new(self.secret_key.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+        if head.get("alg") != "HS256" or not hmac.compare_digest(signature, expected):
+            return kling_error(401, 1000, "Authentication failed")
+        if payload.get("iss") != self.access_key:
+            return kling_error(401, 1000, "Authentication failed")
+        now = time.time()
+        if not isinstance(payload.get("nbf"), int) or payload["nbf"] > now:
+            return kling_error(401, 1003, "Authorization is not yet valid")
+        if not isinstance(payload.get("exp"), int) or payload["exp"] <= now:
+            return kling_error(401, 1004, "Authorization has expired")
+        self.jwt_payloads.append(payload)
+        return None
+
+    @staticmethod
+    def _validate(endpoint: str, body: Any) -> str | None:
+        """Kling's parameter checks (answered 400 with code 1201)."""
+        if not isinstance(body, dict):
+            return "Request body must be a JSON object"
+        model = body.get("model_name", "kling-v1")
+        if model not in MODELS:
+            return f"model_name is invalid: {model}"
+        if endpoint == "text2video" and model in I2V_ONLY:
+            return f"{model} does not support text2video"
+        prompt = body.get("prompt")
+        if not isinstance(prompt, str) or (endpoint == "text2video" and not prompt.strip()):
+            return "prompt is required"
+        if len(prompt) > 2500:
+            return "prompt must not exceed 2500 characters"
+        duration = body.get("duration", "5")
+        if not isinstance(duration, str) or duration not in ("5", "10"):
+            return f'duration is invalid: {duration!r} (expected "5" or "10")'
+        if body.get("mode", "std") not in ("std", "pro"):
+            return f"mode is invalid: {body.get('mode')!r}"
+        if "aspect_ratio" in body and body["aspect_ratio"] not in ("16:9", "9:16", "1:1"):
+            return f"aspect_ratio is invalid: {body['aspect_ratio']!r}"
+        if "negative_prompt" in body and not isinstance(body["negative_prompt"], str):
+            return "negative_prompt must be a string"
+        if "cfg_scale" in body:
+            cfg = body["cfg_scale"]
+            if isinstance(cfg, bool) or not isinstance(cfg, int | float) or not 0 <= cfg <= 1:
+                return "cfg_scale must be between 0 and 1"
+        if "sound" in body:
+            if model not in SOUND_MODELS:
+                return f"{model} does not support sound"
+            if body["sound"] not in ("on", "off"):
+                return f"sound is invalid: {body['sound']!r}"
+            if body["sound"] == "on" and body.get("mode", "std") != "pro":
+                return "sound requires mode pro"
+        if "external_task_id" in body and not isinstance(body["external_task_id"], str):
+            return "external_task_id must be a string"
+        if endpoint == "image2video":
+            for name in ("image", "image_tail"):
+                if name not in body:
+                    if name == "image":
+                        return "image is required"
+                    continue
+                value = body[name]
+                if not isinstance(value, str) or not value:
+                    return f"{name} is invalid"
+                if value.startswith("data:"):
+                    return f"{name}: base64 must not carry a data: prefix"
+                if not value.startswith("http"):
+                    try:
+                        base64.b64decode(value, validate=True)
+                    except (binascii.Error, ValueError):
+                        return f"{name} is not valid base64"
+        elif "image" in body or "image_tail" in body:
+            return "text2video takes no image"
+        return None
+
+    async def create(self, request: Request) -> Response:
+        body = await self._record(request)
+        if fault := await self.faults.apply("create"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        endpoint = request.path_params["endpoint"]
+        if endpoint not in ("text2video", "image2video"):
+            return kling_error(404, 1202, "Invalid request method")
+        if problem := self._validate(endpoint, body):
+            return kling_error(400, 1201, problem)
+        external = body.get("external_task_id")
+        if external and any(t.body.get("external_task_id") == external for t in self.tasks.values()):
+            return kling_error(400, 1201, f"external_task_id {external} already exists")
+        task = Task(id=str(secrets.randbelow(10**18) + 10**17), endpoint=endpoint, body=body, fail=self.fail_next)
+        self.fail_next = False
+        self.tasks[task.id] = task
+        return JSONResponse(
+            {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": self._view(request, task)}
+        )
+
+    def _view(self, request: Request, task: Task) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "task_id": task.id,
+            "task_status": task.status,
+            "task_status_msg": "",
+            "task_info": {"external_task_id": task.body.get("external_task_id", "")},
+            "created_at": task.created_at,
+            "updated_at": int(time.time() * 1000),
+        }
+        if task.status == "succeed":
+            base = str(request.base_url).rstrip("/")
+            url = f"{base}/kcdn/{task.id}/v.mp4?sig={task.token}"
+            out["task_result"] = {"videos": [{"id": secrets.token_hex(4), "url": url, "duration": "1.0"}]}
+        elif task.status == "failed":
+            out["task_status_msg"] = self.failure_message
+        return out
+
+    async def get(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("poll"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        task = self.tasks.get(request.path_params["task_id"])
+        if task is None or task.endpoint != request.path_params["endpoint"]:
+            return kling_error(404, 1203, "Task not found")
+        if task.status in ("submitted", "processing"):
+            task.polls += 1
+            if task.polls >= self.polls_to_complete:
+                task.status = "failed" if task.fail else "succeed"
+            elif task.polls >= 2:
+                task.status = "processing"
+        return JSONResponse(
+            {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": self._view(request, task)}
+        )
+
+    async def download(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("download"):
+            return fault
+        task = self.tasks.get(request.path_params["task_id"])
+        if self.expire_outputs or task is None or request.query_params.get("sig") != task.token:
+            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+        return Response(small_mp4(), media_type="video/mp4")

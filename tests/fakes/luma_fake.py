@@ -1,0 +1,218 @@
+"""A fake Luma Dream Machine API v1 (providers.md §4): Bearer key, 201 create, state machine.
+
+Usage::
+
+    fake = LumaFake(api_key="luma-test")
+    server = FakeUpstream(fake.app).start()
+    base_url = server.base_url + "/dream-machine/v1"
+
+Each ``GET /dream-machine/v1/generations/{id}`` advances the generation one step (``queued``,
+then ``dreaming``) and the ``polls_to_complete``-th call answers ``completed`` (or ``failed``
+with a ``failure_reason`` when ``fail_next`` was set). ``assets.video`` points at ``/cdn/...`` on
+the same server, a signed link that answers 403 once ``expire_outputs`` is set. Errors use Luma's
+``{"detail": "..."}`` body.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fakes.server import Faults, small_mp4
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MODELS = ("ray-2", "ray-flash-2", "ray-1-6")
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+RESOLUTIONS = ("540p", "720p", "1080p", "4k")
+DURATIONS = ("5s", "9s")
+FIELDS = {
+    "generation_type",
+    "model",
+    "prompt",
+    "aspect_ratio",
+    "resolution",
+    "duration",
+    "loop",
+    "keyframes",
+    "concepts",
+    "callback_url",
+}
+FAILURE_REASON = "Prompt not allowed because it contains content that violates our policy."
+_EXPIRED_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Request has expired</Message></Error>"
+)
+
+
+def _detail(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status)
+
+
+@dataclass
+class Generation:
+    id: str
+    body: dict[str, Any]
+    polls: int = 0
+    state: str = "queued"
+    fail: bool = False
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class LumaFake:
+    """State and routes of one fake Luma API; see the module docstring."""
+
+    def __init__(self, api_key: str = "luma-test", polls_to_complete: int = 3) -> None:
+        self.api_key = api_key
+        self.polls_to_complete = polls_to_complete
+        self.reset()
+        prefix = "/dream-machine/v1"
+        self.app = Starlette(
+            routes=[
+                Route(f"{prefix}/generations/video", self.create, methods=["POST"]),
+                Route(f"{prefix}/generations", self.create, methods=["POST"]),  # legacy create path
+                Route(f"{prefix}/generations/{{gen_id}}", self.get, methods=["GET"]),
+                Route(f"{prefix}/generations/{{gen_id}}", self.delete, methods=["DELETE"]),
+                Route("/cdn/{gen_id}/video.mp4", self.download, methods=["GET"]),
+            ]
+        )
+
+    def reset(self) -> None:
+        self.faults = Faults()
+        self.generations: dict[str, Generation] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = False
+        self.failure_reason = FAILURE_REASON
+        self.expire_outputs = False
+
+    async def _record(self, request: Request) -> Any:
+        raw = await request.body()
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw
+        self.requests.append(
+            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body}
+        )
+        return body
+
+    def _auth(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _detail("Invalid API key is provided", 401)
+        return None
+
+    @staticmethod
+    def _validate(body: Any) -> str | None:
+        """Luma's request checks, answered as 400 ``detail`` texts naming the field."""
+        if not isinstance(body, dict):
+            return "Request body must be a JSON object"
+        unknown = sorted(set(body) - FIELDS)
+        if unknown:
+            return f"{unknown[0]}: Extra inputs are not permitted"
+        if body.get("generation_type", "video") != "video":
+            return "generation_type: Input should be 'video'"
+        if body.get("model", "ray-1-6") not in MODELS:
+            return f"model: Input should be {', '.join(repr(m) for m in MODELS)}"
+        prompt = body.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            return "prompt: Input should be a valid string"
+        if not prompt and not body.get("keyframes"):
+            return "prompt: Field required"
+        for name, allowed in (("aspect_ratio", ASPECT_RATIOS), ("resolution", RESOLUTIONS), ("duration", DURATIONS)):
+            if name not in body:
+                continue
+            value = body[name]
+            if not isinstance(value, str):
+                return f"{name}: Input should be a valid string"
+            if value not in allowed:
+                return f"{name}: {value!r} is not supported; use one of {', '.join(allowed)}"
+        if "loop" in body and not isinstance(body["loop"], bool):
+            return "loop: Input should be a valid boolean"
+        keyframes = body.get("keyframes")
+        if keyframes is not None:
+            if not isinstance(keyframes, dict) or not set(keyframes) <= {"frame0", "frame1"}:
+                return "keyframes: only frame0 and frame1 are allowed"
+            for name, frame in keyframes.items():
+                if not isinstance(frame, dict) or frame.get("type") not in ("image", "generation"):
+                    return f"keyframes.{name}.type: Input should be 'image' or 'generation'"
+                if frame["type"] == "image" and not str(frame.get("url", "")).startswith("https://"):
+                    return f"keyframes.{name}.url: Input should be a valid URL"
+                if frame["type"] == "generation" and not isinstance(frame.get("id"), str):
+                    return f"keyframes.{name}.id: Field required"
+        return None
+
+    def _view(self, request: Request, gen: Generation) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": gen.id,
+            "generation_type": "video",
+            "state": gen.state,
+            "failure_reason": None,
+            "created_at": "2026-08-01T10:00:00.000Z",
+            "assets": None,
+            "model": gen.body.get("model", "ray-1-6"),
+            "request": gen.body,
+        }
+        if gen.state == "completed":
+            base = str(request.base_url).rstrip("/")
+            out["assets"] = {
+                "video": f"{base}/cdn/{gen.id}/video.mp4?token={gen.token}",
+                "image": f"{base}/cdn/{gen.id}/thumb.jpg",
+            }
+        elif gen.state == "failed":
+            out["failure_reason"] = self.failure_reason
+        return out
+
+    async def create(self, request: Request) -> Response:
+        body = await self._record(request)
+        if fault := await self.faults.apply("create"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        if problem := self._validate(body):
+            return _detail(problem, 400)
+        gen = Generation(id=str(uuid.uuid4()), body=body, fail=self.fail_next)
+        self.fail_next = False
+        self.generations[gen.id] = gen
+        return JSONResponse(self._view(request, gen), status_code=201)
+
+    async def get(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("poll"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        gen = self.generations.get(request.path_params["gen_id"])
+        if gen is None:
+            return _detail("Generation not found", 404)
+        if gen.state not in ("completed", "failed"):
+            gen.polls += 1
+            if gen.polls >= self.polls_to_complete:
+                gen.state = "failed" if gen.fail else "completed"
+            elif gen.polls >= 2:
+                gen.state = "dreaming"
+        return JSONResponse(self._view(request, gen))
+
+    async def delete(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("cancel"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        if self.generations.pop(request.path_params["gen_id"], None) is None:
+            return _detail("Generation not found", 404)
+        return Response(status_code=204)
+
+    async def download(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("download"):
+            return fault
+        gen = self.generations.get(request.path_params["gen_id"])
+        if self.expire_outputs or gen is None or request.query_params.get("token") != gen.token:
+            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+        return Response(small_mp4(), media_type="video/mp4")

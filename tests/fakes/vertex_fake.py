@@ -1,0 +1,312 @@
+"""A fake Vertex AI Veo endpoint speaking the wire format of providers.md §2.2.
+
+Usage::
+
+    fake = VertexFake(token="ya29.test", project="proj-test")
+    server = FakeUpstream(fake.app).start()
+    base_url = server.base_url + "/v1"          # and extra.storage_base_url = server.base_url
+
+Create is ``POST /v1/projects/P/locations/L/publishers/google/models/M:predictLongRunning``; each
+``POST …/M:fetchPredictOperation`` with ``{"operationName": …}`` advances that operation one
+step and the ``polls_to_complete``-th answers ``done: true``. Videos come back inline as
+``bytesBase64Encoded`` unless the request set ``parameters.storageUri``, in which case they are
+``gs://`` objects served by the Cloud Storage JSON API route ``/storage/v1/b/{bucket}/o/{object}``
+on the same fake (Bearer token required, like the real one).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from typing import Any
+
+import orjson
+from fakes.google_fake import GoogleError, Recorded
+from fakes.server import Faults, small_mp4
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+MODELS = (
+    "veo-3.1-generate-001",
+    "veo-3.1-fast-generate-001",
+    "veo-3.1-generate-preview",
+    "veo-3.1-fast-generate-preview",
+    "veo-3.0-generate-001",
+    "veo-3.0-fast-generate-001",
+    "veo-2.0-generate-001",
+)
+IMAGE_TYPES = ("image/png", "image/jpeg")
+RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+RAI_REASON = (
+    "Veo could not generate videos because the input image violates Vertex AI's usage guidelines. "
+    "Support codes: 29310472"
+)
+FAILURE_MESSAGE = "Video generation failed due to an internal error. Please try again."
+MODEL_PATH = "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
+
+
+def _invalid(message: str) -> GoogleError:
+    return GoogleError(400, "INVALID_ARGUMENT", message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_image(value: Any, where: str) -> None:
+    """Vertex images are ``{bytesBase64Encoded | gcsUri, mimeType}``."""
+    if not isinstance(value, dict):
+        raise _invalid(f"Invalid value at '{where}': expected an Image object.")
+    data, uri, mime = value.get("bytesBase64Encoded"), value.get("gcsUri"), value.get("mimeType")
+    if (data is None) == (uri is None):
+        raise _invalid(f"{where} needs exactly one of bytesBase64Encoded or gcsUri.")
+    if data is not None:
+        if not isinstance(data, str) or not data:
+            raise _invalid(f"Invalid value at '{where}.bytes_base64_encoded'.")
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _invalid(f"Invalid value at '{where}.bytes_base64_encoded': invalid base64 data.") from exc
+    if uri is not None and (not isinstance(uri, str) or not uri.startswith("gs://")):
+        raise _invalid(f"{where}.gcsUri must be a gs:// URI.")
+    if mime not in IMAGE_TYPES:
+        raise _invalid(f"Unsupported MIME type for {where}: {mime!r}.")
+
+
+class VertexFake:
+    """State and routes of one fake Vertex AI (Veo) upstream plus its Cloud Storage bucket."""
+
+    def __init__(self, token: str = "ya29.test", project: str = "proj-test", polls_to_complete: int = 3) -> None:
+        self.token = token
+        self.project = project
+        self.polls_to_complete = polls_to_complete
+        self.reset()
+        self.app = Starlette(
+            routes=[
+                Route(MODEL_PATH + ":predictLongRunning", self.create, methods=["POST"]),
+                Route(MODEL_PATH + ":fetchPredictOperation", self.fetch, methods=["POST"]),
+                Route("/storage/v1/b/{bucket}/o/{name:path}", self.storage, methods=["GET"]),
+            ]
+        )
+
+    def reset(self) -> None:
+        """Forget every operation, object, recorded request, fault and failure switch."""
+        self.faults = Faults()
+        self.operations: dict[str, dict[str, Any]] = {}  # full operation name -> state
+        self.objects: dict[str, bytes] = {}  # "bucket/name" -> bytes
+        self.requests: list[Recorded] = []
+        self.fail_next: str | None = None  # "failed" | "moderation", for the next created operation
+        self.expired = False  # stored outputs are gone: storage answers 404
+
+    def _record(self, request: Request, body: Any) -> None:
+        self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
+
+    def _check_auth(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            raise GoogleError(
+                401,
+                "UNAUTHENTICATED",
+                "Request is missing required authentication credential. Expected OAuth 2 access token, "
+                "login cookie or other valid authentication credential.",
+            )
+        if header != f"Bearer {self.token}":
+            raise GoogleError(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+                "cookie or other valid authentication credential.",
+            )
+
+    def _check_path(self, request: Request) -> str:
+        p = request.path_params
+        if p["project"] != self.project:
+            raise GoogleError(
+                403,
+                "PERMISSION_DENIED",
+                f"Permission 'aiplatform.endpoints.predict' denied on resource "
+                f"'//aiplatform.googleapis.com/projects/{p['project']}/locations/{p['location']}/"
+                f"publishers/google/models/{p['model']}' (or it may not exist).",
+            )
+        if p["model"] not in MODELS:
+            raise GoogleError(
+                404,
+                "NOT_FOUND",
+                f"Publisher Model `projects/{p['project']}/locations/{p['location']}/publishers/google/"
+                f"models/{p['model']}` not found.",
+            )
+        return f"projects/{p['project']}/locations/{p['location']}/publishers/google/models/{p['model']}"
+
+    @staticmethod
+    async def _json(request: Request) -> Any:
+        try:
+            return orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            raise _invalid("Invalid JSON payload received.") from exc
+
+    @staticmethod
+    def _validate(model: str, body: Any) -> dict[str, Any]:
+        """Check a create body the way Vertex does; returns the parameters object."""
+        if not isinstance(body, dict):
+            raise _invalid("Invalid JSON payload received. Expected an object.")
+        for key in body:
+            if key not in ("instances", "parameters", "labels"):
+                raise _invalid(f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.')
+        instances = body.get("instances")
+        if not isinstance(instances, list) or len(instances) != 1 or not isinstance(instances[0], dict):
+            raise _invalid("instances must be a list holding exactly one instance object.")
+        inst = instances[0]
+        if "prompt" in inst and not isinstance(inst["prompt"], str):
+            raise _invalid("Invalid value at 'instances[0].prompt': expected a string.")
+        if not inst.get("prompt") and "image" not in inst:
+            raise _invalid("A prompt or an image is required.")
+        for field in ("image", "lastFrame"):
+            if field in inst:
+                _check_image(inst[field], f"instances[0].{field}")
+        if "lastFrame" in inst and "image" not in inst:
+            raise _invalid("lastFrame requires image (the first frame).")
+        if "lastFrame" in inst and model.startswith("veo-3.0"):
+            raise _invalid(f"lastFrame isn't supported by {model}.")
+        refs = inst.get("referenceImages")
+        if refs is not None:
+            if not isinstance(refs, list) or not 1 <= len(refs) <= 3:
+                raise _invalid("referenceImages must hold between 1 and 3 images.")
+            if any(k in inst for k in ("image", "lastFrame", "video")):
+                raise _invalid("referenceImages cannot be combined with image, lastFrame or video.")
+            for i, ref in enumerate(refs):
+                if not isinstance(ref, dict) or ref.get("referenceType") not in ("asset", "style"):
+                    raise _invalid(f"Invalid value at 'instances[0].referenceImages[{i}].referenceType'.")
+                _check_image(ref.get("image"), f"instances[0].referenceImages[{i}].image")
+        params = body.get("parameters", {})
+        if not isinstance(params, dict):
+            raise _invalid("Invalid value at 'parameters': expected an object.")
+        veo2, veo31 = model.startswith("veo-2"), model.startswith("veo-3.1")
+        duration = params.get("durationSeconds", 8)
+        if isinstance(duration, str) and duration.isdigit():
+            duration = int(duration)
+        allowed = (5, 6, 7, 8) if veo2 else (4, 6, 8)
+        if not _is_int(duration) or duration not in allowed:
+            raise _invalid(
+                f"The number value for `durationSeconds` is out of bound. Please provide a value between "
+                f"{allowed[0]} and {allowed[-1]}, inclusive. Allowed: {list(allowed)}."
+            )
+        if params.get("aspectRatio", "16:9") not in ("16:9", "9:16"):
+            raise _invalid(f"Aspect ratio {params['aspectRatio']!r} is not supported; use 16:9 or 9:16.")
+        resolution = params.get("resolution", "720p")
+        supported = ("720p",) if veo2 else ("720p", "1080p", "4k") if veo31 else ("720p", "1080p")
+        if resolution not in supported:
+            raise _invalid(f"Resolution {resolution!r} is not supported by {model}.")
+        if resolution in ("1080p", "4k") and duration != 8:
+            raise _invalid(f"Resolution {resolution} requires durationSeconds 8.")
+        if veo2 and "generateAudio" in params:
+            raise _invalid(f"generateAudio isn't supported by {model}.")
+        checks = {
+            "negativePrompt": lambda v: isinstance(v, str),
+            "personGeneration": lambda v: v in ("allow_all", "allow_adult", "dont_allow"),
+            "sampleCount": lambda v: _is_int(v) and 1 <= v <= 4,
+            "enhancePrompt": lambda v: isinstance(v, bool),
+            "generateAudio": lambda v: isinstance(v, bool),
+            "seed": lambda v: _is_int(v) and 0 <= v <= 4294967295,
+            "storageUri": lambda v: isinstance(v, str) and v.startswith("gs://") and len(v) > 5,
+            "fps": lambda v: _is_int(v) and v == 24,
+            "compressionQuality": lambda v: v in ("OPTIMIZED", "LOSSLESS"),
+            "resizeMode": lambda v: v in ("pad", "crop"),
+        }
+        for key, ok in checks.items():
+            if key in params and not ok(params[key]):
+                raise _invalid(f"Invalid value at 'parameters.{key}': {params[key]!r}.")
+        return params
+
+    async def create(self, request: Request) -> Response:
+        if fault := await self.faults.apply("create"):
+            return fault
+        try:
+            self._check_auth(request)
+            body = await self._json(request)
+            self._record(request, body)
+            model_path = self._check_path(request)
+            params = self._validate(request.path_params["model"], body)
+        except GoogleError as exc:
+            return exc.response()
+        name = f"{model_path}/operations/{secrets.randbelow(10**18):018d}"
+        self.operations[name] = {
+            "polls": 0,
+            "done": False,
+            "fail": self.fail_next,
+            "samples": params.get("sampleCount", 1),
+            "storage": params.get("storageUri"),
+            "result": None,
+        }
+        self.fail_next = None
+        return JSONResponse({"name": name})
+
+    async def fetch(self, request: Request) -> Response:
+        if fault := await self.faults.apply("poll"):
+            return fault
+        try:
+            self._check_auth(request)
+            body = await self._json(request)
+            self._record(request, body)
+            model_path = self._check_path(request)
+            name = body.get("operationName") if isinstance(body, dict) else None
+            if not isinstance(name, str) or not name:
+                raise _invalid("operationName is required.")
+            if not name.startswith(model_path + "/operations/"):
+                raise _invalid(f"operationName {name!r} does not belong to {model_path}.")
+            op = self.operations.get(name)
+            if op is None:
+                raise GoogleError(404, "NOT_FOUND", f"Operation {name} not found.")
+        except GoogleError as exc:
+            return exc.response()
+        if not op["done"]:
+            op["polls"] += 1
+            if op["polls"] >= self.polls_to_complete:
+                op["done"], op["result"] = True, self._finish(op)
+        if not op["done"]:
+            return JSONResponse({"name": name, "metadata": {"createTime": "2026-08-01T10:00:00.000Z"}})
+        return JSONResponse({"name": name, "done": True, **op["result"]})
+
+    def _finish(self, op: dict[str, Any]) -> dict[str, Any]:
+        if op["fail"] == "failed":
+            return {"error": {"code": 13, "message": FAILURE_MESSAGE}}
+        if op["fail"] == "moderation":
+            return {
+                "response": {
+                    "@type": RESPONSE_TYPE,
+                    "raiMediaFilteredCount": op["samples"],
+                    "raiMediaFilteredReasons": [RAI_REASON],
+                }
+            }
+        videos = []
+        for i in range(op["samples"]):
+            if op["storage"]:
+                bucket, _, prefix = op["storage"][5:].partition("/")
+                name = f"{prefix.rstrip('/') + '/' if prefix else ''}{secrets.token_hex(4)}/sample_{i}.mp4"
+                self.objects[f"{bucket}/{name}"] = small_mp4()
+                videos.append({"gcsUri": f"gs://{bucket}/{name}", "mimeType": "video/mp4"})
+            else:
+                encoded = base64.b64encode(small_mp4()).decode()
+                videos.append({"bytesBase64Encoded": encoded, "mimeType": "video/mp4"})
+        return {"response": {"@type": RESPONSE_TYPE, "raiMediaFilteredCount": 0, "videos": videos}}
+
+    async def storage(self, request: Request) -> Response:
+        """The Cloud Storage JSON API object route: metadata, or bytes with ``alt=media``."""
+        if fault := await self.faults.apply("download"):
+            return fault
+        self._record(request, dict(request.query_params))
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            message = "Anonymous caller does not have storage.objects.get access to the Google Cloud Storage object."
+            err = {"code": 401, "message": message, "errors": [{"message": message, "reason": "required"}]}
+            return JSONResponse({"error": err}, status_code=401)
+        key = f"{request.path_params['bucket']}/{request.path_params['name']}"
+        if key not in self.objects or self.expired:
+            message = f"No such object: {key}"
+            err = {"code": 404, "message": message, "errors": [{"message": message, "reason": "notFound"}]}
+            return JSONResponse({"error": err}, status_code=404)
+        if request.query_params.get("alt") != "media":
+            data = self.objects[key]
+            return JSONResponse({"kind": "storage#object", "name": request.path_params["name"], "size": str(len(data))})
+        return Response(self.objects[key], media_type="video/mp4")

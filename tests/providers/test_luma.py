@@ -1,0 +1,283 @@
+"""LumaProvider against the fake Luma Dream Machine API on loopback."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator, Iterator
+
+import av
+import httpx
+import pytest
+from fakes.luma_fake import FAILURE_REASON, LumaFake
+from fakes.server import FakeUpstream, free_port, small_mp4
+
+from vidgate.gateway.providers.base import (
+    JobSpec,
+    PollFailed,
+    ProviderConfig,
+    ReferenceImage,
+    Rejected,
+    RemoteProvider,
+    Upstream,
+    UpstreamOutput,
+)
+from vidgate.gateway.providers.luma import LumaProvider, pick_aspect
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def ref(role: str, url: str | None = None) -> ReferenceImage:
+    return ReferenceImage(role=role, url=url or f"https://example.test/{role}.png", data=PNG, mime_type="image/png")
+
+
+def make_job(**overrides: object) -> JobSpec:
+    fields: dict[str, object] = {
+        "job_id": "vid_01JTESTLUMA",
+        "model": "luma/ray-2",
+        "provider_model": "ray-2",
+        "prompt": "a koi pond in morning mist",
+        "duration": 5,
+        "width": 1280,
+        "height": 720,
+        "resolution": "720p",
+        "aspect_ratio": "16:9",
+    }
+    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[LumaFake, str]]:
+    fake = LumaFake(api_key="luma-test", polls_to_complete=3)
+    with FakeUpstream(fake.app) as server:
+        yield fake, server.base_url
+
+
+@pytest.fixture
+def fake(served: tuple[LumaFake, str]) -> LumaFake:
+    served[0].reset()
+    return served[0]
+
+
+@pytest.fixture
+def root(served: tuple[LumaFake, str]) -> str:
+    return served[1]
+
+
+def config(root: str, api_key: str = "luma-test", timeout: float = 5) -> ProviderConfig:
+    return ProviderConfig(name="luma", api_key=api_key, base_url=f"{root}/dream-machine/v1", timeout_seconds=timeout)
+
+
+@pytest.fixture
+async def provider(fake: LumaFake, root: str) -> AsyncIterator[LumaProvider]:
+    p = LumaProvider(config(root))
+    yield p
+    await p.aclose()
+
+
+async def poll_to_end(provider: LumaProvider, job: JobSpec, native_id: str) -> list[Upstream]:
+    seen: list[Upstream] = []
+    for _ in range(10):
+        seen.append(await provider.poll(job, native_id))
+        if seen[-1].status in ("completed", "failed", "cancelled"):
+            return seen
+    raise AssertionError(f"generation never finished: {seen}")
+
+
+async def read_all(provider: LumaProvider, out: UpstreamOutput) -> bytes:
+    return b"".join([chunk async for chunk in provider.open_output(out)])
+
+
+def created(fake: LumaFake) -> dict:  # type: ignore[type-arg]
+    (rec,) = [r for r in fake.requests if r["method"] == "POST"]
+    return rec
+
+
+async def test_text_to_video_runs_to_completion(provider: LumaProvider, fake: LumaFake) -> None:
+    assert isinstance(provider, RemoteProvider)
+    assert provider.name == "luma" and provider.cancellable is False
+    job = make_job()
+    accepted = await provider.submit(job)
+    assert accepted.native_id in fake.generations
+
+    rec = created(fake)
+    assert rec["path"] == "/dream-machine/v1/generations/video"
+    assert rec["headers"]["authorization"] == "Bearer luma-test"
+    assert rec["json"] == {
+        "generation_type": "video",
+        "model": "ray-2",
+        "prompt": "a koi pond in morning mist",
+        "aspect_ratio": "16:9",
+        "duration": "5s",
+        "resolution": "720p",
+    }
+    assert "idempotency-key" not in rec["headers"]
+
+    seen = await poll_to_end(provider, job, accepted.native_id)
+    assert [s.status for s in seen] == ["queued", "processing", "completed"]
+    (out,) = seen[-1].outputs
+    assert "/cdn/" in out.url
+    data = await read_all(provider, out)
+    assert data == small_mp4()
+    with av.open(io.BytesIO(data)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 24
+    download = fake.requests[-1]
+    assert download["path"].startswith("/cdn/") and "authorization" not in download["headers"]
+    assert await provider.cancel(accepted.native_id) is False
+    assert not any(r["method"] == "DELETE" for r in fake.requests)
+
+
+async def test_keyframes_4k_9s_and_passthrough(provider: LumaProvider, fake: LumaFake) -> None:
+    job = make_job(
+        provider_model="ray-flash-2",
+        duration=9,
+        resolution="4K",
+        aspect_ratio="21:9",
+        width=5040,
+        height=2160,
+        references=(ref("first_frame"), ref("last_frame")),
+        provider_params={"loop": True, "concepts": [{"key": "dolly_zoom"}], "duration": "5s"},
+    )
+    await provider.submit(job)
+    body = created(fake)["json"]
+    assert body["model"] == "ray-flash-2"
+    assert body["duration"] == "9s" and body["resolution"] == "4k" and body["aspect_ratio"] == "21:9"
+    assert body["keyframes"] == {
+        "frame0": {"type": "image", "url": "https://example.test/first_frame.png"},
+        "frame1": {"type": "image", "url": "https://example.test/last_frame.png"},
+    }
+    assert body["loop"] is True and body["concepts"] == [{"key": "dolly_zoom"}]
+
+
+def test_aspect_snaps_to_a_luma_ratio() -> None:
+    assert pick_aspect(make_job(aspect_ratio="5:4", width=1000, height=800)) == "4:3"
+    assert pick_aspect(make_job(aspect_ratio=None, width=640, height=1138)) == "9:16"
+    assert pick_aspect(make_job(aspect_ratio="9:21")) == "9:21"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"seed": 3}, "seed"),
+        ({"negative_prompt": "blur"}, "negative prompt"),
+        ({"audio": True}, "audio"),
+        ({"sample_count": 2}, "one video"),
+        ({"duration": 7}, "5 s or 9 s"),
+        ({"resolution": "360p"}, "not 360p"),
+        ({"references": (ref("reference"),)}, "not reference"),
+        ({"references": (ref("first_frame", "data:image/png;base64,AAAA"),)}, "https:// URL"),
+    ],
+)
+async def test_unsupported_inputs_fail_over_without_a_call(
+    provider: LumaProvider, fake: LumaFake, overrides: dict, needle: str
+) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(**overrides))
+    assert info.value.retryable and info.value.code == "unsupported_parameter"
+    assert needle in info.value.message
+    assert fake.requests == []
+
+
+async def test_failed_generation_keeps_the_reason(provider: LumaProvider, fake: LumaFake) -> None:
+    fake.fail_next = True
+    job = make_job()
+    accepted = await provider.submit(job)
+    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    assert final.status == "failed" and final.outputs == ()
+    assert final.error is not None and final.error.message == FAILURE_REASON
+
+
+@pytest.mark.parametrize("kind", ["429", "500", "502"])
+async def test_create_faults_are_retryable(provider: LumaProvider, fake: LumaFake, kind: str) -> None:
+    fake.faults.add("create", kind)
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job())
+    assert info.value.retryable and info.value.status_code == int(kind)
+    assert fake.generations == {}
+    assert (await provider.submit(make_job())).native_id in fake.generations
+
+
+async def test_create_timeout_is_retryable(fake: LumaFake, root: str) -> None:
+    fake.faults.hang_seconds = 1.0
+    fake.faults.add("create", "timeout")
+    provider = LumaProvider(config(root, timeout=0.3))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert info.value.retryable and info.value.code == "upstream_timeout"
+
+
+async def test_connection_refused_is_retryable() -> None:
+    provider = LumaProvider(config(f"http://127.0.0.1:{free_port()}", timeout=1))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert info.value.retryable and "unreachable" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [({"loop": "yes"}, "loop: Input should be a valid boolean"), ({"watermark": False}, "Extra inputs")],
+)
+async def test_bad_input_is_not_retryable(provider: LumaProvider, fake: LumaFake, params: dict, needle: str) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(provider_params=params))
+    assert not info.value.retryable and info.value.status_code == 400
+    assert needle in info.value.message
+
+
+async def test_wrong_key_is_not_retryable(fake: LumaFake, root: str) -> None:
+    provider = LumaProvider(config(root, api_key="luma-wrong"))
+    try:
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job())
+    finally:
+        await provider.aclose()
+    assert not info.value.retryable and info.value.status_code == 401
+    assert info.value.message == "Invalid API key is provided"
+
+
+async def test_poll_faults_are_retryable_and_polling_recovers(provider: LumaProvider, fake: LumaFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    fake.faults.add("poll", "503")
+    fake.faults.add("poll", "malformed")
+    for status in (503, 200):
+        with pytest.raises(PollFailed) as info:
+            await provider.poll(job, accepted.native_id)
+        assert info.value.retryable and info.value.status_code == status
+    assert (await poll_to_end(provider, job, accepted.native_id))[-1].status == "completed"
+    assert len([r for r in fake.requests if r["method"] == "POST"]) == 1
+
+
+async def test_unknown_generation_is_not_retryable(provider: LumaProvider) -> None:
+    with pytest.raises(PollFailed) as info:
+        await provider.poll(make_job(), "00000000-0000-0000-0000-000000000000")
+    assert not info.value.retryable and info.value.status_code == 404
+
+
+async def test_expired_output_url_fails_the_download(provider: LumaProvider, fake: LumaFake) -> None:
+    job = make_job()
+    accepted = await provider.submit(job)
+    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
+    fake.expire_outputs = True
+    with pytest.raises(PollFailed) as info:
+        await read_all(provider, final.outputs[0])
+    assert info.value.status_code == 403 and not info.value.retryable
+
+
+async def test_fake_deletes_with_204(fake: LumaFake, root: str) -> None:
+    auth = {"Authorization": "Bearer luma-test"}
+    async with httpx.AsyncClient(base_url=f"{root}/dream-machine/v1") as client:
+        r = await client.post("/generations/video", json={"prompt": "x", "duration": 5}, headers=auth)
+        assert r.status_code == 400 and r.json() == {"detail": "duration: Input should be a valid string"}
+        r = await client.post("/generations/video", json={"prompt": "x", "model": "ray-2"}, headers=auth)
+        assert r.status_code == 201 and r.json()["state"] == "queued"
+        gen_id = r.json()["id"]
+        r = await client.delete(f"/generations/{gen_id}", headers=auth)
+        assert r.status_code == 204 and r.content == b""
+        r = await client.get(f"/generations/{gen_id}", headers=auth)
+        assert r.status_code == 404
