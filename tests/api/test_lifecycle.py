@@ -301,3 +301,16 @@ def test_openapi_and_docs(api: httpx.Client) -> None:
     assert doc["openapi"].startswith("3.") and "/v1/videos" in doc["paths"]
     assert "VideoGenerationRequest" in doc["components"]["schemas"]
     assert api.get("/docs").status_code == 200
+
+
+def test_undecodable_first_frame_fails_the_job_at_once(api: httpx.Client) -> None:
+    bogus = "data:image/png;base64," + __import__("base64").b64encode(b"not an image at all").decode()
+    job = create(
+        api,
+        duration=1,
+        size="64x64",
+        input_references=[{"type": "image_url", "role": "first_frame", "image_url": {"url": bogus}}],
+    )
+    done = wait_status(api, job["id"], {"failed", "completed"}, timeout=20)
+    assert done["status"] == "failed" and done["error"]["code"] == "input_reference_invalid", done
+    assert done["billing"]["state"] == "void"

@@ -78,7 +78,9 @@ class Gateway:
         if settings.is_sqlite:
             await asyncio.to_thread(migrate, settings.database_url)
         db = await open_database(settings.database_url)
-        providers = Providers(settings.providers, procedural=settings.procedural_enabled)
+        providers = Providers(
+            settings.providers, procedural=settings.procedural_enabled, render_parallel=settings.render_parallel
+        )
         gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url), providers)
         await gateway.jobs.load_stats()
         if db.dialect == "postgresql":
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
             await gateway.close()
 
     routes = [
+        *videos.poll_routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *models.routes,

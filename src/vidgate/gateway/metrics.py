@@ -54,6 +54,7 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._children: dict[tuple[str, int], Any] = {}  # labels() takes a lock and builds a key each call
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +72,10 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            HTTP_LATENCY.labels(scope["method"], str(status)).observe(time.perf_counter() - start)
+            child = self._children.get((scope["method"], status))
+            if child is None:
+                child = self._children[(scope["method"], status)] = HTTP_LATENCY.labels(scope["method"], str(status))
+            child.observe(time.perf_counter() - start)
 
 
 def observe_upstream(provider: str, operation: str, seconds: float, error: Any = None) -> None:

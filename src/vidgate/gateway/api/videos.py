@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -206,6 +207,23 @@ async def delete_video(request: Request) -> Response:
 def view_now(g: Any, row: Row) -> Any:
     return render(row, secret=g.settings.signing_secret, now=now_ms())
 
+
+class VideoId(Convertor[str]):
+    """Job ids only, so the poll route can be matched first without shadowing ``/v1/videos/models``."""
+
+    regex = "vid_[0-9a-z]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("vid", VideoId())
+
+# Polls outnumber every other request: their route is tried before any other.
+poll_routes = [Route("/v1/videos/{video_id:vid}", get_video, methods=["GET"])]
 
 routes = [
     Route("/v1/videos/{video_id}", get_video, methods=["GET"]),

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,11 +43,14 @@ from vidgate.gateway.jobs.state import TERMINAL
 from vidgate.gateway.storage.db import Q
 from vidgate.types import JobEvent, Video
 
+log = logging.getLogger("vidgate.stream")
+
 PROTOCOL = "vidgate.v1"
 BEARER_PREFIX = "bearer."
 TOKEN_PREFIX = "st1"
 TOKEN_TTL_MAX = 300
 HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS, HEARTBEAT_DEFAULT_MS = 1000, 10000, 10000
+CLOSE_INTERNAL = 1011
 CLOSE_NORMAL, CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_NOT_FOUND, CLOSE_TOO_MANY = 1000, 4400, 4401, 4404, 4429
 _LAST_EVENT = Q("SELECT id FROM events WHERE job_id = :id ORDER BY seq DESC LIMIT 1")
 _encoder = msgspec.json.Encoder()
@@ -220,10 +225,19 @@ class _Socket:
 
 
 async def video_socket(ws: WebSocket) -> None:
-    g = ws.app.state.gateway
     offered = ws.scope.get("subprotocols") or []
     await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
-    job_id = ws.path_params["video_id"]
+    try:
+        await _serve_socket(ws, ws.app.state.gateway, ws.path_params["video_id"])
+    except (WebSocketDisconnect, OSError, RuntimeError):  # the peer went away mid-send
+        pass
+    except Exception:
+        log.exception("websocket for %s failed", ws.path_params["video_id"])
+        with contextlib.suppress(Exception):
+            await ws.close(CLOSE_INTERNAL, "internal error")
+
+
+async def _serve_socket(ws: WebSocket, g: Any, job_id: str) -> None:
     try:
         who = await _authenticate(ws, g, job_id)
         heartbeat, close_on_terminal = _options(ws)
@@ -247,8 +261,6 @@ async def video_socket(ws: WebSocket) -> None:
         sock = _Socket(ws, heartbeat)
         if await _pump(sock, g, who, job_id, queue, g.jobs.view(row), close_on_terminal):
             await ws.close(CLOSE_NORMAL)
-    except (WebSocketDisconnect, OSError, RuntimeError):  # the peer went away mid-send
-        pass
     finally:
         g.bus.unsubscribe(job_id, queue)
         if acquired:

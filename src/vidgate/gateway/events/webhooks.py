@@ -154,8 +154,9 @@ class Deliverer:
             raise
         except Exception:
             log.exception("webhook delivery %s failed unexpectedly", row["id"])
-            async with self.db.transaction() as tx:
-                await tx.execute(_RELEASE, {"id": row["id"]})
+            with contextlib.suppress(Exception):  # else its lease runs out and it is retried then
+                async with self.db.transaction() as tx:
+                    await tx.execute(_RELEASE, {"id": row["id"]})
         finally:
             self.running.pop(row["id"], None)
             self.wake()

@@ -76,7 +76,7 @@ class Lifecycle:
 
     async def _emit(self, tx: Tx, row: Row, event_type: str, now: int, *, notify_webhook: bool = True) -> JobEvent:
         spec = orjson.loads(row["spec"])
-        video = render(row, secret=self.secret, now=now, spec=spec)
+        video = render(row, secret=self.secret, now=now)
         return await emit(
             tx,
             video=video,

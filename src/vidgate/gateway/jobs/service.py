@@ -170,7 +170,7 @@ class JobService:
                 await ledger.hold(tx, owner, row["id"], quote, model.id)
                 event = await emit(
                     tx,
-                    video=render(row, secret=self.secret, now=now, spec=spec),
+                    video=render(row, secret=self.secret, now=now),
                     owner_id=owner,
                     event_type="video.created",
                     now=now,

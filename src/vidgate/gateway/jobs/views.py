@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-import orjson
 
 from vidgate.gateway.billing.pricing import usd
 from vidgate.gateway.jobs.signing import sign_path
@@ -39,27 +38,48 @@ def poll_after_seconds(
     return int(min(MAX_POLL, max(MIN_POLL, math.ceil(remaining / 3))))
 
 
-def _json(value: Any) -> Any:
-    if value is None or isinstance(value, (dict, list)):
-        return value
-    return orjson.loads(value)
+class _Spec(msgspec.Struct):
+    """The part of a stored job spec the view shows; other fields are skipped while decoding."""
+
+    prompt: str
+    duration: int
+    width: int
+    height: int
+    audio: bool
+    output_access: str = "both"
+
+
+class _Stored(msgspec.Struct):
+    """One output as the worker stored it."""
+
+    index: int
+    asset_id: str
+    mime_type: str
+    bytes: int
+    sha256: str
+    width: int
+    height: int
+    duration_seconds: float
+
+
+# Typed decoders build the view's parts straight from the JSON columns, with no dicts in between.
+_SPEC = msgspec.json.Decoder(_Spec)
+_OUTPUTS = msgspec.json.Decoder(list[_Stored])
+_ATTEMPTS = msgspec.json.Decoder(list[ProviderAttempt])
+_ERROR = msgspec.json.Decoder(JobError)
 
 
 def _seconds(ms: int | None) -> int | None:
     return None if ms is None else ms // 1000
 
 
-def render(
-    row: Mapping[str, Any], *, secret: str, now: int, ttl: int = 900, spec: dict[str, Any] | None = None
-) -> Video:
+def render(row: Mapping[str, Any], *, secret: str, now: int, ttl: int = 900) -> Video:
     """Build the public ``Video`` from a ``jobs`` row."""
-    spec = spec if spec is not None else _json(row["spec"])
+    spec = _SPEC.decode(row["spec"])
     status = row["status"]
     job_id = row["id"]
-    access = spec.get("output_access", "both")
-    outputs_raw = _json(row["outputs"]) or []
-    attempts_raw = _json(row["attempts"]) or []
-    error_raw = _json(row["error"])
+    access = spec.output_access
+    stored = _OUTPUTS.decode(row["outputs"]) if row["outputs"] else []
     progress = row["progress"]
     video = Video(
         id=job_id,
@@ -73,14 +93,14 @@ def render(
         generation_id=row["native_id"],
         started_at=_seconds(row["started_at"]),
         completed_at=_seconds(row["completed_at"]),
-        seconds=spec["duration"],
-        size=f"{spec['width']}x{spec['height']}",
-        audio=spec["audio"],
-        prompt=spec["prompt"],
+        seconds=spec.duration,
+        size=f"{spec.width}x{spec.height}",
+        audio=spec.audio,
+        prompt=spec.prompt,
         progress=progress,
         progress_source=row["progress_source"] or UNSET,
-        attempts=[ProviderAttempt(**a) for a in attempts_raw] if attempts_raw else UNSET,
-        error=JobError(**error_raw) if error_raw else None,
+        attempts=_ATTEMPTS.decode(row["attempts"]) if row["attempts"] else UNSET,
+        error=_ERROR.decode(row["error"]) if row["error"] else None,
     )
     if status not in TERMINAL:
         video.poll_after_seconds = poll_after_seconds(
@@ -100,26 +120,18 @@ def render(
         settled=usd(cost or 0),
         reservation_id=f"res_{job_id[4:]}" if held else UNSET,
     )
-    produced = sum(o["duration_seconds"] for o in outputs_raw) if status == "completed" else 0.0
+    produced = sum(o.duration_seconds for o in stored) if status == "completed" else 0.0
     video.usage = Usage(cost=usd(cost or 0), is_byok=bool(row["is_byok"]), output_video_seconds=round(produced, 3))
-    if status == "completed" and outputs_raw:
+    if status == "completed" and stored:
         expires = now // 1000 + ttl
         outs: list[VideoOutput] = []
-        for o in outputs_raw:
-            asset = Asset(
-                id=o["asset_id"],
-                mime_type=o["mime_type"],
-                bytes=o["bytes"],
-                sha256=o["sha256"],
-                width=o["width"],
-                height=o["height"],
-                duration_seconds=o["duration_seconds"],
-            )
-            out = VideoOutput(index=o["index"], mime_type=o["mime_type"], bytes_available=True, asset=asset)
+        for o in stored:
+            asset = Asset(o.asset_id, o.mime_type, o.bytes, o.sha256, o.width, o.height, o.duration_seconds)
+            out = VideoOutput(index=o.index, mime_type=o.mime_type, bytes_available=True, asset=asset)
             if access in ("bytes", "both"):
-                out.content_url = f"/v1/videos/{job_id}/content?index={o['index']}"
+                out.content_url = f"/v1/videos/{job_id}/content?index={o.index}"
             if access in ("signed_url", "both"):
-                out.download_url = sign_path(secret, job_id, o["index"], "attachment", expires)
+                out.download_url = sign_path(secret, job_id, o.index, "attachment", expires)
                 out.expires_at = expires
             outs.append(out)
         video.outputs = outs

@@ -25,9 +25,11 @@ class ProceduralProvider:
     name = "vidgate"
     cancellable = True
 
-    def __init__(self, config: ProviderConfig | None = None, max_parallel_renders: int = 2) -> None:
-        self.config = config or ProviderConfig(name=self.name)
-        self._pool = ThreadPoolExecutor(max_workers=max_parallel_renders, thread_name_prefix="vidgate-render")
+    def __init__(self, config: ProviderConfig | None = None, max_parallel_renders: int | None = None) -> None:
+        self.config = config or ProviderConfig(name=self.name, max_concurrency=2)
+        workers = max_parallel_renders or self.config.max_concurrency
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidgate-render")
+        self._closing = threading.Event()  # aclose() stops every render, not just new ones
 
     async def run(
         self, job: JobSpec, workdir: Path, progress: ProgressFn, cancelled: Callable[[], bool]
@@ -39,22 +41,27 @@ class ProceduralProvider:
         abort = threading.Event()  # set when this run fails: the other samples then stop too
 
         def should_stop() -> bool:
-            return abort.is_set() or cancelled()
+            return abort.is_set() or self._closing.is_set() or cancelled()
 
         relay = _ProgressRelay(loop, sum(spec.frame_count for spec in specs), progress)
-        futures = [
-            loop.run_in_executor(self._pool, _render_one, spec, path, relay.frame_done, should_stop, abort)
-            for spec, path in zip(specs, paths, strict=True)
-        ]
+        futures: list[asyncio.Future[None]] = []
         try:
+            for spec, path in zip(specs, paths, strict=True):
+                futures.append(
+                    loop.run_in_executor(self._pool, _render_one, spec, path, relay.frame_done, should_stop, abort)
+                )
             done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
             for future in done:
                 future.result()
         except BaseException:
             abort.set()
             try:
-                # Threads cannot be interrupted: wait until each has seen ``abort`` and let go of its file.
-                await asyncio.wait(futures)
+                if futures:
+                    # Threads cannot be interrupted: wait until each has seen ``abort`` and let go of its file.
+                    await asyncio.wait(futures)
+                for future in futures:
+                    # Their errors follow from the one being raised; fetch them so none is logged at GC.
+                    future.exception()
             finally:
                 for path in paths:
                     path.unlink(missing_ok=True)
@@ -65,7 +72,9 @@ class ProceduralProvider:
         return [LocalOutput(index=index, path=path) for index, path in enumerate(paths)]
 
     async def aclose(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop any render in flight and wait for the pool's threads to finish."""
+        self._closing.set()
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
 
 
 def _spec(job: JobSpec, index: int) -> RenderSpec:

@@ -45,10 +45,13 @@ def load_adapter(name: str, config: ProviderConfig) -> RemoteProvider | LocalPro
 
 
 class Providers:
-    def __init__(self, configs: dict[str, ProviderConfig], *, procedural: bool = True) -> None:
+    def __init__(
+        self, configs: dict[str, ProviderConfig], *, procedural: bool = True, render_parallel: int = 2
+    ) -> None:
         self.configs = dict(configs)
         if procedural and "vidgate" not in self.configs:
-            self.configs["vidgate"] = ProviderConfig(name="vidgate")
+            # The built-in provider's concurrency is its render threads: CPU-bound, so about one per core.
+            self.configs["vidgate"] = ProviderConfig(name="vidgate", max_concurrency=render_parallel)
         self._instances: dict[str, RemoteProvider | LocalProvider] = {}
         self._health: dict[str, Health] = {}
 

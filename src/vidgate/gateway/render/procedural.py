@@ -29,6 +29,8 @@ X264_OPTIONS: Final[dict[str, str]] = {"preset": "veryfast", "crf": "23", "threa
 AUDIO_RATE: Final = 48_000
 _AUDIO_BITRATE: Final = 128_000
 _MAX_PIXELS: Final = 1920 * 1080
+# Pixels per sample along each axis of the Y, U and V planes of yuv420p.
+_STEPS: Final = (1, 2, 2)
 _SHAPE_KINDS: Final = ("disc", "ring", "square", "diamond")
 # Hue offsets of the palette schemes: complementary, triadic, analogous, tetradic.
 _SCHEMES: Final = ((0.0, 0.08, 0.5, 0.58), (0.0, 0.33, 0.67, 0.17), (0.0, 0.05, 0.1, 0.15), (0.0, 0.5, 0.25, 0.75))
@@ -162,7 +164,7 @@ def _yuv(hue: float, saturation: float, value: float) -> np.ndarray:
 class _Sprite:
     """A soft-edged shape on a Lissajous path, with its alpha masks prepared once per plane."""
 
-    def __init__(self, dice: _Dice, hue: float, unit: float, steps: tuple[int, ...]) -> None:
+    def __init__(self, dice: _Dice, hue: float, unit: float) -> None:
         colour = _yuv(hue + dice.uniform(-0.03, 0.03), dice.uniform(0.5, 1.0), dice.uniform(0.75, 1.0))
         self.kind = dice.choice(_SHAPE_KINDS)
         self.radius = dice.uniform(0.06, 0.16) * unit
@@ -170,7 +172,7 @@ class _Sprite:
         self.frequency = (dice.uniform(0.04, 0.3), dice.uniform(0.04, 0.3))
         self.phase = (dice.uniform(0, 2 * math.pi), dice.uniform(0, 2 * math.pi))
         opacity = dice.uniform(0.6, 1.0)
-        self.masks = [self._mask(step, opacity, value) for step, value in zip(steps, colour, strict=True)]
+        self.masks = [self._mask(step, opacity, value) for step, value in zip(_STEPS, colour, strict=True)]
 
     def _mask(self, step: int, opacity: float, value: float) -> tuple[np.ndarray, np.ndarray]:
         """(256 - alpha, value * alpha) in 8-bit fixed point: blending is then two integer passes."""
@@ -189,11 +191,11 @@ class _Sprite:
         alpha = np.rint(np.clip(0.5 - distance, 0.0, 1.0) * opacity * 256).astype(np.uint16)
         return (256 - alpha).astype(np.uint16), (alpha * np.uint16(round(value))).astype(np.uint16)
 
-    def draw(self, planes: Sequence[np.ndarray], steps: Sequence[int], size: tuple[int, int], t: float) -> None:
+    def draw(self, planes: Sequence[np.ndarray], size: tuple[int, int], t: float) -> None:
         w, h = size
         cx = w * (0.5 + self.amplitude[0] * math.sin(2 * math.pi * self.frequency[0] * t + self.phase[0]))
         cy = h * (0.5 + self.amplitude[1] * math.sin(2 * math.pi * self.frequency[1] * t + self.phase[1]))
-        for plane, step, (keep, paint) in zip(planes, steps, self.masks, strict=True):
+        for plane, step, (keep, paint) in zip(planes, _STEPS, self.masks, strict=True):
             n = keep.shape[0]
             x0, y0 = round(cx / step) - n // 2, round(cy / step) - n // 2
             # Clip the sprite against the plane; it may hang over any edge.
@@ -232,10 +234,7 @@ class _Scene:
         self.margin = (2 * round(0.1 * spec.width), 2 * round(0.1 * spec.height))
         self.pan = [(dice.uniform(0.03, 0.12), dice.uniform(0, 2 * math.pi)) for _ in range(2)]
         self.canvas = self._paint(dice, palette, unit)
-        self.steps = (1, 2, 2)
-        self.sprites = [
-            _Sprite(dice, hue + dice.choice(scheme), unit, self.steps) for _ in range(3 + int(dice.uniform(0, 4)))
-        ]
+        self.sprites = [_Sprite(dice, hue + dice.choice(scheme), unit) for _ in range(3 + int(dice.uniform(0, 4)))]
         self.still = self._still(spec.first_frame) if spec.first_frame is not None else None
 
     def _paint(self, dice: _Dice, palette: list[np.ndarray], unit: float) -> list[np.ndarray]:
@@ -255,7 +254,7 @@ class _Scene:
         mix = 0.5 + 0.5 * mix / sum(weight for *_, weight in layers)
         accent = np.clip(np.sin(tau * np.float32(dice.uniform(0.5, 2.0)) * radius), 0.0, 1.0) ** 2
         planes = []
-        for channel, step in enumerate((1, 2, 2)):
+        for channel, step in enumerate(_STEPS):
             dark, light, glow = (float(colour[channel]) for colour in palette)
             value = dark + (light - dark) * mix
             value += (glow - value) * (0.5 * accent)
@@ -283,11 +282,11 @@ class _Scene:
             round(margin * (0.5 + 0.5 * math.sin(2 * math.pi * speed * t + phase)))
             for margin, (speed, phase) in zip(self.margin, self.pan, strict=True)
         )
-        for plane, canvas, step in zip(planes, self.canvas, self.steps, strict=True):
+        for plane, canvas, step in zip(planes, self.canvas, _STEPS, strict=True):
             h, w = plane.shape
             np.copyto(plane, canvas[oy // step : oy // step + h, ox // step : ox // step + w])
         for sprite in self.sprites:
-            sprite.draw(planes, self.steps, self.size, t)
+            sprite.draw(planes, self.size, t)
         if self.still is not None and index < self.fps:
             # Smoothstep from the supplied picture into the animation over the first second.
             a = np.float32((index / self.fps) ** 2 * (3 - 2 * index / self.fps))

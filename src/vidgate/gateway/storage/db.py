@@ -23,7 +23,7 @@ _PARAM = re.compile(r"(?<![:\w]):([a-zA-Z_][a-zA-Z0-9_]*)")
 class Q:
     """One SQL text compiled for both dialects: ``:name`` for SQLite, ``$n`` for PostgreSQL."""
 
-    __slots__ = ("names", "pg", "sqlite")
+    __slots__ = ("columns", "names", "pg", "sqlite")
 
     def __init__(self, sql: str, *, pg: str | None = None) -> None:
         self.sqlite = sql
@@ -36,6 +36,7 @@ class Q:
 
         self.pg = _PARAM.sub(number, pg or sql)
         self.names = tuple(names)
+        self.columns: list[str] | None = None  # SQLite result column names, learnt on first use
 
     def pg_args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[n] for n in self.names]
@@ -65,14 +66,26 @@ class Database(Protocol):
     async def close(self) -> None: ...
 
 
-def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
-    """Rows as plain dicts: ``sqlite3.Row`` looks names up case-insensitively, column by column."""
-    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+def _run(conn: sqlite3.Connection, q: Q, params: Mapping[str, Any], many: bool) -> Any:
+    """Rows as plain dicts, with the column names learnt once per query rather than read per row.
+
+    ``sqlite3.Row`` looks every name up case-insensitively, column by column, which costs more than
+    the query itself on the poll path.
+    """
+    cursor = conn.execute(q.sqlite, params)
+    if cursor.description is None:
+        return [] if many else None
+    if q.columns is None:
+        q.columns = [d[0] for d in cursor.description]
+    cols = q.columns
+    if many:
+        return [dict(zip(cols, r, strict=True)) for r in cursor.fetchall()]
+    row = cursor.fetchone()
+    return None if row is None else dict(zip(cols, row, strict=True))
 
 
 def _connect_sqlite(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.row_factory = _dict_row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
@@ -92,10 +105,10 @@ class _SqliteTx:
         return self.conn.execute(q.sqlite, params).rowcount
 
     async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
-        return self.conn.execute(q.sqlite, params).fetchone()
+        return _run(self.conn, q, params, False)
 
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
-        return self.conn.execute(q.sqlite, params).fetchall()
+        return _run(self.conn, q, params, True)
 
 
 class SqliteDatabase:
@@ -110,10 +123,10 @@ class SqliteDatabase:
         self._lock = asyncio.Lock()
 
     async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
-        return self._reader.execute(q.sqlite, params).fetchone()
+        return _run(self._reader, q, params, False)
 
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
-        return self._reader.execute(q.sqlite, params).fetchall()
+        return _run(self._reader, q, params, True)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:

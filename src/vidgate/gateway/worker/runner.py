@@ -37,6 +37,7 @@ from vidgate.gateway.providers.base import (
     Upstream,
 )
 from vidgate.gateway.providers.registry import Providers
+from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, Q, Row
@@ -378,7 +379,16 @@ class Worker:
                 await self.lifecycle.progress(job_id, self.worker_id, percent, "provider", crossed_step=crossed)
 
         try:
-            outputs = await provider.run(jobspec, workdir, on_progress, lambda: job_id in self.cancelled)
+            try:
+                outputs = await provider.run(jobspec, workdir, on_progress, lambda: job_id in self.cancelled)
+            except ImageDecodeError as exc:  # retrying cannot fix the image: fail now, void the hold
+                await self.lifecycle.transition(
+                    job_id,
+                    "failed",
+                    lease=self.worker_id,
+                    fields={"error": _error("input_reference_invalid", f"the first_frame image cannot be used: {exc}")},
+                )
+                return
             if job_id in self.cancelled:
                 return
             stored = [await ingest(self.blobs, job_id, out.index, out.path, out.mime_type) for out in outputs]
