@@ -41,7 +41,9 @@ from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.gateway.worker.jobspec import job_error, job_spec
 from vidgate.gateway.worker.outputs import download, ingest
+from vidgate.gateway.worker.retention import sweep_retention
 
 log = logging.getLogger("vidgate.worker")
 
@@ -57,41 +59,8 @@ _RECLAIM = Q("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease
 _RENEW = Q("UPDATE jobs SET lease_until = :until WHERE id = :id AND lease_owner = :w")
 _STATUS = Q("SELECT status FROM jobs WHERE id = :id")
 _NEXT_DUE = Q("SELECT MIN(next_run_at) AS due FROM jobs WHERE next_run_at IS NOT NULL")
-_EXPIRED = Q(
-    "SELECT id, outputs FROM jobs WHERE status = 'completed' AND completed_at < :cutoff ORDER BY completed_at LIMIT 100"
-)
 MAX_POLL_FAILURES = 30
 IDLE_SECONDS = 1.0
-
-
-def job_spec(row: Row, spec: Mapping[str, Any], provider_model: str, refs: tuple[ReferenceImage, ...]) -> JobSpec:
-    extras = spec.get("extras") or {}
-    return JobSpec(
-        job_id=row["id"],
-        model=row["model"],
-        provider_model=provider_model,
-        prompt=spec["prompt"],
-        duration=spec["duration"],
-        width=spec["width"],
-        height=spec["height"],
-        resolution=spec.get("resolution"),
-        aspect_ratio=spec.get("aspect_ratio"),
-        audio=spec["audio"],
-        seed=spec.get("seed"),
-        negative_prompt=spec.get("negative_prompt"),
-        sample_count=spec["sample_count"],
-        enhance_prompt=extras.get("enhance_prompt"),
-        person_generation=extras.get("person_generation"),
-        compression_quality=extras.get("compression_quality"),
-        resize_mode=extras.get("resize_mode"),
-        references=refs,
-        provider_params=spec.get("provider_params") or {},
-        deadline_at=row["deadline_at"],
-    )
-
-
-def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}
 
 
 class Worker:
@@ -173,7 +142,7 @@ class Worker:
         retention_ms = int(self.settings.retention_days * 86_400_000)
         if now_ms() - self._last_sweep > min(60_000, retention_ms // 2):
             self._last_sweep = now_ms()
-            await self._sweep_retention(retention_ms)
+            await sweep_retention(self.db, self.lifecycle, self.blobs, retention_ms)
 
     async def _handle(self, row: Row) -> None:
         job_id = row["id"]
@@ -201,7 +170,7 @@ class Worker:
                     job_id,
                     "deadline",
                     lease=self.worker_id,
-                    fields={"error": _error("deadline_exceeded", "the job did not finish before its deadline")},
+                    fields={"error": job_error("deadline_exceeded", "the job did not finish before its deadline")},
                 )
                 return
             async with self.db.transaction() as tx:
@@ -221,7 +190,7 @@ class Worker:
                 job_id,
                 "failed",
                 lease=self.worker_id,
-                fields={"error": _error("internal_error", f"gave up after {failures} failed steps: {last_error}")},
+                fields={"error": job_error("internal_error", f"gave up after {failures} failed steps: {last_error}")},
             )
             return
         await self.lifecycle.set_fields(job_id, fields, lease=self.worker_id)
@@ -278,7 +247,9 @@ class Worker:
                 job_id,
                 "failed",
                 lease=self.worker_id,
-                fields={"error": _error("input_reference_unavailable", f"an input reference could not be used: {exc}")},
+                fields={
+                    "error": job_error("input_reference_unavailable", f"an input reference could not be used: {exc}")
+                },
             )
             return
         last: ProviderError | None = None
@@ -347,7 +318,7 @@ class Worker:
                     await provider.cancel(accepted.native_id)  # type: ignore[union-attr]
             return
         if last is not None and not last.retryable:
-            error = _error(
+            error = job_error(
                 "upstream_error",
                 last.message,
                 provider=attempts[-1]["provider"],
@@ -356,7 +327,9 @@ class Worker:
             )
         else:
             tried = ", ".join(f"{a['provider']} ({a.get('message', a['outcome'])})" for a in attempts) or "none"
-            error = _error("no_provider_available", f"no provider accepted the job; tried: {tried}", attempts=attempts)
+            error = job_error(
+                "no_provider_available", f"no provider accepted the job; tried: {tried}", attempts=attempts
+            )
         await self.lifecycle.transition(
             job_id, "failed", lease=self.worker_id, fields={"error": error, "attempts": attempts}
         )
@@ -386,7 +359,9 @@ class Worker:
                     job_id,
                     "failed",
                     lease=self.worker_id,
-                    fields={"error": _error("input_reference_invalid", f"the first_frame image cannot be used: {exc}")},
+                    fields={
+                        "error": job_error("input_reference_invalid", f"the first_frame image cannot be used: {exc}")
+                    },
                 )
                 return
             if job_id in self.cancelled:
@@ -444,7 +419,7 @@ class Worker:
                 "failed",
                 lease=self.worker_id,
                 fields={
-                    "error": _error(
+                    "error": job_error(
                         err.code if err else "upstream_error",
                         err.message if err else "the upstream job failed",
                         provider=provider.name,
@@ -469,7 +444,7 @@ class Worker:
                 "failed",
                 lease=self.worker_id,
                 fields={
-                    "error": _error(
+                    "error": job_error(
                         "output_unavailable",
                         f"the output could not be fetched: {exc.message}",
                         provider=provider.name,
@@ -484,7 +459,9 @@ class Worker:
                 "failed",
                 lease=self.worker_id,
                 fields={
-                    "error": _error("upstream_error", "the upstream finished without an output", provider=provider.name)
+                    "error": job_error(
+                        "upstream_error", "the upstream finished without an output", provider=provider.name
+                    )
                 },
             )
             return
@@ -510,14 +487,7 @@ class Worker:
             row["id"],
             "deadline",
             lease=self.worker_id,
-            fields={"error": _error("deadline_exceeded", "the job did not finish before its deadline")},
+            fields={"error": job_error("deadline_exceeded", "the job did not finish before its deadline")},
         )
         if done is not None and row["status"] == "processing":
             await self._cancel_upstream(done)
-
-    async def _sweep_retention(self, retention_ms: int) -> None:
-        cutoff = now_ms() - retention_ms
-        for row in await self.db.fetchall(_EXPIRED, {"cutoff": cutoff}):
-            if await self.lifecycle.transition(row["id"], "retention") is not None:
-                for out in orjson.loads(row["outputs"] or "[]"):
-                    await self.blobs.delete(out["key"])

@@ -1,0 +1,39 @@
+"""A job row and its stored spec, made into what a provider sees; and the shape of a job's error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from vidgate.gateway.providers.base import JobSpec, ReferenceImage
+from vidgate.gateway.storage.db import Row
+
+
+def job_spec(row: Row, spec: Mapping[str, Any], provider_model: str, refs: tuple[ReferenceImage, ...]) -> JobSpec:
+    extras = spec.get("extras") or {}
+    return JobSpec(
+        job_id=row["id"],
+        model=row["model"],
+        provider_model=provider_model,
+        prompt=spec["prompt"],
+        duration=spec["duration"],
+        width=spec["width"],
+        height=spec["height"],
+        resolution=spec.get("resolution"),
+        aspect_ratio=spec.get("aspect_ratio"),
+        audio=spec["audio"],
+        seed=spec.get("seed"),
+        negative_prompt=spec.get("negative_prompt"),
+        sample_count=spec["sample_count"],
+        enhance_prompt=extras.get("enhance_prompt"),
+        person_generation=extras.get("person_generation"),
+        compression_quality=extras.get("compression_quality"),
+        resize_mode=extras.get("resize_mode"),
+        references=refs,
+        provider_params=spec.get("provider_params") or {},
+        deadline_at=row["deadline_at"],
+    )
+
+
+def job_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}
