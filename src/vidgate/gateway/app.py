@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from vidgate.errors import ServiceUnavailableError
 from vidgate.gateway import metrics
-from vidgate.gateway.api import admin, models, openai_compat, openapi, usage, videos
+from vidgate.gateway.api import admin, dashboard, models, openai_compat, openapi, usage, videos
 from vidgate.gateway.api.http import EXCEPTION_HANDLERS, RequestIdMiddleware, json_response
 from vidgate.gateway.auth import Keys
 from vidgate.gateway.catalog.catalog import Catalog, load_catalog
@@ -67,6 +67,7 @@ class Gateway:
         )
         self.jobs.max_concurrent_jobs = settings.max_concurrent_jobs_per_key
         self.jobs.deadline_override = settings.deadline_override_seconds
+        self.jobs.byok_fee = self.lifecycle.byok_fee = round(settings.byok_fee_per_second_usd * 1_000_000)
         self.worker: Worker | None = None
         self.deliverer: webhooks.Deliverer | None = None
         self.listener: PgListener | None = None
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         *stream.routes,
         *webhooks.routes,
         *openai_compat.routes,
+        *dashboard.routes,
     ]
     return Starlette(
         routes=routes,

@@ -29,6 +29,7 @@ class Settings:
     port: int = 8080
     max_body_bytes: int = 1 << 20
     default_balance_usd: float = 10.0
+    byok_fee_per_second_usd: float = 0.0
     allow_private_urls: bool = False
     retention_days: float = 30.0
     download_ttl_default: int = 900

@@ -10,7 +10,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from vidgate.errors import ConflictError, NotFoundError, NotReadyError, PermissionDeniedError, ValidationError
+from vidgate.errors import (
+    ConflictError,
+    NotFoundError,
+    NotReadyError,
+    PermissionDeniedError,
+    RangeNotSatisfiableError,
+    ValidationError,
+)
 from vidgate.gateway.api.http import decode, int_param, json_response, read_body, request_id
 from vidgate.gateway.ids import now_ms, now_s
 from vidgate.gateway.jobs.signing import sign_path, verify
@@ -37,12 +44,26 @@ async def create_video(request: Request) -> Response:
     who = await owner(request)
     body = await read_body(request, g.settings.max_body_bytes)
     key = request.headers.get("idempotency-key")
-    row, created = await g.jobs.create(who, body, idempotency_key=key, request_id=request_id(request.scope))
+    byok = provider_keys(request.headers.get("x-provider-key"))
+    row, created = await g.jobs.create(who, body, idempotency_key=key, request_id=request_id(request.scope), byok=byok)
     video = g.jobs.view(row)
     headers = {"Location": f"/v1/videos/{row['id']}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return json_response(video, 202 if created else 200, headers)
+
+
+def provider_keys(header: str | None) -> dict[str, str] | None:
+    """``X-Provider-Key: openai=sk-…, runway=key_…``: the owner's own credentials for this job."""
+    if header is None:
+        return None
+    keys: dict[str, str] = {}
+    for part in header.split(","):
+        name, sep, secret = part.strip().partition("=")
+        if not sep or not name.strip() or not secret.strip() or len(keys) >= 8:
+            raise ValidationError("X-Provider-Key must be provider=key pairs, comma-separated", param="X-Provider-Key")
+        keys[name.strip()] = secret.strip()
+    return keys
 
 
 async def list_videos(request: Request) -> Response:
@@ -100,6 +121,8 @@ async def _serve(request: Request, row: Row, index: int, disposition: str) -> Re
     }
     path = g.blobs.local_path(out["key"])
     if path is not None:
+        # FileResponse serves a satisfiable range itself; anything else is refused in the error envelope.
+        _requested_range(request, headers["ETag"], out["bytes"])
         return FileResponse(
             path, headers=headers, media_type=out["mime_type"], filename=filename, content_disposition_type=disposition
         )
@@ -112,11 +135,8 @@ async def _stream_object(
     size = out["bytes"]
     headers = {**headers, "Accept-Ranges": "bytes", "Content-Disposition": f'{disposition}; filename="{filename}"'}
     start, end, status = 0, size, 200
-    range_header = request.headers.get("range")
-    if range_header and request.headers.get("if-range", headers["ETag"]) == headers["ETag"]:
-        parsed = _single_range(range_header, size)
-        if parsed is None:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    parsed = _requested_range(request, headers["ETag"], size)
+    if parsed is not None:
         start, end = parsed
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
@@ -124,8 +144,23 @@ async def _stream_object(
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=out["mime_type"])
     return StreamingResponse(
-        g.blobs.stream(out["key"], start, end), status_code=status, headers=headers, media_type=out["mime_type"]
+        await g.blobs.stream(out["key"], start, end), status_code=status, headers=headers, media_type=out["mime_type"]
     )
+
+
+def _requested_range(request: Request, etag: str, size: int) -> tuple[int, int] | None:
+    """The one byte range asked for (None: the whole file); 416 in the envelope when it cannot be served."""
+    range_header = request.headers.get("range")
+    if not range_header or request.headers.get("if-range", etag) != etag:
+        return None
+    parsed = _single_range(range_header, size)
+    if parsed is None:
+        raise RangeNotSatisfiableError(
+            f"the range {range_header[:100]!r} cannot be served: ask for one range within {size} bytes",
+            param="Range",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return parsed
 
 
 def _single_range(header: str, size: int) -> tuple[int, int] | None:

@@ -63,6 +63,15 @@ def actual_cost(
     return min(cost, held)
 
 
+def byok_quote(fee_per_second: int, seconds: int, sample_count: int) -> int:
+    """A job on the owner's own provider key pays only the gateway's fee."""
+    return fee_per_second * seconds * sample_count
+
+
+def byok_cost(fee_per_second: int, produced_seconds: list[float], held: int) -> int:
+    return min(held, sum(fee_per_second * math.ceil(round(s, 3)) for s in produced_seconds))
+
+
 def usd(micros: int) -> float:
     return round(micros / MICROS_PER_USD, 6)
 

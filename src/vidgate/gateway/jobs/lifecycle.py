@@ -44,6 +44,7 @@ class Lifecycle:
         self.bus = bus
         self.secret = secret
         self._updates: dict[tuple[Any, ...], Q] = {}
+        self.byok_fee = 0
 
     def _update_q(self, fields: Sequence[str], sources: Sequence[str] | None, leased: bool) -> Q:
         key = (tuple(fields), tuple(sources or ()), leased)
@@ -130,7 +131,11 @@ class Lifecycle:
         if action == "settle":
             spec = orjson.loads(row["spec"])
             cost = 0
-            if model is not None and not row["is_byok"]:
+            if row["is_byok"]:
+                cost = pricing.byok_cost(
+                    self.byok_fee, produced or [float(spec["duration"])] * spec["sample_count"], held
+                )
+            elif model is not None:
                 cost = pricing.actual_cost(
                     model,
                     produced_seconds=produced or [float(spec["duration"])] * spec["sample_count"],

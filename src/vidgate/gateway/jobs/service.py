@@ -43,8 +43,8 @@ _BY_IDEMPOTENCY = Q("SELECT * FROM jobs WHERE owner_id = :owner AND idempotency_
 _INSERT = Q(
     "INSERT INTO jobs (id, owner_id, model, status, provider, spec, created_at, updated_at, deadline_at, "
     "expected_seconds, progress, progress_source, idempotency_key, request_hash, request_id, next_run_at, quote, "
-    "billing_state, is_byok) VALUES (:id, :owner, :model, 'queued', :provider, :spec, :now, :now, :deadline, "
-    ":expected, 0, 'estimate', :key, :hash, :request_id, :now, :quote, :billing_state, 0) "
+    "billing_state, is_byok, byok) VALUES (:id, :owner, :model, 'queued', :provider, :spec, :now, :now, :deadline, "
+    ":expected, 0, 'estimate', :key, :hash, :request_id, :now, :quote, :billing_state, :is_byok, :byok) "
     "ON CONFLICT (owner_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING *"
 )
 _DELETE = Q(
@@ -93,6 +93,7 @@ class JobService:
         self.expected: dict[str, float] = {}
         self.max_concurrent_jobs = 0
         self.deadline_override = 0
+        self.byok_fee = 0  # micro-dollars per output second on jobs that bring their own provider key
         self.wake_worker: Callable[[], None] = lambda: None
         self.on_cancel: Callable[[str], None] = lambda job_id: None
         self._lists: dict[tuple[int, bool, bool], Q] = {}
@@ -117,13 +118,30 @@ class JobService:
         return row
 
     async def create(
-        self, owner: str, body: bytes, *, idempotency_key: str | None, request_id: str
+        self,
+        owner: str,
+        body: bytes,
+        *,
+        idempotency_key: str | None,
+        request_id: str,
+        byok: dict[str, str] | None = None,
     ) -> tuple[Row, bool]:
-        """Validate, plan, price, hold and insert in one transaction; ``(row, created)``."""
+        """Validate, plan, price, hold and insert in one transaction; ``(row, created)``.
+
+        With ``byok`` (the owner's own provider keys) the job may only run on those providers and
+        is charged the gateway fee alone.
+        """
         n = validate(body, self.catalog)
         model = self.catalog.by_id[n.model]
         spec = spec_of(n)
-        plan = routing.plan(model, spec, available=self.providers.available, unhealthy=self.providers.unhealthy())
+        available = self.providers.available
+        if byok:
+            for name in byok:
+                if not self.providers.byok_capable(name):
+                    raise ValidationError(f"{name} takes no key of one's own", param="X-Provider-Key")
+            spec["routing"] = {**spec["routing"], "only": [p for p in spec["routing"].get("only", byok) if p in byok]}
+            available = available | frozenset(byok)
+        plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
         if not plan.candidates:
             reasons = "; ".join(f"{p}: {why}" for p, why in plan.skipped) or "no provider serves it"
             raise NoProviderAvailableError(
@@ -136,14 +154,18 @@ class JobService:
                 raise ValidationError("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
             if (existing := await self._replay(owner, idempotency_key, digest)) is not None:
                 return existing, False
-        quote = pricing.quote(
-            model,
-            seconds=n.duration,
-            resolution=n.resolution,
-            audio=n.audio,
-            sample_count=n.sample_count,
-            size=n.size,
-            providers=tuple(c.provider for c in plan.candidates),
+        quote = (
+            pricing.byok_quote(self.byok_fee, n.duration, n.sample_count)
+            if byok
+            else pricing.quote(
+                model,
+                seconds=n.duration,
+                resolution=n.resolution,
+                audio=n.audio,
+                sample_count=n.sample_count,
+                size=n.size,
+                providers=tuple(c.provider for c in plan.candidates),
+            )
         )
         now = now_ms()
         params = {
@@ -160,6 +182,8 @@ class JobService:
             "request_id": request_id,
             "quote": quote,
             "billing_state": "held" if quote else "none",
+            "is_byok": 1 if byok else 0,
+            "byok": orjson.dumps(byok).decode() if byok else None,
         }
         try:
             async with self.db.transaction() as tx:

@@ -7,7 +7,7 @@ import hmac
 
 
 def _mac(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
-    msg = f"{job_id}\n{index}\n{disposition}\n{expires}".encode()
+    msg = f"{job_id}\n{index}\n{disposition}\n{expires}".encode("utf-8", "surrogatepass")
     return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
@@ -20,4 +20,6 @@ def sign_path(secret: str, job_id: str, index: int, disposition: str, expires: i
 
 
 def verify(secret: str, job_id: str, index: int, disposition: str, expires: int, signature: str) -> bool:
-    return hmac.compare_digest(_mac(secret, job_id, index, disposition, expires), signature)
+    # Bytes, not str: compare_digest refuses str with non-ASCII characters, and a link is user input.
+    expected = _mac(secret, job_id, index, disposition, expires).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import hashlib
 import importlib
 import time
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ ADAPTERS: dict[str, str] = {
 }
 
 FAILURES_TO_OPEN = 5
+BYOK_ADAPTERS = 64  # adapters kept open for owners' own keys, least recently used closed first
 COOLDOWN_SECONDS = 30.0
 
 
@@ -53,6 +57,8 @@ class Providers:
             # The built-in provider's concurrency is its render threads: CPU-bound, so about one per core.
             self.configs["vidgate"] = ProviderConfig(name="vidgate", max_concurrency=render_parallel)
         self._instances: dict[str, RemoteProvider | LocalProvider] = {}
+        self._byok_instances: dict[str, RemoteProvider | LocalProvider] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self._health: dict[str, Health] = {}
 
     def is_available(self, name: str) -> bool:
@@ -65,10 +71,29 @@ class Providers:
     def available(self) -> frozenset[str]:
         return frozenset(n for n in self.configs if self.is_available(n))
 
-    def get(self, name: str) -> RemoteProvider | LocalProvider:
+    def get(self, name: str, api_key: str | None = None) -> RemoteProvider | LocalProvider:
+        """The shared adapter, or with ``api_key`` one that speaks with the owner's own credentials."""
+        if api_key is not None:
+            return self._byok(name, api_key)
         if name not in self._instances:
             self._instances[name] = load_adapter(name, self.configs[name])
         return self._instances[name]
+
+    def _byok(self, name: str, api_key: str) -> RemoteProvider | LocalProvider:
+        cache_key = f"{name}:{hashlib.sha256(api_key.encode()).hexdigest()}"
+        adapter = self._byok_instances.pop(cache_key, None)
+        if adapter is None:
+            base = self.configs.get(name) or ProviderConfig(name=name)
+            adapter = load_adapter(name, dataclasses.replace(base, api_key=api_key, enabled=True))
+        self._byok_instances[cache_key] = adapter  # most recently used last
+        while len(self._byok_instances) > BYOK_ADAPTERS:
+            old = self._byok_instances.pop(next(iter(self._byok_instances)))
+            self._closing.add(asyncio.ensure_future(old.aclose()))
+        return adapter
+
+    def byok_capable(self, name: str) -> bool:
+        """Whether a request may bring its own key for ``name`` (a remote adapter that exists)."""
+        return name in ADAPTERS and name != "vidgate" and self.configs.get(name, ProviderConfig(name=name)).enabled
 
     def health(self, name: str) -> Health:
         return self._health.setdefault(name, Health())
@@ -88,6 +113,7 @@ class Providers:
             h.open_until = time.monotonic() + COOLDOWN_SECONDS
 
     async def aclose(self) -> None:
-        for provider in self._instances.values():
+        for provider in (*self._instances.values(), *self._byok_instances.values()):
             await provider.aclose()
         self._instances.clear()
+        self._byok_instances.clear()

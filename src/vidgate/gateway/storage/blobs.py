@@ -11,10 +11,16 @@ import shutil
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import obstore
 from obstore.store import LocalStore, S3Store
+
+# Bounded waits: a stalled or unreachable store fails a call within seconds (the API answers 503)
+# instead of the client's defaults (30 s a try, retried for up to 3 minutes).
+CLIENT_OPTIONS: dict[str, Any] = {"allow_http": True, "connect_timeout": "3s", "read_timeout": "5s"}
+RETRY_CONFIG: dict[str, Any] = {"max_retries": 2, "retry_timeout": timedelta(seconds=5)}
 
 
 class BlobStore:
@@ -33,7 +39,9 @@ class BlobStore:
             endpoint = os.environ.get("AWS_ENDPOINT_URL")
             if endpoint and endpoint.startswith("http://"):
                 config["allow_http"] = True
-            self.store = S3Store(parsed.netloc, config=config or None, client_options={"allow_http": True})
+            self.store = S3Store(
+                parsed.netloc, config=config or None, client_options=CLIENT_OPTIONS, retry_config=RETRY_CONFIG
+            )
         else:
             raise ValueError(f"unsupported blob URL {url!r}: use file:///PATH or s3://BUCKET/PREFIX")
 
@@ -72,10 +80,15 @@ class BlobStore:
         return int(meta["size"])
 
     async def stream(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
-        """Bytes ``[start, end)`` in chunks."""
+        """Bytes ``[start, end)`` in chunks; the object is opened before this returns, so a store
+        outage raises here, while the route can still answer an error, not mid-response."""
         result = await obstore.get_async(self.store, self._key(key), options={"range": (start, end)})
-        async for chunk in result.stream(min_chunk_size=1 << 18):
-            yield bytes(chunk)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for chunk in result.stream(min_chunk_size=1 << 18):
+                yield bytes(chunk)
+
+        return chunks()
 
     async def presign(self, key: str, ttl_seconds: int) -> str | None:
         if self.root is not None:

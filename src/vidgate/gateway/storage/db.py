@@ -168,6 +168,12 @@ class _PgTx:
         return await self.conn.fetch(q.pg, *q.pg_args(params))
 
 
+# Every wait on PostgreSQL is bounded (connect, pool acquire, each command), so an unreachable or
+# stalled server turns into an error the API answers as 503 within seconds, never a hang; the pool
+# replaces broken connections by itself once the server is back.
+PG_TIMEOUT_SECONDS = 5.0
+
+
 class PostgresDatabase:
     """PostgreSQL through an asyncpg pool that skips the reset query on release."""
 
@@ -190,26 +196,33 @@ class PostgresDatabase:
             max_size=max_size,
             connection_class=_Conn,
             statement_cache_size=512,
-            command_timeout=30,
+            timeout=PG_TIMEOUT_SECONDS,  # to connect
+            command_timeout=PG_TIMEOUT_SECONDS,
         )
         return cls(pool)
 
     async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
-        return await self.pool.fetchrow(q.pg, *q.pg_args(params))
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
+            return await conn.fetchrow(q.pg, *q.pg_args(params))
 
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
-        return await self.pool.fetch(q.pg, *q.pg_args(params))
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
+            return await conn.fetch(q.pg, *q.pg_args(params))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn, conn.transaction():
             yield _PgTx(conn)
 
     async def ping(self) -> None:
-        await self.pool.fetchval("SELECT 1")
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
+            await conn.fetchval("SELECT 1")
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=2 * PG_TIMEOUT_SECONDS)
+        except TimeoutError:  # the server is unreachable: drop the connections rather than hang
+            self.pool.terminate()
 
 
 async def open_database(url: str) -> Database:

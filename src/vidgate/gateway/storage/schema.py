@@ -68,6 +68,7 @@ jobs = Table(
     Column("cost", BigInteger),
     Column("billing_state", Text, nullable=False, server_default="none"),
     Column("is_byok", SmallInteger, nullable=False, server_default="0"),
+    Column("byok", Text),  # the owner's own provider credentials for this job; never rendered or logged
     Column("version", Integer, nullable=False, server_default="0"),
     Index("ix_jobs_owner_id", "owner_id", "id"),
     Index("ix_jobs_owner_status", "owner_id", "status", "id"),

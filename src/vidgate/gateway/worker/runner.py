@@ -61,6 +61,12 @@ _STATUS = Q("SELECT status FROM jobs WHERE id = :id")
 _NEXT_DUE = Q("SELECT MIN(next_run_at) AS due FROM jobs WHERE next_run_at IS NOT NULL")
 MAX_POLL_FAILURES = 30
 IDLE_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 8.0
+
+
+def _own_keys(row: Row) -> dict[str, str]:
+    """The owner's own provider keys for this job (BYOK), if it brought any."""
+    return orjson.loads(row["byok"]) if row.get("byok") else {}
 
 
 class Worker:
@@ -108,15 +114,24 @@ class Worker:
         if reclaim_own:
             async with self.db.transaction() as tx:
                 await tx.execute(_RECLAIM, {"w": self.worker_id})
+        failures = 0
         while not stop.is_set():
+            # Any failure (the database or the store unreachable, say) backs off and retries: the loop
+            # itself never dies, or the process would serve on with no worker.
             try:
                 await self._tick()
-            except Exception:
-                log.exception("worker tick failed; backing off")
-                await asyncio.sleep(1.0)
+                wait = await self._idle_seconds()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                wait = min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures)
+                if failures == 1:
+                    log.exception("worker tick failed; backing off %.1f s", wait)
+                else:
+                    log.warning("worker tick failed again (%s: %s); backing off %.1f s", type(exc).__name__, exc, wait)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=await self._idle_seconds())
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
         for task in list(self.running.values()):
             task.cancel()
         await asyncio.gather(*self.running.values(), return_exceptions=True)
@@ -154,7 +169,10 @@ class Worker:
             raise
         except Exception as exc:
             log.exception("job %s: step failed", job_id)
-            await self._release(job_id, delay=5.0, failures=row["poll_failures"] + 1, last_error=str(exc))
+            try:
+                await self._release(job_id, delay=5.0, failures=row["poll_failures"] + 1, last_error=str(exc))
+            except Exception as again:  # the database is down too: the lease lapses and the job is claimed again
+                log.warning("job %s: could not release (%s: %s)", job_id, type(again).__name__, again)
         finally:
             renewer.cancel()
             self.running.pop(job_id, None)
@@ -206,7 +224,7 @@ class Worker:
         elif status == "queued":
             await self._start(row)
         elif status == "processing":
-            provider = self.providers.get(row["provider"])
+            provider = self.providers.get(row["provider"], api_key=_own_keys(row).get(row["provider"]))
             if isinstance(provider, LocalProvider):
                 await self._run_local(row, provider)
             else:
@@ -238,7 +256,8 @@ class Worker:
             ref = next(p for p in model.providers if p.name == pending["provider"])
             candidates = [routing.Candidate(ref.name, ref.model, ref.alpha)]
         else:
-            plan = routing.plan(model, spec, available=self.providers.available, unhealthy=self.providers.unhealthy())
+            available = self.providers.available | frozenset(_own_keys(row))
+            plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
             candidates = list(plan.candidates)
         try:
             refs = await self._references(spec)
@@ -254,7 +273,7 @@ class Worker:
             return
         last: ProviderError | None = None
         for cand in candidates:
-            provider = self.providers.get(cand.provider)
+            provider = self.providers.get(cand.provider, api_key=_own_keys(row).get(cand.provider))
             jobspec = job_spec(row, spec, cand.provider_model, refs)
             if isinstance(provider, LocalProvider):
                 attempts.append({"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000})
@@ -474,7 +493,9 @@ class Worker:
         )
 
     async def _cancel_upstream(self, row: Row) -> None:
-        provider = self.providers.get(row["provider"]) if row["provider"] in self.providers.available else None
+        own = _own_keys(row)
+        usable = row["provider"] in self.providers.available or row["provider"] in own
+        provider = self.providers.get(row["provider"], api_key=own.get(row["provider"])) if usable else None
         if isinstance(provider, RemoteProvider) and provider.cancellable and row["native_id"]:
             try:
                 await provider.cancel(row["native_id"])
