@@ -1,0 +1,134 @@
+// Usage: balance, held and available funds, spend per day (an inline SVG chart), spend by model.
+
+import { api } from "./api.js";
+import { clear, h, number, s, table, usd, empty } from "./ui.js";
+
+const WINDOWS = [7, 30, 90];
+let days = 30;
+
+export async function usagePage(view, ctx) {
+  const select = h(
+    "select",
+    { class: "input input-sm", "data-testid": "usage-days", "aria-label": "Period" },
+    WINDOWS.map((d) => h("option", { value: d, selected: d === days }, `Last ${d} days`)),
+  );
+  const body = h("div", { class: "stack" });
+  const load = async () => {
+    const u = await api(`/v1/usage?days=${days}`);
+    if (!ctx.alive) return;
+    const total = u.by_day.reduce((sum, d) => sum + d.cost, 0);
+    const jobs = u.by_day.reduce((sum, d) => sum + d.jobs, 0);
+    clear(
+      body,
+      h(
+        "div",
+        { class: "stats" },
+        stat("Balance", usd(u.balance, 4), "usage-balance"),
+        stat("Held for running jobs", usd(u.held, 4), "usage-held"),
+        stat("Available", usd(u.available, 4), "usage-available"),
+        stat(`Spent in ${u.days} days`, usd(total, 4), "usage-total", `${number(jobs)} job${jobs === 1 ? "" : "s"}`),
+      ),
+      h(
+        "section",
+        { class: "card" },
+        h("h2", { class: "card-title" }, "Spend per day"),
+        u.by_day.length ? chart(u.by_day, u.days) : empty("No spend in this period yet.", { "data-testid": "usage-chart-empty" }),
+      ),
+      h(
+        "section",
+        { class: "card" },
+        h("h2", { class: "card-title" }, "Spend by model"),
+        u.by_model.length
+          ? table(
+              ["Model", "Jobs", "Cost"],
+              u.by_model.map((m) =>
+                h("tr", { "data-testid": "usage-model-row", "data-model": m.model }, h("td", {}, h("code", {}, m.model)), h("td", { class: "num" }, number(m.jobs)), h("td", { class: "num" }, usd(m.cost, 4))),
+              ),
+              { "data-testid": "usage-by-model" },
+            )
+          : empty("No spend in this period yet."),
+      ),
+    );
+  };
+  select.addEventListener("change", () => {
+    days = Number(select.value);
+    load().catch(ctx.fail);
+  });
+  clear(
+    view,
+    h(
+      "header",
+      { class: "page-head" },
+      h("div", { class: "title-row" }, h("h1", {}, "Usage"), h("span", { class: "spacer" }), select),
+      h("p", { class: "muted" }, "Funds and spend of this key (days in UTC)."),
+    ),
+    body,
+  );
+  await load();
+}
+
+function stat(label, value, testid, sub) {
+  return h("div", { class: "stat card" }, h("div", { class: "stat-label" }, label), h("div", { class: "stat-value", "data-testid": testid }, value), sub ? h("div", { class: "stat-sub muted" }, sub) : null);
+}
+
+/** Every UTC day of the window, oldest first, as ``YYYY-MM-DD``. */
+function windowDates(count) {
+  const today = new Date();
+  const base = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate());
+  return Array.from({ length: count }, (_, i) => new Date(base - (count - 1 - i) * 86400000).toISOString().slice(0, 10));
+}
+
+/** A 1, 2, 2.5 or 5 × 10^n step that splits ``max`` into at most ``parts`` parts, so the axis reads cleanly. */
+function niceStep(max, parts = 4) {
+  const raw = max > 0 ? max / parts : 1;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const m = [1, 2, 2.5, 5, 10].find((x) => raw <= x * pow + 1e-12);
+  return m * pow;
+}
+
+function chart(byDay, count) {
+  const costs = new Map(byDay.map((d) => [d.date, d]));
+  const dates = windowDates(count);
+  const W = 760;
+  const H = 240;
+  const pad = { top: 16, right: 12, bottom: 28, left: 64 };
+  const iw = W - pad.left - pad.right;
+  const ih = H - pad.top - pad.bottom;
+  const step = niceStep(Math.max(...byDay.map((d) => d.cost)));
+  const top = step * Math.max(1, Math.ceil(Math.max(...byDay.map((d) => d.cost)) / step - 1e-9));
+  const slot = iw / dates.length;
+  const barW = Math.max(2, Math.min(28, slot * 0.7));
+  const y = (v) => pad.top + ih - (v / top) * ih;
+  const digits = Math.max(2, Math.ceil(-Math.log10(step) - 1e-9) + (String(step).includes("25") ? 1 : 0));
+  const ticks = Array.from({ length: Math.round(top / step) + 1 }, (_, i) => i * step);
+  const grid = ticks.map((v) => [
+    s("line", { x1: pad.left, x2: W - pad.right, y1: y(v), y2: y(v), class: v === 0 ? "axis" : "gridline" }),
+    s("text", { x: pad.left - 8, y: y(v) + 4, "text-anchor": "end", class: "tick" }, usd(v, digits)),
+  ]);
+  const labelEvery = Math.ceil(dates.length / 8);
+  const bars = dates.map((date, i) => {
+    const d = costs.get(date);
+    const x = pad.left + i * slot + (slot - barW) / 2;
+    const parts = [];
+    if (d && d.cost > 0) {
+      const top_ = y(d.cost);
+      parts.push(
+        s(
+          "rect",
+          { x, y: top_, width: barW, height: Math.max(1, pad.top + ih - top_), rx: 2, class: "bar", "data-testid": "day-bar", "data-date": date, "data-cost": d.cost },
+          s("title", {}, `${date}: ${usd(d.cost, 4)} · ${d.jobs} job${d.jobs === 1 ? "" : "s"}`),
+        ),
+      );
+    }
+    if ((dates.length - 1 - i) % labelEvery === 0) {
+      parts.push(s("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle", class: "tick" }, date.slice(5)));
+    }
+    return parts;
+  });
+  return s(
+    "svg",
+    { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": "Spend per day", "data-testid": "usage-chart" },
+    grid,
+    bars,
+  );
+}
