@@ -16,6 +16,8 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
+pytestmark = pytest.mark.both_backends
+
 MODEL = "vidgate/procedural"
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
 
