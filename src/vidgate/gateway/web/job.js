@@ -184,10 +184,19 @@ export async function jobPage(view, ctx) {
   const webhooks = h("div", { "data-testid": "webhooks" }, h("p", { class: "muted" }, "Loading…"));
   const raw = h("pre", { class: "raw" });
 
+  // Deliveries settle after the job does: re-read them while any is pending (at most a minute).
+  let webhookTimer = null;
+  let webhookReads = 0;
+  ctx.cleanup(() => clearTimeout(webhookTimer));
   const loadWebhooks = async () => {
+    clearTimeout(webhookTimer);
     try {
       const { data } = await api(`/v1/videos/${encodeURIComponent(id)}/webhook_deliveries`);
-      if (ctx.alive) renderWebhooks(webhooks, data);
+      if (!ctx.alive) return;
+      renderWebhooks(webhooks, data);
+      if (TERMINAL.has(video.status) && data.some((d) => d.status === "pending") && ++webhookReads < 30) {
+        webhookTimer = setTimeout(loadWebhooks, 2000);
+      }
     } catch (err) {
       ctx.fail(err);
     }
@@ -238,16 +247,16 @@ export async function jobPage(view, ctx) {
     errorBox,
     h(
       "div",
-      { class: "grid-2" },
-      h("div", { class: "stack" }, resultCard, section("Details", summary), section("Billing and usage", billing)),
+      { class: "stack" },
       h(
         "div",
-        { class: "stack" },
-        section("Timeline", timeline),
-        section("Provider attempts", attempts),
-        section("Webhook deliveries", webhooks),
-        h("details", { class: "card raw-card" }, h("summary", {}, "Raw JSON"), raw),
+        { class: "grid-2" },
+        h("div", { class: "stack" }, resultCard, section("Details", summary)),
+        h("div", { class: "stack" }, section("Timeline", timeline), section("Billing and usage", billing)),
       ),
+      section("Provider attempts", attempts),
+      section("Webhook deliveries", webhooks),
+      h("details", { class: "card raw-card" }, h("summary", {}, "Raw JSON"), raw),
     ),
   );
   await render(first);
@@ -287,18 +296,24 @@ function renderTimeline(v, events) {
   // created comes from the id (ms); started/finished are whole seconds, so they sort no earlier than
   // what precedes them and show without milliseconds.
   const created = idTime(v.id) || v.created_at * 1000;
+  const seen = new Set(events.map((e) => e.event));
   const items = [{ at: created, label: "Created", detail: `queued on ${v.model}`, cls: "milestone", precise: true }];
   const started = v.started_at ? Math.max(v.started_at * 1000, created) : null;
-  if (started) items.push({ at: started, label: "Started", detail: v.provider ? `on ${v.provider}` : "", cls: "milestone" });
-  if (v.completed_at) {
+  // A milestone the websocket also reported (to the millisecond) is shown once, as the event.
+  if (started && !seen.has("video.status_changed")) {
+    items.push({ at: started, shown: v.started_at * 1000, label: "Started", detail: v.provider ? `on ${v.provider}` : "", cls: "milestone", precise: false });
+  }
+  if (v.completed_at && !seen.has(`video.${v.status}`)) {
     const at = Math.max(v.completed_at * 1000 + 999, started || created);
-    items.push({ at, shown: v.completed_at * 1000, label: cap(v.status), detail: "finished", cls: `milestone end status-${v.status}` });
+    items.push({ at, shown: v.completed_at * 1000, label: cap(v.status), detail: "finished", cls: `milestone end status-${v.status}`, precise: false });
   }
   let lastProgress = null;
   for (const e of events) {
     const label = e.kind === "job.snapshot" ? "Snapshot" : e.kind === "poll" ? "Polled" : EVENT_LABELS[e.event] || e.event || "Update";
     const progress = e.progress !== null && e.progress !== undefined ? ` · ${e.progress}%` : "";
-    const item = { at: e.at, label, detail: `${e.status}${progress}`, cls: "event", tag: e.event || e.kind, precise: true };
+    const terminal = TERMINAL.has(e.status) && e.event === `video.${e.status}`;
+    const cls = terminal ? `event milestone end status-${e.status}` : e.event === "video.status_changed" ? "event milestone" : "event";
+    const item = { at: e.at, label, detail: `${e.status}${progress}`, cls, tag: e.event || e.kind, precise: true };
     // Progress ticks come often: one line that moves, not one line per percent.
     if ((e.event === "video.progress" || e.kind === "poll") && lastProgress && lastProgress.tag === item.tag) {
       Object.assign(lastProgress, item, { count: (lastProgress.count || 1) + 1 });
@@ -333,7 +348,7 @@ function renderAttempts(v) {
         { "data-testid": "attempt-row" },
         h("td", {}, a.provider),
         h("td", {}, h("span", { class: `badge outcome-${a.outcome}` }, a.outcome)),
-        h("td", {}, dateTime(a.at)),
+        h("td", { class: "nowrap" }, dateTime(a.at)),
         h("td", {}, a.status_code ?? "—"),
         h("td", { class: "wrap" }, a.message || "—"),
       ),
@@ -346,20 +361,21 @@ function renderWebhooks(container, deliveries) {
     clear(container, empty("No webhook deliveries: this job was created without a webhook."));
     return;
   }
+  const urls = [...new Set(deliveries.map((d) => d.url))];
   clear(
     container,
+    h("p", { class: "muted hook-url", "data-testid": "webhook-url" }, "Sent to ", urls.map((u, i) => [i ? ", " : "", h("code", {}, u)])),
     table(
-      ["Event", "URL", "Status", "Attempts", "Last answer", "Delivered"],
+      ["Event", "Status", "Attempts", "Last answer", "Delivered"],
       deliveries.map((d) =>
         h(
           "tr",
-          { "data-testid": "webhook-row" },
+          { "data-testid": "webhook-row", "data-url": d.url },
           h("td", {}, h("code", {}, d.event_type || d.event_id)),
-          h("td", { class: "wrap" }, d.url),
           h("td", {}, h("span", { class: `badge delivery-${d.status}` }, d.status)),
           h("td", {}, d.attempts),
           h("td", { class: "wrap" }, d.last_status_code ? `HTTP ${d.last_status_code}` : d.last_error || "—"),
-          h("td", {}, dateTime(d.delivered_at)),
+          h("td", { class: "nowrap", title: dateTime(d.delivered_at) }, d.delivered_at ? timeOfDay(d.delivered_at * 1000, false) : "—"),
         ),
       ),
     ),

@@ -68,7 +68,7 @@ export async function jobsPage(view, ctx) {
         h(
           "table",
           { class: "table jobs" },
-          h("thead", {}, h("tr", {}, ["Job", "Created", "Model", "Prompt", "Status", "Progress", "Output", "Cost", ""].map((t) => h("th", {}, t)))),
+          h("thead", {}, h("tr", {}, ["Job", "Created", "Model", "Prompt", "Status", "Output", "Cost", ""].map((t) => h("th", {}, t)))),
           h("tbody", {}, rows),
         ),
       ),
@@ -128,20 +128,21 @@ export async function jobsPage(view, ctx) {
 function jobRow(video, { onDeleted }) {
   const tr = h("tr", { "data-testid": "job-row", "data-id": video.id });
   const bar = progressBar({ class: "progress progress-sm" });
+  const pct = h("span", { class: "pct" });
+  const badge = h("span", {});
+  const running = h("div", { class: "row-progress" }, bar, pct);
   const cells = {
-    status: h("td", {}),
-    progress: h("td", { class: "progress-cell" }, bar, h("span", { class: "pct" })),
+    status: h("td", { class: "status-cell" }, badge, running),
     output: h("td", { class: "nowrap" }),
     cost: h("td", { class: "num" }),
     actions: h("td", { class: "actions-cell" }),
   };
   tr.append(
-    h("td", {}, h("a", { href: `#/jobs/${video.id}`, class: "mono", "data-testid": "job-link", title: video.id }, shortId(video.id))),
-    h("td", { class: "nowrap" }, dateTime(video.created_at)),
+    h("td", { class: "nowrap" }, h("a", { href: `#/jobs/${video.id}`, class: "mono", "data-testid": "job-link", title: video.id }, shortId(video.id))),
+    h("td", { class: "nowrap", title: dateTime(video.created_at) }, dateTime(video.created_at).slice(5)),
     h("td", { class: "nowrap" }, video.model),
     h("td", { class: "prompt-cell", title: video.prompt || "" }, video.prompt || "—"),
     cells.status,
-    cells.progress,
     cells.output,
     cells.cost,
     cells.actions,
@@ -150,14 +151,15 @@ function jobRow(video, { onDeleted }) {
   tr.update = (v) => {
     tr.video = v;
     tr.dataset.status = v.status;
-    clear(cells.status, statusBadge(v.status, { "data-testid": "job-status" }));
-    const pct = v.status === "completed" ? 100 : v.progress ?? 0;
-    bar.set(pct, v.status);
-    cells.progress.querySelector(".pct").textContent = `${pct}%`;
+    clear(badge, statusBadge(v.status, { "data-testid": "job-status" }));
+    const done = v.status === "completed" ? 100 : v.progress ?? 0;
+    bar.set(done, v.status);
+    pct.textContent = `${done}%`;
+    running.hidden = TERMINAL.has(v.status); // the bar is for jobs still under way
     const a = v.asset;
-    cells.output.textContent = a ? `${a.width}×${a.height} · ${a.duration_seconds} s` : [v.size, v.seconds !== undefined ? `${v.seconds} s` : null].filter(Boolean).join(" · ") || "—";
+    cells.output.textContent = a ? `${a.width}×${a.height} · ${a.duration_seconds} s` : [v.size && v.size.replace("x", "×"), v.seconds !== undefined ? `${v.seconds} s` : null].filter(Boolean).join(" · ") || "—";
     const cost = v.usage && v.usage.cost ? v.usage.cost : v.billing ? v.billing.held || v.billing.settled : null;
-    cells.cost.textContent = cost === null ? "—" : usd(cost);
+    cells.cost.textContent = cost === null ? "—" : usd(cost, 4);
     clear(cells.actions, jobActions(v, { onChange: tr.update, onDeleted: () => onDeleted(v.id) }));
   };
   tr.update(video);

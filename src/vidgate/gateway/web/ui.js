@@ -143,6 +143,7 @@ export function section(title, ...children) {
   return h("section", { class: "card" }, h("h2", { class: "card-title" }, title), ...children);
 }
 
+/** A table; a header may be ``[text, class]`` (``"num"`` right-aligns a column of figures). */
 export function table(headers, rows, attrs = {}) {
   return h(
     "div",
@@ -150,7 +151,7 @@ export function table(headers, rows, attrs = {}) {
     h(
       "table",
       { class: "table", ...attrs },
-      h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, headers.map((t) => (Array.isArray(t) ? h("th", { class: t[1] }, t[0]) : h("th", {}, t))))),
       h("tbody", {}, rows),
     ),
   );

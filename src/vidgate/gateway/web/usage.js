@@ -40,7 +40,7 @@ export async function usagePage(view, ctx) {
         h("h2", { class: "card-title" }, "Spend by model"),
         u.by_model.length
           ? table(
-              ["Model", "Jobs", "Cost"],
+              ["Model", ["Jobs", "num"], ["Cost", "num"]],
               u.by_model.map((m) =>
                 h("tr", { "data-testid": "usage-model-row", "data-model": m.model }, h("td", {}, h("code", {}, m.model)), h("td", { class: "num" }, number(m.jobs)), h("td", { class: "num" }, usd(m.cost, 4))),
               ),
