@@ -10,6 +10,7 @@ import pytest
 from fakes.alibaba_fake import AlibabaFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done, read_all
 from vidgate.gateway.providers.alibaba import AlibabaProvider, pick_size
 from vidgate.gateway.providers.base import (
     JobSpec,
@@ -19,7 +20,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -44,32 +44,9 @@ def make_job(**overrides: object) -> JobSpec:
     return JobSpec(**fields)  # type: ignore[arg-type]
 
 
-class SwapApp:
-    """One loopback server per module; each test plugs its own fresh fake in."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    swap = SwapApp()
-    with FakeUpstream(swap) as running:  # type: ignore[arg-type]
-        running.swap = swap  # type: ignore[attr-defined]
-        yield running
-
-
 @pytest.fixture
 def fake() -> AlibabaFake:
     return AlibabaFake(polls_to_complete=3)
-
-
-@pytest.fixture
-def server(shared_server: FakeUpstream, fake: AlibabaFake) -> FakeUpstream:
-    shared_server.swap.app = fake.app  # type: ignore[attr-defined]
-    return shared_server
 
 
 def config(base_url: str, **overrides: object) -> ProviderConfig:
@@ -88,20 +65,6 @@ async def provider(server: FakeUpstream):
     p = AlibabaProvider(config(server.base_url))
     yield p
     await p.aclose()
-
-
-async def poll_until_done(provider: AlibabaProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen = []
-    for _ in range(10):
-        answer = await provider.poll(job, native_id)
-        seen.append(answer)
-        if answer.status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"never finished: {seen}")
-
-
-async def read_all(provider: AlibabaProvider, out) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def created(fake: AlibabaFake) -> dict:

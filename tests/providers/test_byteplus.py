@@ -9,6 +9,7 @@ import pytest
 from fakes.byteplus_fake import BytePlusFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done, read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -17,7 +18,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
 )
 from vidgate.gateway.providers.byteplus import BytePlusProvider
 
@@ -44,32 +44,9 @@ def make_job(**overrides: object) -> JobSpec:
     return JobSpec(**fields)  # type: ignore[arg-type]
 
 
-class SwapApp:
-    """One loopback server per module; each test plugs its own fresh fake in."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    swap = SwapApp()
-    with FakeUpstream(swap) as running:  # type: ignore[arg-type]
-        running.swap = swap  # type: ignore[attr-defined]
-        yield running
-
-
 @pytest.fixture
 def fake() -> BytePlusFake:
     return BytePlusFake(polls_to_complete=3)
-
-
-@pytest.fixture
-def server(shared_server: FakeUpstream, fake: BytePlusFake) -> FakeUpstream:
-    shared_server.swap.app = fake.app  # type: ignore[attr-defined]
-    return shared_server
 
 
 def config(base_url: str, **overrides: object) -> ProviderConfig:
@@ -88,20 +65,6 @@ async def provider(server: FakeUpstream):
     p = BytePlusProvider(config(server.base_url))
     yield p
     await p.aclose()
-
-
-async def poll_until_done(provider: BytePlusProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen = []
-    for _ in range(10):
-        answer = await provider.poll(job, native_id)
-        seen.append(answer)
-        if answer.status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"never finished: {seen}")
-
-
-async def read_all(provider: BytePlusProvider, out) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def created(fake: BytePlusFake) -> dict:

@@ -9,6 +9,7 @@ import pytest
 from fakes.fal_fake import FalFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done, read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -16,15 +17,12 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
 )
 from vidgate.gateway.providers.fal import FalProvider, app_of, fal_message
 
 KLING_T2V = "fal-ai/kling-video/v2.1/master/text-to-video"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 32
-FIRST = ReferenceImage(
-    role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png"
-)
+FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
 LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
 
 
@@ -42,32 +40,9 @@ def make_job(**overrides: object) -> JobSpec:
     return JobSpec(**fields)  # type: ignore[arg-type]
 
 
-class SwapApp:
-    """One loopback server per module; each test plugs its own fresh fake in."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    swap = SwapApp()
-    with FakeUpstream(swap) as running:  # type: ignore[arg-type]
-        running.swap = swap  # type: ignore[attr-defined]
-        yield running
-
-
 @pytest.fixture
 def fake() -> FalFake:
     return FalFake(polls_to_complete=3, queue_polls=1)
-
-
-@pytest.fixture
-def server(shared_server: FakeUpstream, fake: FalFake) -> FakeUpstream:
-    shared_server.swap.app = fake.app  # type: ignore[attr-defined]
-    return shared_server
 
 
 def config(base_url: str, **overrides: object) -> ProviderConfig:
@@ -86,20 +61,6 @@ async def provider(server: FakeUpstream):
     p = FalProvider(config(server.base_url))
     yield p
     await p.aclose()
-
-
-async def poll_until_done(provider: FalProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen = []
-    for _ in range(10):
-        answer = await provider.poll(job, native_id)
-        seen.append(answer)
-        if answer.status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"never finished: {seen}")
-
-
-async def read_all(provider: FalProvider, out) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def submitted(fake: FalFake) -> dict:

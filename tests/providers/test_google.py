@@ -13,6 +13,8 @@ import pytest
 from fakes.google_fake import GoogleFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done as poll_to_end
+from providers.harness import read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -20,8 +22,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
-    UpstreamOutput,
 )
 from vidgate.gateway.providers.google import GoogleProvider
 
@@ -32,8 +32,13 @@ MODEL = "veo-3.1-generate-preview"
 
 def make_job(**overrides: object) -> JobSpec:
     fields: dict[str, object] = dict(
-        job_id="vid_01JTESTGOOGLE", model="google/veo-3.1", provider_model=MODEL,
-        prompt="a lighthouse at dusk, slow push-in", duration=8, width=1280, height=720,
+        job_id="vid_01JTESTGOOGLE",
+        model="google/veo-3.1",
+        provider_model=MODEL,
+        prompt="a lighthouse at dusk, slow push-in",
+        duration=8,
+        width=1280,
+        height=720,
     )
     return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
 
@@ -72,19 +77,6 @@ async def provider(fake: GoogleFake, base_url: str) -> AsyncIterator[GoogleProvi
     await p.aclose()
 
 
-async def poll_to_end(provider: GoogleProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen: list[Upstream] = []
-    for _ in range(10):
-        seen.append(await provider.poll(job, native_id))
-        if seen[-1].status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"operation never finished: {seen}")
-
-
-async def read_all(provider: GoogleProvider, out: UpstreamOutput) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
-
-
 def create_body(fake: GoogleFake) -> dict:  # type: ignore[type-arg]
     (rec,) = [r for r in fake.requests if r.method == "POST"]
     return rec.body
@@ -120,7 +112,12 @@ async def test_create_poll_download(provider: GoogleProvider, fake: GoogleFake) 
 
 async def test_request_mapping(provider: GoogleProvider, fake: GoogleFake) -> None:
     job = make_job(
-        width=720, height=1280, seed=42, negative_prompt="blurry", enhance_prompt=False, audio=True,
+        width=720,
+        height=1280,
+        seed=42,
+        negative_prompt="blurry",
+        enhance_prompt=False,
+        audio=True,
         references=(ref("first_frame"), ref("last_frame", JPEG, "image/jpeg")),
         provider_params={"personGeneration": "allow_adult", "durationSeconds": 4},
     )
@@ -150,8 +147,12 @@ async def test_request_mapping(provider: GoogleProvider, fake: GoogleFake) -> No
 
 
 async def test_reference_images_and_explicit_resolution(provider: GoogleProvider, fake: GoogleFake) -> None:
-    job = make_job(resolution="4K", aspect_ratio="16:9", person_generation="allow_all",
-                   references=(ref("reference"), ref("reference", JPEG, "image/jpeg")))
+    job = make_job(
+        resolution="4K",
+        aspect_ratio="16:9",
+        person_generation="allow_all",
+        references=(ref("reference"), ref("reference", JPEG, "image/jpeg")),
+    )
     await provider.submit(job)
     body = create_body(fake)
     refs = body["instances"][0]["referenceImages"]
@@ -316,16 +317,20 @@ async def test_fake_validates_like_the_upstream(fake: GoogleFake, base_url: str)
             {"instances": [{"prompt": "x"}], "parameters": {"sampleCount": "2"}},
             {"instances": [{"prompt": "x", "image": {"gcsUri": "gs://b/o.png", "mimeType": "image/png"}}]},
             {"instances": [{"prompt": "x", "lastFrame": img}]},
-            {"instances": [{"prompt": "x", "image": img,
-                            "referenceImages": [{"image": img, "referenceType": "asset"}]}]},
+            {
+                "instances": [
+                    {"prompt": "x", "image": img, "referenceImages": [{"image": img, "referenceType": "asset"}]}
+                ]
+            },
             {"instances": [{"prompt": "x"}], "config": {}},
         ]
         for body in bad:
             r = await client.post(path, json=body, headers=key)
             assert r.status_code == 400, body
             assert r.json()["error"]["status"] == "INVALID_ARGUMENT", body
-        r = await client.post(path, json={"instances": [{"prompt": "x"}],
-                                          "parameters": {"durationSeconds": "6"}}, headers=key)
+        r = await client.post(
+            path, json={"instances": [{"prompt": "x"}], "parameters": {"durationSeconds": "6"}}, headers=key
+        )
         assert r.status_code == 200 and r.json()["name"].startswith(f"models/{MODEL}/operations/")
         r = await client.get(f"/{r.json()['name']}", params={"key": "g-test"})
         assert r.status_code == 200 and "done" not in r.json()

@@ -15,6 +15,8 @@ import pytest
 from fakes.kling_fake import FAILURE_MESSAGE, KlingFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done as poll_to_end
+from providers.harness import read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -22,8 +24,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
-    UpstreamOutput,
 )
 from vidgate.gateway.providers.kling import KlingProvider, make_jwt
 
@@ -76,19 +76,6 @@ async def provider(fake: KlingFake, root: str) -> AsyncIterator[KlingProvider]:
     p = KlingProvider(config(root))
     yield p
     await p.aclose()
-
-
-async def poll_to_end(provider: KlingProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen: list[Upstream] = []
-    for _ in range(10):
-        seen.append(await provider.poll(job, native_id))
-        if seen[-1].status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"task never finished: {seen}")
-
-
-async def read_all(provider: KlingProvider, out: UpstreamOutput) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def created(fake: KlingFake) -> dict:  # type: ignore[type-arg]

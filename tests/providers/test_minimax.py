@@ -9,6 +9,7 @@ import pytest
 from fakes.minimax_fake import MiniMaxFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done, read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -16,7 +17,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
 )
 from vidgate.gateway.providers.minimax import MiniMaxProvider
 
@@ -41,32 +41,9 @@ def make_job(**overrides: object) -> JobSpec:
     return JobSpec(**fields)  # type: ignore[arg-type]
 
 
-class SwapApp:
-    """One loopback server per module; each test plugs its own fresh fake in."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    swap = SwapApp()
-    with FakeUpstream(swap) as running:  # type: ignore[arg-type]
-        running.swap = swap  # type: ignore[attr-defined]
-        yield running
-
-
 @pytest.fixture
 def fake() -> MiniMaxFake:
     return MiniMaxFake(polls_to_complete=4)
-
-
-@pytest.fixture
-def server(shared_server: FakeUpstream, fake: MiniMaxFake) -> FakeUpstream:
-    shared_server.swap.app = fake.app  # type: ignore[attr-defined]
-    return shared_server
 
 
 def config(base_url: str, **overrides: object) -> ProviderConfig:
@@ -80,20 +57,6 @@ async def provider(server: FakeUpstream):
     p = MiniMaxProvider(config(server.base_url))
     yield p
     await p.aclose()
-
-
-async def poll_until_done(provider: MiniMaxProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen = []
-    for _ in range(10):
-        answer = await provider.poll(job, native_id)
-        seen.append(answer)
-        if answer.status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"never finished: {seen}")
-
-
-async def read_all(provider: MiniMaxProvider, out) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def creates(fake: MiniMaxFake) -> list[dict]:

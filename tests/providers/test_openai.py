@@ -12,6 +12,8 @@ import pytest
 from fakes.openai_fake import OpenAIFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done as poll_to_end
+from providers.harness import read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -19,7 +21,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
 )
 from vidgate.gateway.providers.openai import OpenAIProvider
 
@@ -28,8 +29,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 def make_job(**overrides: object) -> JobSpec:
     fields: dict[str, object] = dict(
-        job_id="vid_01JTESTOPENAI", model="openai/sora-2", provider_model="sora-2",
-        prompt="a red kite over dunes", duration=8, width=1280, height=720,
+        job_id="vid_01JTESTOPENAI",
+        model="openai/sora-2",
+        provider_model="sora-2",
+        prompt="a red kite over dunes",
+        duration=8,
+        width=1280,
+        height=720,
     )
     return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
 
@@ -62,19 +68,6 @@ async def provider(fake: OpenAIFake, base_url: str) -> AsyncIterator[OpenAIProvi
     p = OpenAIProvider(config(base_url, timeout_seconds=5))
     yield p
     await p.aclose()
-
-
-async def poll_to_end(provider: OpenAIProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen: list[Upstream] = []
-    for _ in range(10):
-        seen.append(await provider.poll(job, native_id))
-        if seen[-1].status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"job never finished: {seen}")
-
-
-async def read_all(provider: OpenAIProvider, out) -> bytes:  # type: ignore[no-untyped-def]
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 async def test_create_poll_download(provider: OpenAIProvider, fake: OpenAIFake) -> None:
@@ -110,7 +103,11 @@ async def test_create_poll_download(provider: OpenAIProvider, fake: OpenAIFake) 
 async def test_request_mapping(provider: OpenAIProvider, fake: OpenAIFake) -> None:
     ref = ReferenceImage(role="first_frame", url="https://example.test/a", data=PNG, mime_type="image/png")
     job = make_job(
-        provider_model="sora-2-pro", duration=12, width=1024, height=1792, references=(ref,),
+        provider_model="sora-2-pro",
+        duration=12,
+        width=1024,
+        height=1792,
+        references=(ref,),
         provider_params={"quality": "high", "seconds": "4", "size": "720x1280"},
     )
     await provider.submit(job)
@@ -138,12 +135,14 @@ async def test_text_only_has_no_input_reference(provider: OpenAIProvider, fake: 
     assert "input_reference" not in body
 
 
-@pytest.mark.parametrize(("outcome", "code", "text"), [
-    ("failed", "internal_error", "internal error"),
-    ("moderation", "moderation_blocked", "moderation"),
-])
-async def test_upstream_failure(provider: OpenAIProvider, fake: OpenAIFake, outcome: str, code: str,
-                                text: str) -> None:
+@pytest.mark.parametrize(
+    ("outcome", "code", "text"),
+    [
+        ("failed", "internal_error", "internal error"),
+        ("moderation", "moderation_blocked", "moderation"),
+    ],
+)
+async def test_upstream_failure(provider: OpenAIProvider, fake: OpenAIFake, outcome: str, code: str, text: str) -> None:
     fake.fail_next = outcome
     job = make_job()
     accepted = await provider.submit(job)
@@ -302,9 +301,16 @@ async def test_fake_validates_like_the_upstream(fake: OpenAIFake, base_url: str)
         assert r.status_code == 400 and r.json()["error"]["param"] == "input_reference"
         r = await client.post("/videos", json={"prompt": "x"})
         assert r.status_code == 401 and r.json()["error"]["type"] == "invalid_request_error"
-        r = await client.post("/videos", json={
-            "prompt": "x", "seconds": "8", "size": "1280x720",
-            "input_reference": {"image_url": "https://example.test/first.png"}}, headers=auth)
+        r = await client.post(
+            "/videos",
+            json={
+                "prompt": "x",
+                "seconds": "8",
+                "size": "1280x720",
+                "input_reference": {"image_url": "https://example.test/first.png"},
+            },
+            headers=auth,
+        )
         assert r.status_code == 200
         video = r.json()
         assert video["status"] == "queued" and video["progress"] == 0 and video["seconds"] == "8"

@@ -11,6 +11,8 @@ import pytest
 from fakes.replicate_fake import FAILURE_ERROR, ReplicateFake, parse_duration
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done as poll_to_end
+from providers.harness import read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -18,8 +20,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
-    UpstreamOutput,
 )
 from vidgate.gateway.providers.replicate import ReplicateProvider, cancel_after
 
@@ -70,19 +70,6 @@ async def provider(fake: ReplicateFake, root: str) -> AsyncIterator[ReplicatePro
     p = ReplicateProvider(config(root))
     yield p
     await p.aclose()
-
-
-async def poll_to_end(provider: ReplicateProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen: list[Upstream] = []
-    for _ in range(10):
-        seen.append(await provider.poll(job, native_id))
-        if seen[-1].status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"prediction never finished: {seen}")
-
-
-async def read_all(provider: ReplicateProvider, out: UpstreamOutput) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def created(fake: ReplicateFake) -> dict:  # type: ignore[type-arg]

@@ -10,6 +10,7 @@ import pytest
 from fakes.runway_fake import RunwayFake
 from fakes.server import FakeUpstream, free_port, small_mp4
 
+from providers.harness import poll_until_done, read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -17,14 +18,11 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
 )
 from vidgate.gateway.providers.runway import RunwayProvider, pick_duration, pick_ratio
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-FIRST = ReferenceImage(
-    role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png"
-)
+FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
 LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
 
 
@@ -47,29 +45,6 @@ def fake() -> RunwayFake:
     return RunwayFake(polls_to_complete=4)
 
 
-class SwapApp:
-    """One loopback server per module; each test plugs its own fresh fake in."""
-
-    app = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        await self.app(scope, receive, send)
-
-
-@pytest.fixture(scope="module")
-def shared_server():
-    swap = SwapApp()
-    with FakeUpstream(swap) as running:  # type: ignore[arg-type]
-        running.swap = swap  # type: ignore[attr-defined]
-        yield running
-
-
-@pytest.fixture
-def server(shared_server: FakeUpstream, fake: RunwayFake) -> FakeUpstream:
-    shared_server.swap.app = fake.app  # type: ignore[attr-defined]
-    return shared_server
-
-
 def config(base_url: str, **overrides: object) -> ProviderConfig:
     fields: dict[str, object] = {
         "name": "runway",
@@ -86,20 +61,6 @@ async def provider(server: FakeUpstream):
     p = RunwayProvider(config(server.base_url))
     yield p
     await p.aclose()
-
-
-async def poll_until_done(provider: RunwayProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen = []
-    for _ in range(10):
-        answer = await provider.poll(job, native_id)
-        seen.append(answer)
-        if answer.status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"never finished: {seen}")
-
-
-async def read_all(provider: RunwayProvider, out) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def submitted(fake: RunwayFake) -> dict:
@@ -156,9 +117,7 @@ async def test_image_to_video_mapping(provider: RunwayProvider, fake: RunwayFake
     sent = submitted(fake)
     assert sent["path"] == "/v1/image_to_video"
     body = sent["json"]
-    assert body["promptImage"] == FIRST.data_url() and body["promptImage"].startswith(
-        "data:image/png;base64,"
-    )
+    assert body["promptImage"] == FIRST.data_url() and body["promptImage"].startswith("data:image/png;base64,")
     assert body["ratio"] == "960:960"
     assert body["duration"] == 7 and body["seed"] == 99
     assert body["contentModeration"] == {"publicFigureThreshold": "low"}
@@ -200,9 +159,7 @@ def test_ratio_and_duration_pickers() -> None:
     assert pick_duration(None, 12) == 12
 
 
-async def test_image_only_model_without_image_is_refused_locally(
-    provider: RunwayProvider, fake: RunwayFake
-) -> None:
+async def test_image_only_model_without_image_is_refused_locally(provider: RunwayProvider, fake: RunwayFake) -> None:
     with pytest.raises(Rejected) as info:
         await provider.submit(make_job(provider_model="gen4_turbo"))
     assert info.value.retryable and info.value.code == "unsupported_input"
@@ -289,9 +246,7 @@ async def test_fake_requires_version_header(server: FakeUpstream) -> None:
     assert "X-Runway-Version" in response.json()["error"]
 
 
-async def test_poll_faults_are_retryable_and_polling_recovers(
-    provider: RunwayProvider, fake: RunwayFake
-) -> None:
+async def test_poll_faults_are_retryable_and_polling_recovers(provider: RunwayProvider, fake: RunwayFake) -> None:
     job = make_job()
     accepted = await provider.submit(job)
     fake.faults.add("poll", "503")
@@ -304,9 +259,7 @@ async def test_poll_faults_are_retryable_and_polling_recovers(
     assert seen[-1].status == "completed"
 
 
-async def test_throttled_maps_to_queued(
-    server: FakeUpstream, fake: RunwayFake, provider: RunwayProvider
-) -> None:
+async def test_throttled_maps_to_queued(server: FakeUpstream, fake: RunwayFake, provider: RunwayProvider) -> None:
     fake.throttle = True
     job = make_job()
     accepted = await provider.submit(job)

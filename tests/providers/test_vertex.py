@@ -12,6 +12,8 @@ import pytest
 from fakes.server import FakeUpstream, free_port, small_mp4
 from fakes.vertex_fake import FAILURE_MESSAGE, VertexFake
 
+from providers.harness import poll_until_done as poll_to_end
+from providers.harness import read_all
 from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
@@ -19,8 +21,6 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
-    Upstream,
-    UpstreamOutput,
 )
 from vidgate.gateway.providers.google_vertex import VertexProvider, default_base_url, storage_download_url
 
@@ -76,19 +76,6 @@ async def provider(fake: VertexFake, root: str) -> AsyncIterator[VertexProvider]
     p = VertexProvider(config(root))
     yield p
     await p.aclose()
-
-
-async def poll_to_end(provider: VertexProvider, job: JobSpec, native_id: str) -> list[Upstream]:
-    seen: list[Upstream] = []
-    for _ in range(10):
-        seen.append(await provider.poll(job, native_id))
-        if seen[-1].status in ("completed", "failed", "cancelled"):
-            return seen
-    raise AssertionError(f"operation never finished: {seen}")
-
-
-async def read_all(provider: VertexProvider, out: UpstreamOutput) -> bytes:
-    return b"".join([chunk async for chunk in provider.open_output(out)])
 
 
 def create_request(fake: VertexFake):  # type: ignore[no-untyped-def]
