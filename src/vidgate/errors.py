@@ -79,6 +79,11 @@ class PayloadTooLargeError(InvalidRequestError):
     code = "payload_too_large"
 
 
+class RangeNotSatisfiableError(InvalidRequestError):
+    status = 416
+    code = "range_not_satisfiable"
+
+
 class AuthenticationError(VidgateError):
     status = 401
     code = "unauthorized"
@@ -209,6 +214,7 @@ _BY_STATUS: dict[int, type[VidgateError]] = {
     409: ConflictError,
     413: PayloadTooLargeError,
     415: UnsupportedMediaTypeError,
+    416: RangeNotSatisfiableError,
     426: UpgradeRequiredError,
     429: RateLimitError,
     501: NotImplementedYetError,
