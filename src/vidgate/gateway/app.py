@@ -129,13 +129,20 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     g: Gateway = request.app.state.gateway
+    probes = {"database": asyncio.ensure_future(g.db.ping()), "blobs": asyncio.ensure_future(g.blobs.ping())}
+    await asyncio.wait(probes.values(), timeout=2.0)
     checks: dict[str, Any] = {}
-    for name, probe in (("database", g.db.ping), ("blobs", g.blobs.ping)):
-        try:
-            await asyncio.wait_for(probe(), timeout=2.0)
+    for name, task in probes.items():
+        # Retrieve whatever the probe ends with, so a late failure is not logged as never retrieved.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if not task.done():
+            # Not awaited: a stalled connection can take longer to give up than readiness may wait.
+            task.cancel()
+            checks[name] = "error: TimeoutError"
+        elif task.exception() is not None:  # any failure means not ready, whatever its type
+            checks[name] = f"error: {type(task.exception()).__name__}"
+        else:
             checks[name] = "ok"
-        except Exception as exc:  # any failure means not ready, whatever its type
-            checks[name] = f"error: {type(exc).__name__}"
     if any(v != "ok" for v in checks.values()):
         raise ServiceUnavailableError("not ready", details=checks)
     return json_response({"status": "ready", "checks": checks})

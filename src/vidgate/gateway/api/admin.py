@@ -2,35 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from vidgate.errors import ValidationError
 from vidgate.gateway.api.http import decode, int_param, json_response, read_body
 from vidgate.gateway.billing import accounts
 from vidgate.gateway.billing.pricing import micros
 
+# Bounds keep every amount a 64-bit integer of micro-dollars in the database (a bigger one was a 500).
+MAX_USD = 1e9
+Dollars = Annotated[float, msgspec.Meta(ge=0, le=MAX_USD)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+
 
 class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
     name: str
-    balance: float | None = None
+    balance: Dollars | None = None
 
 
 class TopUp(msgspec.Struct, forbid_unknown_fields=True):
-    amount: float
+    amount: Annotated[float, msgspec.Meta(ge=-MAX_USD, le=MAX_USD)]
     memo: str | None = None
 
 
 class SetLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Dollar limits in USD; ``null`` removes a limit, a missing field leaves it as it is."""
 
-    daily_limit: float | msgspec.UnsetType | None = msgspec.UNSET
-    monthly_limit: float | msgspec.UnsetType | None = msgspec.UNSET
-    rate_per_second: int | msgspec.UnsetType | None = msgspec.UNSET
-    rate_burst: int | msgspec.UnsetType | None = msgspec.UNSET
-    max_concurrent_jobs: int | msgspec.UnsetType | None = msgspec.UNSET
+    daily_limit: Dollars | msgspec.UnsetType | None = msgspec.UNSET
+    monthly_limit: Dollars | msgspec.UnsetType | None = msgspec.UNSET
+    rate_per_second: Count | msgspec.UnsetType | None = msgspec.UNSET
+    rate_burst: Count | msgspec.UnsetType | None = msgspec.UNSET
+    max_concurrent_jobs: Count | msgspec.UnsetType | None = msgspec.UNSET
 
 
 async def create_key(request: Request) -> Response:
@@ -77,9 +83,6 @@ async def limits(request: Request) -> Response:
     for money in ("daily_limit", "monthly_limit"):
         if values.get(money) is not None:
             values[money] = micros(values[money])
-    for name, value in values.items():
-        if value is not None and value < 0:
-            raise ValidationError(f"{name} must not be negative", param=name)
     return json_response(await accounts.set_limits(g.db, request.path_params["key_id"], values))
 
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from typing import Any
 
+import asyncpg
 import msgspec
+import obstore.exceptions
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +21,7 @@ from vidgate.errors import (
     MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
     UnsupportedMediaTypeError,
     ValidationError,
     VidgateError,
@@ -27,6 +32,19 @@ from vidgate.gateway.logs import bind_contextvars
 log = logging.getLogger("vidgate.api")
 _encoder = msgspec.json.Encoder()
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_INTEGER = re.compile(r"-?[0-9]{1,18}\Z")
+RETRY_AFTER_OUTAGE = "5"
+
+# What a database or object-store outage raises: connection loss, refusal, shutdown, pool or command
+# timeouts (storage/db.py bounds both), a locked or unreadable SQLite file, an unreachable store.
+_DB_DOWN: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+_SQLITE_DOWN = ("locked", "busy", "disk i/o error", "unable to open")
+_NOT_OUTAGES = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def json_response(value: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -68,6 +86,12 @@ class RequestIdMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            # No id or parameter holds a NUL, and PostgreSQL text cannot: refuse it before any route does.
+            await error_response(ValidationError("the URL must not contain NUL (%00) characters"), rid)(
+                scope, receive, send_with_id
+            )
+            return
         await self.app(scope, receive, send_with_id)
 
 
@@ -88,16 +112,56 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return error_response(err, request_id(request.scope))
 
 
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(
-        InternalError("the gateway hit an unexpected error; it has been logged"), request_id(request.scope)
+def unavailable(exc: BaseException) -> str | None:
+    """``"database"`` or ``"object store"`` when ``exc`` says that service is unreachable, else None."""
+    if isinstance(exc, _DB_DOWN):
+        return "database"
+    if isinstance(exc, sqlite3.OperationalError):
+        return "database" if any(s in str(exc).lower() for s in _SQLITE_DOWN) else None
+    if isinstance(exc, obstore.exceptions.GenericError):
+        return "object store"
+    if isinstance(exc, OSError) and not isinstance(exc, _NOT_OUTAGES):  # refused, reset, timed out
+        return "database or object store"
+    return None
+
+
+async def on_outage(request: Request, exc: Exception) -> Response | None:
+    """A backing service is down: a quick 503 with Retry-After, never a hang or a 500."""
+    what = unavailable(exc)
+    if what is None:
+        raise exc  # not an outage after all: the catch-all below logs it as a 500
+    method = request.scope.get("method", "WEBSOCKET")
+    log.warning("%s unreachable on %s %s: %s: %s", what, method, request.url.path, type(exc).__name__, exc)
+    if request.scope["type"] == "websocket":
+        await request.close(1013)  # type: ignore[attr-defined]  # "try again later"
+        return None
+    err = ServiceUnavailableError(
+        f"the {what} is unreachable right now; retry shortly",
+        headers={"Retry-After": RETRY_AFTER_OUTAGE},
+        details={"unavailable": what},
     )
+    return error_response(err, request_id(request.scope))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # This handler runs outside every middleware (Starlette's ServerErrorMiddleware), so the request
+    # id header is added here.
+    rid = request_id(request.scope)
+    if unavailable(exc) is not None:
+        response = await on_outage(request, exc)
+        assert response is not None
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        response = error_response(InternalError("the gateway hit an unexpected error; it has been logged"), rid)
+    response.headers["X-Request-Id"] = rid
+    return response
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     VidgateError: on_vidgate_error,
     HTTPException: on_http_exception,
+    # Registered by class so they are answered inside the middleware stack (request id, metrics).
+    **dict.fromkeys((*_DB_DOWN, sqlite3.OperationalError, obstore.exceptions.GenericError, OSError), on_outage),
     Exception: on_unexpected,
 }
 
@@ -123,7 +187,29 @@ async def read_body(request: Request, limit: int, *, json: bool = True) -> bytes
     body = b"".join(chunks)
     if json and not body.strip():
         raise ValidationError("the body is empty; send a JSON object")
+    if b"\\u0000" in body and _has_nul(body):
+        # PostgreSQL text cannot hold NUL: a webhook URL with one would stop its job's every transition.
+        raise ValidationError("strings in the body must not contain NUL (\\u0000) characters")
     return body
+
+
+def _has_nul(body: bytes) -> bool:
+    """Whether any string (key or value) in a JSON body holds a NUL character."""
+    try:
+        stack = [orjson.loads(body)]
+    except orjson.JSONDecodeError:
+        return False  # the route's own decoding reports what is wrong with it
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def decode(body: bytes, kind: type[Any]) -> Any:
@@ -141,12 +227,11 @@ def decode(body: bytes, kind: type[Any]) -> Any:
 
 def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be an integer", param=name) from None
+    if not _INTEGER.match(raw):  # int() would also take " 7", "1_0" and other digits than 0-9
+        raise ValidationError(f"{name} must be an integer", param=name)
+    value = int(raw)
     if not lo <= value <= hi:
         raise ValidationError(f"{name} must be between {lo} and {hi}", param=name)
     return value

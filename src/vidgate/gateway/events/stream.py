@@ -99,7 +99,9 @@ def verify_token(secret: str, job_id: str, token: str) -> str:
         expires, owner_id = int(expires_s), _unb64(owner_b64).decode()
     except (ValueError, UnicodeDecodeError):
         raise _Invalid(CLOSE_UNAUTHORIZED, "malformed stream token") from None
-    if prefix != TOKEN_PREFIX or not hmac.compare_digest(mac, _token_mac(secret, job_id, owner_id, expires)):
+    if prefix != TOKEN_PREFIX or not hmac.compare_digest(
+        mac.encode("utf-8", "surrogatepass"), _token_mac(secret, job_id, owner_id, expires).encode()
+    ):
         raise _Invalid(CLOSE_UNAUTHORIZED, "invalid stream token")
     if expires < now_s():
         raise _Invalid(CLOSE_UNAUTHORIZED, "stream token expired; request a new one")
@@ -180,7 +182,7 @@ def _pending(queue: asyncio.Queue[JobEvent | None], snapshot: Video) -> list[Job
 async def _authenticate(ws: WebSocket, g: Any, job_id: str) -> str:
     header = ws.headers.get("authorization")
     offered = ws.scope.get("subprotocols") or []
-    key = next((p[len(BEARER_PREFIX):] for p in offered if p.startswith(BEARER_PREFIX)), None)
+    key = next((p[len(BEARER_PREFIX) :] for p in offered if p.startswith(BEARER_PREFIX)), None)
     token = ws.query_params.get("token")
     if any(name in ws.query_params for name in ("api_key", "key", "authorization", "access_token")) or (
         token and token.startswith(KEY_PREFIX)
@@ -268,7 +270,12 @@ async def _serve_socket(ws: WebSocket, g: Any, job_id: str) -> None:
 
 
 async def _pump(
-    sock: _Socket, g: Any, who: str, job_id: str, queue: asyncio.Queue[JobEvent | None], snapshot: Video,
+    sock: _Socket,
+    g: Any,
+    who: str,
+    job_id: str,
+    queue: asyncio.Queue[JobEvent | None],
+    snapshot: Video,
     close_on_terminal: bool,
 ) -> bool:
     """Relay the job's events until it ends; True when the server should close the socket."""
@@ -334,9 +341,15 @@ async def _answer(
         await sock.send(_message("job.snapshot", video))
         return close_on_terminal and video.status in TERMINAL
     else:
-        await sock.send({"type": "error", "error": {
-            "code": "unknown_message", "message": 'send "ping", "refresh" or {"type": "ping" | "refresh"}',
-        }})
+        await sock.send(
+            {
+                "type": "error",
+                "error": {
+                    "code": "unknown_message",
+                    "message": 'send "ping", "refresh" or {"type": "ping" | "refresh"}',
+                },
+            }
+        )
     return False
 
 
@@ -417,4 +430,3 @@ routes = [
     Route("/v1/videos/{video_id}/events", video_events, methods=["GET"]),
     Route("/v1/videos/{video_id}/stream_token", stream_token, methods=["POST"]),
 ]
-

@@ -34,8 +34,10 @@ from vidgate.gateway.storage.db import Database, Q, Row
 log = logging.getLogger("vidgate.webhooks")
 
 BATCH = 16  # deliveries in flight per process
-LEASE_MS = 60_000  # longer than one attempt can take (ATTEMPT_SECONDS)
-ATTEMPT_SECONDS = 30.0
+# A delivery held by a process that died is retried once its lease runs out, so the lease is only a
+# little longer than one attempt may take (the send itself times out after 10 s).
+LEASE_MS = 15_000
+ATTEMPT_SECONDS = 12.0
 MAX_BACKOFF_SECONDS = 3600.0
 GIVE_UP_MS = 24 * 3600 * 1000  # after the delivery was queued
 IDLE_SECONDS = 1.0  # fallback wake-up for retries due later and rows other processes queued
@@ -191,10 +193,14 @@ class Deliverer:
         hook = orjson.loads(job["spec"]).get("webhook") if job is not None else None
         if not hook or not hook.get("secret"):
             raise _Permanent("the video no longer has a webhook")
-        body = orjson.dumps({
-            "id": event["id"], "type": event["type"], "created_at": event["created_at"] // 1000,
-            "data": orjson.Fragment(event["data"]),
-        })
+        body = orjson.dumps(
+            {
+                "id": event["id"],
+                "type": event["type"],
+                "created_at": event["created_at"] // 1000,
+                "data": orjson.Fragment(event["data"]),
+            }
+        )
         sent_at = datetime.now(tz=UTC)
         signature = Webhook(hook["secret"]).sign(event["id"], sent_at, body.decode())
         headers = {
@@ -211,8 +217,13 @@ class Deliverer:
         entries = orjson.loads(row["log"] or "[]")
         entries.append({"at": now // 1000, "status_code": code, "latency_ms": latency_ms, "error": error})
         params: dict[str, Any] = {
-            "id": row["id"], "attempts": attempts, "code": code, "error": error, "delivered": None,
-            "log": orjson.dumps(entries[-LOG_LIMIT:]).decode(), "next": None,
+            "id": row["id"],
+            "attempts": attempts,
+            "code": code,
+            "error": error,
+            "delivered": None,
+            "log": orjson.dumps(entries[-LOG_LIMIT:]).decode(),
+            "next": None,
         }
         if error is None:
             params.update(status="delivered", delivered=now)
@@ -239,11 +250,19 @@ def _seconds(ms: int | None) -> int | None:
 
 def delivery_view(row: Row) -> dict[str, Any]:
     return {
-        "id": row["id"], "object": "webhook_delivery", "event_id": row["event_id"], "event_type": row["event_type"],
-        "url": row["url"], "status": row["status"], "attempts": row["attempts"],
-        "last_status_code": row["last_status_code"], "last_error": row["last_error"],
-        "next_attempt_at": _seconds(row["next_attempt_at"]), "created_at": _seconds(row["created_at"]),
-        "delivered_at": _seconds(row["delivered_at"]), "log": orjson.loads(row["log"] or "[]"),
+        "id": row["id"],
+        "object": "webhook_delivery",
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "url": row["url"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "next_attempt_at": _seconds(row["next_attempt_at"]),
+        "created_at": _seconds(row["created_at"]),
+        "delivered_at": _seconds(row["delivered_at"]),
+        "log": orjson.loads(row["log"] or "[]"),
     }
 
 

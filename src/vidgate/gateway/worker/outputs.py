@@ -42,11 +42,15 @@ async def download(chunks: AsyncIterator[bytes], tmpdir: Path) -> Path:
 
 
 async def ingest(blobs: BlobStore, job_id: str, index: int, path: Path, mime_type: str = "video/mp4") -> dict[str, Any]:
-    """Hash and probe ``path`` off the event loop, then move it into the store."""
-    sha, info = await asyncio.gather(asyncio.to_thread(_sha256_file, path), asyncio.to_thread(probe, path))
-    size = path.stat().st_size
-    key = f"videos/{job_id}/{index}-{sha[:16]}.mp4"
-    await blobs.put_file(key, path)
+    """Hash and probe ``path`` off the event loop, then move it into the store (the file is gone either way)."""
+    try:
+        sha, info = await asyncio.gather(asyncio.to_thread(_sha256_file, path), asyncio.to_thread(probe, path))
+        size = path.stat().st_size
+        key = f"videos/{job_id}/{index}-{sha[:16]}.mp4"
+        await blobs.put_file(key, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
     return {
         "index": index,
         "asset_id": new_id("ast"),

@@ -38,6 +38,7 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.registry import Providers
 from vidgate.gateway.render.image import ImageDecodeError
+from vidgate.gateway.render.probe import ProbeError
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, Q, Row
@@ -453,7 +454,10 @@ class Worker:
         try:
             for out in up.outputs:
                 path = await download(provider.open_output(out), self.tmpdir)
-                stored.append(await ingest(self.blobs, job_id, out.index, path, out.mime_type))
+                try:
+                    stored.append(await ingest(self.blobs, job_id, out.index, path, out.mime_type))
+                except ProbeError as exc:  # a garbled transfer (a 200 with an error page, say): fetch it again
+                    raise PollFailed(f"the output is not a video that decodes: {exc}", retryable=True) from exc
         except PollFailed as exc:
             if exc.retryable:
                 await self._release(job_id, delay=interval, failures=row["poll_failures"] + 1, last_error=exc.message)
