@@ -16,5 +16,5 @@ soak:
 reliability:
 	$(PYTEST) tests/reliability -s -q -p no:cacheprovider
 
-bench:
-	.venv/bin/python -m bench
+bench:  # every benchmark; BENCH_ARGS="--only latency,cpu" for a subset
+	.venv/bin/python -m bench $(BENCH_ARGS)

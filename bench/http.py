@@ -12,70 +12,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
 
-ADMIN = "bench-admin"
+from bench.common import (  # re-exported: bench.workers and others import them from here
+    ADMIN,
+    Row,
+    _free_port,
+    backend_env,
+    non_2xx,
+    parse_wrk,
+    run_wrk,
+    start_server,
+    stop_server,
+    wrk,
+)
 
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    route: str
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _pin(cores: str) -> list[str]:
-    return ["taskset", "-c", cores] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
-
-
-def start_server(data_dir: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    full_env = {**os.environ, "VIDGATE_ADMIN_KEY": ADMIN, **(env or {})}
-    args = [
-        *_pin("0"),
-        sys.executable,
-        "-m",
-        "vidgate.cli.main",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    proc = subprocess.Popen(
-        args, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the server did not start")
-
-
-def stop_server(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=20)
+__all__ = ["ADMIN", "Row", "_free_port", "backend_env", "completed_job", "start_server", "stop_server", "wrk"]
 
 
 def completed_job(base: str) -> tuple[str, str]:
@@ -96,28 +54,6 @@ def completed_job(base: str) -> tuple[str, str]:
     raise RuntimeError("the bench job did not complete")
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    assert m, text
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def wrk(
-    url: str, seconds: int, connections: int, headers: dict[str, str] | None = None, rate: int | None = None
-) -> Row:
-    args = [*_pin("1"), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for k, v in (headers or {}).items():
-        args += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*args, url], check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    return Row(route=url.split("127.0.0.1")[1].split("/", 1)[1], requests_per_second=rps, p50_ms=p50, p99_ms=p99)
-
-
 CREATE_BODY = '{"model":"vidgate/procedural","prompt":"bench","duration":1,"size":"64x64"}'
 
 
@@ -129,37 +65,11 @@ def wrk_create(base: str, key: str, seconds: int, connections: int, workdir: Pat
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
     )
-    args = [*_pin("1"), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
-    out = subprocess.run([*args, f"{base}/v1/videos"], check=True, capture_output=True, text=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    if non2xx:
-        raise RuntimeError(f"{non2xx.group(1)} creates failed during the benchmark")
-    return Row(route="POST v1/videos", requests_per_second=rps, p50_ms=p50, p99_ms=p99)
-
-
-def backend_env(backend: str, stack: contextlib.ExitStack) -> dict[str, str]:
-    """Nothing for SQLite; for PostgreSQL a throwaway server and S3 store (the test suite's own)."""
-    if backend == "sqlite":
-        return {}
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from infra.postgres import PostgresServer
-    from infra.seaweed import SeaweedS3
-
-    pg = PostgresServer().start()
-    stack.callback(pg.stop)
-    s3 = SeaweedS3().start()
-    stack.callback(s3.stop)
-    env = {**s3.env(), "VIDGATE_DATABASE_URL": pg.create_database("bench"), "VIDGATE_BLOB_URL": f"s3://{s3.bucket}/b"}
-    subprocess.run(
-        [sys.executable, "-m", "vidgate.cli.main", "migrate"],
-        env={**os.environ, **env},
-        check=True,
-        capture_output=True,
-    )
-    return env
+    out = run_wrk(f"{base}/v1/videos", seconds, connections, script=script)
+    if failed := non_2xx(out):
+        raise RuntimeError(f"{failed} creates failed during the benchmark")
+    row = parse_wrk(out, "POST v1/videos")
+    return row
 
 
 def run(seconds: int, connections: int, backend: str = "sqlite") -> list[Row]:
