@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -33,8 +33,9 @@ from vidgate.gateway.providers.registry import Providers
 from vidgate.gateway.settings import Settings, load_settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, open_database
-from vidgate.gateway.storage.migrate import migrate
-from vidgate.gateway.worker.runner import Worker
+
+if TYPE_CHECKING:
+    from vidgate.gateway.worker.runner import Worker
 
 log = logging.getLogger("vidgate")
 
@@ -77,6 +78,8 @@ class Gateway:
     @classmethod
     async def open(cls, settings: Settings, *, catalog: Catalog | None = None) -> Gateway:
         if settings.is_sqlite:
+            from vidgate.gateway.storage.migrate import migrate
+
             await asyncio.to_thread(migrate, settings.database_url)
         db = await open_database(settings.database_url)
         providers = Providers(
@@ -100,6 +103,8 @@ class Gateway:
             self.worker.signal_cancel(job_id)
 
     def start_worker(self, worker_id: str | None = None) -> Worker:
+        from vidgate.gateway.worker.runner import Worker  # API-only processes never load the worker
+
         stable = worker_id is None
         wid = worker_id or "serve-" + hashlib.sha256(str(self.settings.data_dir).encode()).hexdigest()[:12]
         self.worker = Worker(self.db, self.catalog, self.lifecycle, self.providers, self.blobs, self.settings, wid)

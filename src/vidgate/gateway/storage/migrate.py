@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+if TYPE_CHECKING:  # Alembic and SQLAlchemy load only when a migration really runs: start-up stays light
+    from alembic.config import Config
 
 _LOCK = threading.Lock()
-HEAD = "0002"  # the newest revision; tests/unit/test_migrations.py keeps it equal to Alembic's head
+HEAD = "0003"  # the newest revision; tests/unit/test_migrations.py keeps it equal to Alembic's head
 
 
 def alembic_url(database_url: str) -> str:
@@ -19,6 +20,8 @@ def alembic_url(database_url: str) -> str:
 
 
 def alembic_config(database_url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     cfg.set_main_option("sqlalchemy.url", alembic_url(database_url).replace("%", "%%"))
@@ -62,5 +65,7 @@ def migrate(database_url: str, revision: str = "head") -> None:
         return
     if database_url.startswith("sqlite:///"):
         Path(database_url.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+    from alembic import command
+
     with _LOCK:
         command.upgrade(alembic_config(database_url), revision)

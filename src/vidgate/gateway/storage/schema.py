@@ -72,6 +72,7 @@ jobs = Table(
     Column("version", Integer, nullable=False, server_default="0"),
     Index("ix_jobs_owner_id", "owner_id", "id"),
     Index("ix_jobs_owner_status", "owner_id", "status", "id"),
+    Index("ix_jobs_status_completed", "status", "completed_at"),  # the retention sweep's lookup
     Index(
         "ux_jobs_idempotency",
         "owner_id",
