@@ -1,23 +1,20 @@
 """The OpenAPI document, assembled once from the msgspec models and the route table, and a docs page.
 
-Routes that answer plain dicts are described by the doc-only Structs below, so every response has
-a schema that schemathesis checks against (tests/reliability/test_schemathesis.py).
+Routes that answer plain dicts are described by the doc-only Structs in ``openapi_schemas``, so every
+response has a schema that schemathesis checks against (tests/reliability/test_schemathesis.py).
 """
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from vidgate import types as t
-from vidgate.gateway.api.admin import CreateKey, SetLimits, TopUp
 from vidgate.gateway.api.http import json_response
-from vidgate.gateway.events.stream import TOKEN_TTL_MAX, StreamTokenRequest
+from vidgate.gateway.api.openapi_schemas import components
 
 ERRORS = {
     "400": "Invalid request (validation_error, unsupported_parameter, model_not_found)",
@@ -39,149 +36,6 @@ ERRORS = {
 KEYED = ("401", "403", "429", "500", "503")
 ADMIN = ("401", "403", "500", "503")
 
-
-class StreamToken(msgspec.Struct):
-    token: str
-    expires_at: int
-    url: str
-
-
-class DeliveryAttempt(msgspec.Struct):
-    at: int
-    status_code: int | None
-    latency_ms: int
-    error: str | None
-
-
-class WebhookDelivery(msgspec.Struct):
-    id: str
-    object: str
-    event_id: str
-    event_type: str | None
-    url: str
-    status: Literal["pending", "delivered", "failed"]
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    next_attempt_at: int | None
-    created_at: int | None
-    delivered_at: int | None
-    log: list[DeliveryAttempt]
-
-
-class WebhookDeliveryList(msgspec.Struct):
-    object: str
-    data: list[WebhookDelivery]
-
-
-class APIKeyList(msgspec.Struct):
-    object: str
-    data: list[t.APIKey]
-
-
-class Limits(msgspec.Struct):
-    daily_limit: float | None
-    monthly_limit: float | None
-    rate_per_second: float | None
-    rate_burst: int | None
-    max_concurrent_jobs: int | None
-
-
-class Balance(msgspec.Struct):
-    object: str
-    owner: str
-    currency: str
-    balance: float
-    held: float
-    available: float
-    limits: Limits
-
-
-class LedgerEntry(msgspec.Struct):
-    id: str
-    job_id: str | None
-    kind: Literal["topup", "hold", "release", "charge", "adjust"]
-    amount: float
-    model: str | None
-    created_at: int
-    memo: str | None
-
-
-class Ledger(Balance):
-    entries: list[LedgerEntry]
-
-
-class UsageDay(msgspec.Struct):
-    date: str
-    cost: float
-    jobs: int
-
-
-class UsageModel(msgspec.Struct):
-    model: str | None
-    cost: float
-    jobs: int
-
-
-class UsageReport(msgspec.Struct):
-    object: str
-    currency: str
-    days: int
-    balance: float
-    held: float
-    available: float
-    by_day: list[UsageDay]
-    by_model: list[UsageModel]
-
-
-class ServerSentEvent(msgspec.Struct):
-    """One frame of ``text/event-stream``: ``event`` is ``job.snapshot``, ``job.updated`` or ``job.deleted``;
-    ``data`` is ``{"type", "event"?, "id"?, "data": Video}`` as JSON text."""
-
-    event: str | msgspec.UnsetType = msgspec.UNSET
-    data: str | msgspec.UnsetType = msgspec.UNSET
-    id: str | msgspec.UnsetType = msgspec.UNSET
-    retry: int | str | msgspec.UnsetType = msgspec.UNSET
-
-
-class Health(msgspec.Struct):
-    status: str
-    checks: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
-
-
-MODELS: list[Any] = [
-    t.VideoGenerationRequest,
-    t.Video,
-    t.VideoList,
-    t.VideoDeleted,
-    t.DownloadURLRequest,
-    t.DownloadURL,
-    t.VideoModelList,
-    t.ErrorEnvelope,
-    t.APIKey,
-    APIKeyList,
-    CreateKey,
-    TopUp,
-    SetLimits,
-    Balance,
-    Ledger,
-    UsageReport,
-    StreamTokenRequest,
-    StreamToken,
-    WebhookDelivery,
-    WebhookDeliveryList,
-    ServerSentEvent,
-    Health,
-]
-
-# Bounds the routes enforce beyond the Structs' types, so valid examples really are valid.
-CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
-    "DownloadURLRequest": {
-        "index": {"minimum": 0, "maximum": 63},
-        "ttl_seconds": {"minimum": 60, "maximum": 3600},
-    },
-    "StreamTokenRequest": {"ttl_seconds": {"minimum": 1, "maximum": TOKEN_TTL_MAX}},
-}
 
 CREATE_EXAMPLE = {"model": "vidgate/procedural", "prompt": "a lighthouse at dusk", "duration": 1, "size": "128x72"}
 REQUEST_ID = {"description": "The request's id, on every response", "schema": {"type": "string"}}
@@ -245,14 +99,6 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 def _header(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": False, "schema": schema}
-
-
-def _components() -> dict[str, Any]:
-    _, schemas = msgspec.json.schema_components(MODELS, ref_template="#/components/schemas/{name}")
-    for name, fields in CONSTRAINTS.items():
-        for field, bounds in fields.items():
-            schemas[name]["properties"][field].update(bounds)
-    return schemas
 
 
 def _paths() -> dict[str, Any]:
@@ -487,7 +333,7 @@ def document() -> dict[str, Any]:
         "security": [{"BearerAuth": []}],
         "paths": _paths(),
         "components": {
-            "schemas": _components(),
+            "schemas": components(),
             "securitySchemes": {
                 "BearerAuth": {"type": "http", "scheme": "bearer", "description": "An API key (vg_…)"},
                 "AdminKey": {"type": "http", "scheme": "bearer", "description": "VIDGATE_ADMIN_KEY"},

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
+import orjson
+
+from vidgate.gateway.net import fetch_image
 from vidgate.gateway.providers.base import JobSpec, ReferenceImage
+from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.db import Row
 
 
@@ -37,3 +42,26 @@ def job_spec(row: Row, spec: Mapping[str, Any], provider_model: str, refs: tuple
 
 def job_error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}
+
+
+def own_keys(row: Row) -> dict[str, str]:
+    """The owner's own provider keys for this job (BYOK), if it brought any."""
+    return orjson.loads(row["byok"]) if row.get("byok") else {}
+
+
+async def fetch_references(
+    http: httpx.AsyncClient, spec: Mapping[str, Any], settings: Settings
+) -> tuple[ReferenceImage, ...]:
+    """Every input reference fetched and checked (SSRF guard, type, size) before any provider sees it."""
+    return tuple(
+        [
+            await fetch_image(
+                http,
+                ref["role"],
+                ref["url"],
+                allow_private=settings.allow_private_urls,
+                max_bytes=settings.reference_max_bytes,
+            )
+            for ref in spec.get("references", ())
+        ]
+    )

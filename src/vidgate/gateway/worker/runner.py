@@ -13,7 +13,6 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -25,13 +24,12 @@ from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.logs import bind_contextvars
 from vidgate.gateway.metrics import observe_upstream
-from vidgate.gateway.net import BlockedURL, fetch_image
+from vidgate.gateway.net import BlockedURL
 from vidgate.gateway.providers.base import (
     JobSpec,
     LocalProvider,
     PollFailed,
     ProviderError,
-    ReferenceImage,
     Rejected,
     RemoteProvider,
     Upstream,
@@ -42,7 +40,7 @@ from vidgate.gateway.render.probe import ProbeError
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, Q, Row
-from vidgate.gateway.worker.jobspec import job_error, job_spec
+from vidgate.gateway.worker.jobspec import fetch_references, job_error, job_spec, own_keys
 from vidgate.gateway.worker.outputs import download, ingest
 from vidgate.gateway.worker.retention import sweep_retention
 
@@ -63,11 +61,6 @@ _NEXT_DUE = Q("SELECT MIN(next_run_at) AS due FROM jobs WHERE next_run_at IS NOT
 MAX_POLL_FAILURES = 30
 IDLE_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 8.0
-
-
-def _own_keys(row: Row) -> dict[str, str]:
-    """The owner's own provider keys for this job (BYOK), if it brought any."""
-    return orjson.loads(row["byok"]) if row.get("byok") else {}
 
 
 class Worker:
@@ -225,27 +218,13 @@ class Worker:
         elif status == "queued":
             await self._start(row)
         elif status == "processing":
-            provider = self.providers.get(row["provider"], api_key=_own_keys(row).get(row["provider"]))
+            provider = self.providers.get(row["provider"], api_key=own_keys(row).get(row["provider"]))
             if isinstance(provider, LocalProvider):
                 await self._run_local(row, provider)
             else:
                 await self._poll(row, provider)  # type: ignore[arg-type]
         else:
             await self.lifecycle.set_fields(row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None})
-
-    async def _references(self, spec: Mapping[str, Any]) -> tuple[ReferenceImage, ...]:
-        return tuple(
-            [
-                await fetch_image(
-                    self.http,
-                    ref["role"],
-                    ref["url"],
-                    allow_private=self.settings.allow_private_urls,
-                    max_bytes=self.settings.reference_max_bytes,
-                )
-                for ref in spec.get("references", ())
-            ]
-        )
 
     async def _start(self, row: Row) -> None:
         job_id = row["id"]
@@ -257,11 +236,11 @@ class Worker:
             ref = next(p for p in model.providers if p.name == pending["provider"])
             candidates = [routing.Candidate(ref.name, ref.model, ref.alpha)]
         else:
-            available = self.providers.available | frozenset(_own_keys(row))
+            available = self.providers.available | frozenset(own_keys(row))
             plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
             candidates = list(plan.candidates)
         try:
-            refs = await self._references(spec)
+            refs = await fetch_references(self.http, spec, self.settings)
         except (BlockedURL, httpx.HTTPError) as exc:
             await self.lifecycle.transition(
                 job_id,
@@ -274,7 +253,7 @@ class Worker:
             return
         last: ProviderError | None = None
         for cand in candidates:
-            provider = self.providers.get(cand.provider, api_key=_own_keys(row).get(cand.provider))
+            provider = self.providers.get(cand.provider, api_key=own_keys(row).get(cand.provider))
             jobspec = job_spec(row, spec, cand.provider_model, refs)
             if isinstance(provider, LocalProvider):
                 attempts.append({"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000})
@@ -359,7 +338,7 @@ class Worker:
         if jobspec is None:
             spec = orjson.loads(row["spec"])
             ref = next(p for p in self.catalog.by_id[row["model"]].providers if p.name == provider.name)
-            jobspec = job_spec(row, spec, ref.model, await self._references(spec))
+            jobspec = job_spec(row, spec, ref.model, await fetch_references(self.http, spec, self.settings))
         workdir = self.tmpdir / job_id
         workdir.mkdir(parents=True, exist_ok=True)
         last = {"p": -1}
@@ -497,7 +476,7 @@ class Worker:
         )
 
     async def _cancel_upstream(self, row: Row) -> None:
-        own = _own_keys(row)
+        own = own_keys(row)
         usable = row["provider"] in self.providers.available or row["provider"] in own
         provider = self.providers.get(row["provider"], api_key=own.get(row["provider"])) if usable else None
         if isinstance(provider, RemoteProvider) and provider.cancellable and row["native_id"]:
