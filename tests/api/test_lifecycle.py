@@ -314,3 +314,18 @@ def test_undecodable_first_frame_fails_the_job_at_once(api: httpx.Client) -> Non
     done = wait_status(api, job["id"], {"failed", "completed"}, timeout=20)
     assert done["status"] == "failed" and done["error"]["code"] == "input_reference_invalid", done
     assert done["billing"]["state"] == "void"
+
+
+def test_large_range_is_served_exactly(api: httpx.Client) -> None:
+    job = create(api, duration=8, size="1280x720", seed=5)
+    done = wait_status(api, job["id"], {"completed"}, timeout=60)
+    url = f"/v1/videos/{job['id']}/content"
+    full = api.get(url).content
+    assert len(full) == done["asset"]["bytes"] > 300_000
+    start, end = 1000, len(full) - 7  # more than one 256 KiB read
+    r = api.get(url, headers={"Range": f"bytes={start}-{end}"})
+    assert r.status_code == 206 and r.content == full[start : end + 1]
+    assert r.headers["content-range"] == f"bytes {start}-{end}/{len(full)}"
+    assert r.headers["content-length"] == str(end + 1 - start) and r.headers["etag"] == f'"{done["asset"]["sha256"]}"'
+    head = api.head(url, headers={"Range": "bytes=0-9"})
+    assert head.status_code in (200, 206) and head.content == b""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -121,12 +125,59 @@ async def _serve(request: Request, row: Row, index: int, disposition: str) -> Re
     }
     path = g.blobs.local_path(out["key"])
     if path is not None:
-        # FileResponse serves a satisfiable range itself; anything else is refused in the error envelope.
-        _requested_range(request, headers["ETag"], out["bytes"])
+        parsed = _requested_range(request, headers["ETag"], out["bytes"])
+        if parsed is not None and request.method == "GET":
+            return await _local_range(path, parsed, out, headers, f'{disposition}; filename="{filename}"')
         return FileResponse(
             path, headers=headers, media_type=out["mime_type"], filename=filename, content_disposition_type=disposition
         )
     return await _stream_object(request, g, out, headers, filename, disposition)
+
+
+SMALL_RANGE = 256 << 10  # read at once on the event loop (page-cache reads of this size take microseconds)
+CHUNK = 1 << 20
+
+
+async def _local_range(
+    path: Path, span: tuple[int, int], out: dict[str, Any], headers: dict[str, str], content_disposition: str
+) -> Response:
+    """A range of a local output by ``pread``: one read for small ranges, 1 MiB reads off the loop for large ones.
+
+    Starlette's FileResponse opens the file through a thread and reads 64 KiB at a time, which bounds
+    range requests (the player's seeks) far below what the disk gives.
+    """
+    start, end = span
+    headers = {
+        **headers,
+        "Accept-Ranges": "bytes",
+        "Content-Range": f"bytes {start}-{end - 1}/{out['bytes']}",
+        "Content-Length": str(end - start),
+        "Content-Disposition": content_disposition,
+    }
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise NotFoundError("this output is no longer stored", param="index") from None
+    if end - start <= SMALL_RANGE:
+        try:
+            data = os.pread(fd, end - start, start)
+        finally:
+            os.close(fd)
+        return Response(data, status_code=206, headers=headers, media_type=out["mime_type"])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            pos = start
+            while pos < end:
+                data = await asyncio.to_thread(os.pread, fd, min(CHUNK, end - pos), pos)
+                if not data:
+                    return
+                pos += len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+    return StreamingResponse(chunks(), status_code=206, headers=headers, media_type=out["mime_type"])
 
 
 async def _stream_object(
