@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ import httpx
 import pytest
 from helpers.gateway import GatewayProcess, wait_status
 
+from vidgate.gateway.auth import CACHE_SECONDS
+
 MODEL = "vidgate/procedural"
 
 
 def vidgate(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "vidgate.cli.main", *args], env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "vidgate.cli.main", *args], env=env, capture_output=True, text=True, timeout=120
+    )
     if check:
         assert out.returncode == 0, f"vidgate {' '.join(args)} exited {out.returncode}:\n{out.stderr}"
     return out
@@ -44,15 +48,38 @@ def duration_of(path: Path) -> float:
 
 def test_generate_downloads_a_video_of_the_requested_length(env: dict[str, str], tmp_path: Path) -> None:
     target = tmp_path / "clip.mp4"
-    out = vidgate("generate", f"a red balloon {uuid.uuid4().hex[:6]}", "-o", str(target), "--size", "160x90",
-                  "--duration", "2", env=env)
+    out = vidgate(
+        "generate",
+        f"a red balloon {uuid.uuid4().hex[:6]}",
+        "-o",
+        str(target),
+        "--size",
+        "160x90",
+        "--duration",
+        "2",
+        env=env,
+    )
     assert out.stdout.strip().splitlines()[-1] == str(target)
     assert duration_of(target) == pytest.approx(2.0, abs=0.05)
     assert not target.with_name("clip.mp4.part").exists()
 
     again = tmp_path / "again.mp4"
-    result = as_json(vidgate("generate", "a blue kite", "-o", str(again), "--size", "160x90", "--duration", "1",
-                             "--seed", "3", "--json", env=env))
+    result = as_json(
+        vidgate(
+            "generate",
+            "a blue kite",
+            "-o",
+            str(again),
+            "--size",
+            "160x90",
+            "--duration",
+            "1",
+            "--seed",
+            "3",
+            "--json",
+            env=env,
+        )
+    )
     assert result["path"] == str(again) and result["video"]["status"] == "completed"
     assert hashlib.sha256(again.read_bytes()).hexdigest() == result["video"]["asset"]["sha256"]
     assert duration_of(again) == pytest.approx(1.0, abs=0.05)
@@ -63,13 +90,16 @@ def test_models(env: dict[str, str]) -> None:
     assert MODEL in {m["id"] for m in as_json(vidgate("models", "--json", env=env))["data"]}
 
 
-def test_videos_list_get_download_cancel_delete(env: dict[str, str], gateway: GatewayProcess, key: str,
-                                                tmp_path: Path) -> None:
+def test_videos_list_get_download_cancel_delete(
+    env: dict[str, str], gateway: GatewayProcess, key: str, tmp_path: Path
+) -> None:
     with gateway.client(key) as api:
-        job = api.post("/v1/videos", json={"model": MODEL, "prompt": "a tide pool", "size": "160x90",
-                                           "duration": 1}).json()
-        long = api.post("/v1/videos", json={"model": MODEL, "prompt": "a long take", "size": "1920x1080",
-                                            "duration": 20}).json()
+        job = api.post(
+            "/v1/videos", json={"model": MODEL, "prompt": "a tide pool", "size": "160x90", "duration": 1}
+        ).json()
+        long = api.post(
+            "/v1/videos", json={"model": MODEL, "prompt": "a long take", "size": "1920x1080", "duration": 20}
+        ).json()
         wait_status(api, job["id"], {"completed"})
     cancelled = as_json(vidgate("videos", "cancel", long["id"], "--json", env=env))
     assert cancelled["id"] == long["id"] and cancelled["status"] == "cancelled"
@@ -93,8 +123,9 @@ def test_videos_list_get_download_cancel_delete(env: dict[str, str], gateway: Ga
 
 
 def test_failures_exit_non_zero_with_the_message_on_stderr(env: dict[str, str], tmp_path: Path) -> None:
-    out = vidgate("generate", "anything", "-o", str(tmp_path / "x.mp4"), "--model", "nobody/nothing", env=env,
-                  check=False)
+    out = vidgate(
+        "generate", "anything", "-o", str(tmp_path / "x.mp4"), "--model", "nobody/nothing", env=env, check=False
+    )
     assert out.returncode != 0 and out.stdout == ""
     assert "model_not_found" in out.stderr and "nobody/nothing" in out.stderr and "param: model" in out.stderr
     missing = vidgate("videos", "get", "vid_01NOPE", "--json", env=env, check=False)
@@ -108,8 +139,9 @@ def test_keys_create_list_revoke(gateway: GatewayProcess) -> None:
     data_dir = str(gateway.data_dir)
     plain = vidgate("keys", "create", "--name", "cli-plain", "--data-dir", data_dir, env=env)
     secret = plain.stdout.strip().splitlines()[-1]
-    created = as_json(vidgate("keys", "create", "--name", "cli-json", "--balance", "2.5", "--json",
-                              "--data-dir", data_dir, env=env))
+    created = as_json(
+        vidgate("keys", "create", "--name", "cli-json", "--balance", "2.5", "--json", "--data-dir", data_dir, env=env)
+    )
     assert {"id", "key"} <= created.keys() and created["key"] != secret
 
     for k in (secret, created["key"]):
@@ -123,7 +155,13 @@ def test_keys_create_list_revoke(gateway: GatewayProcess) -> None:
 
     revoked = vidgate("keys", "revoke", created["id"], "--data-dir", data_dir, env=env)
     assert created["id"] in revoked.stdout
-    r = httpx.get(f"{gateway.base_url}/v1/videos", headers={"Authorization": f"Bearer {created['key']}"})
+    # The CLI revokes in its own process; the server's key cache honours that within CACHE_SECONDS.
+    deadline = time.monotonic() + CACHE_SECONDS + 2
+    while True:
+        r = httpx.get(f"{gateway.base_url}/v1/videos", headers={"Authorization": f"Bearer {created['key']}"})
+        if r.status_code == 401 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
     after = {k["id"]: k for k in as_json(vidgate("keys", "list", "--json", "--data-dir", data_dir, env=env))}
     assert after[created["id"]]["revoked_at"] is not None
