@@ -54,10 +54,6 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
-    def sqlite_path(self) -> Path:
-        return Path(self.database_url.split("sqlite:///", 1)[1])
-
-    @property
     def default_balance_micros(self) -> int:
         return round(self.default_balance_usd * 1_000_000)
 

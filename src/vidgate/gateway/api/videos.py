@@ -23,9 +23,8 @@ from vidgate.errors import (
     ValidationError,
 )
 from vidgate.gateway.api.http import decode, int_param, json_response, read_body, request_id
-from vidgate.gateway.ids import now_ms, now_s
+from vidgate.gateway.ids import now_s
 from vidgate.gateway.jobs.signing import sign_path, verify
-from vidgate.gateway.jobs.views import render
 from vidgate.gateway.storage.db import Row
 from vidgate.types import DownloadURL, DownloadURLRequest
 
@@ -288,10 +287,6 @@ async def delete_video(request: Request) -> Response:
     g = gw(request)
     who = await owner(request)
     return json_response(await g.jobs.delete(who, request.path_params["video_id"]))
-
-
-def view_now(g: Any, row: Row) -> Any:
-    return render(row, secret=g.settings.signing_secret, now=now_ms())
 
 
 class VideoId(Convertor[str]):

@@ -50,6 +50,3 @@ class EventBus:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(None)
-
-    def listeners(self) -> int:
-        return sum(len(s) for s in self._subs.values())

@@ -75,10 +75,6 @@ class BlobStore:
         except FileNotFoundError:
             pass
 
-    async def size(self, key: str) -> int:
-        meta = await obstore.head_async(self.store, self._key(key))
-        return int(meta["size"])
-
     async def stream(self, key: str, start: int, end: int) -> AsyncIterator[bytes]:
         """Bytes ``[start, end)`` in chunks; the object is opened before this returns, so a store
         outage raises here, while the route can still answer an error, not mid-response."""
