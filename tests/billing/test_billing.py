@@ -30,8 +30,7 @@ def balance(gateway: GatewayProcess, key_id: str) -> dict:
 
 
 def key_id_of(gateway: GatewayProcess, key: str) -> str:
-    with gateway.admin() as admin:
-        return next(k["id"] for k in admin.get("/v1/admin/keys").json()["data"] if key.startswith(k["prefix"]))
+    return gateway.key_id(key)
 
 
 def test_hold_then_settle_and_usage(gateway: GatewayProcess) -> None:

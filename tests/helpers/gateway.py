@@ -94,6 +94,10 @@ class GatewayProcess:
             r.raise_for_status()
             return r.json()["key"]
 
+    def key_id(self, key: str) -> str:
+        with self.admin() as admin:
+            return next(k["id"] for k in admin.get("/v1/admin/keys").json()["data"] if key.startswith(k["prefix"]))
+
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 

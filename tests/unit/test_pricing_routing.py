@@ -78,3 +78,10 @@ def test_routing_order_only_ignore_alpha() -> None:
 def test_routing_never_picks_ignored_or_outside_only(only: list[str], ignore: list[str]) -> None:
     got = names({"routing": {"only": only, "ignore": ignore, "include_alpha": True}})
     assert all(n in only and n not in ignore for n in got)
+
+
+@given(st.integers(0, 10**15) | st.integers(0, 10**7))
+def test_usd_is_the_six_decimal_amount(micros: int) -> None:
+    """Dollars shown in the API are exact to the micro-dollar, with no rounding step needed."""
+    assert pricing.usd(micros) == round(micros / 1_000_000, 6)
+    assert pricing.micros(pricing.usd(micros)) == micros

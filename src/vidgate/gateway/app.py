@@ -14,11 +14,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from vidgate.errors import ServiceUnavailableError
 from vidgate.gateway import metrics
 from vidgate.gateway.api import admin, dashboard, models, openai_compat, openapi, usage, videos
 from vidgate.gateway.api.http import EXCEPTION_HANDLERS, RequestIdMiddleware, json_response
+from vidgate.gateway.api.poll import PollFastPath
 from vidgate.gateway.auth import Keys
 from vidgate.gateway.catalog.catalog import Catalog, load_catalog
 from vidgate.gateway.events import stream, webhooks
@@ -153,6 +155,13 @@ async def readyz(request: Request) -> Response:
     return json_response({"status": "ready", "checks": checks})
 
 
+class GatewayApp(Starlette):
+    """The Starlette app with the poll route's fast path in front of its middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return PollFastPath(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, worker_id: str | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -183,7 +192,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         *openai_compat.routes,
         *dashboard.routes,
     ]
-    return Starlette(
+    return GatewayApp(
         routes=routes,
         middleware=[Middleware(MetricsMiddleware), Middleware(RequestIdMiddleware)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -26,7 +26,7 @@ from vidgate.errors import (
     ValidationError,
     VidgateError,
 )
-from vidgate.gateway.ids import token
+from vidgate.gateway.ids import request_id as new_request_id
 from vidgate.gateway.logs import bind_contextvars
 
 log = logging.getLogger("vidgate.api")
@@ -55,6 +55,12 @@ def request_id(scope: Scope) -> str:
     return scope["state"]["request_id"]
 
 
+def valid_request_id(raw: bytes) -> str | None:
+    """A client's ``X-Request-Id`` when it is sane enough to echo and log, else None."""
+    candidate = raw.decode("latin-1")
+    return candidate if _REQUEST_ID.match(candidate) else None
+
+
 def error_response(exc: VidgateError, rid: str | None) -> Response:
     exc.request_id = rid
     return json_response(exc.body(), exc.status, headers=exc.headers or None)
@@ -73,10 +79,9 @@ class RequestIdMiddleware:
         rid = None
         for name, value in scope["headers"]:
             if name == b"x-request-id":
-                candidate = value.decode("latin-1")
-                rid = candidate if _REQUEST_ID.match(candidate) else None
+                rid = valid_request_id(value)
                 break
-        rid = rid or f"req_{token(12)}"
+        rid = rid or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         bind_contextvars(request_id=rid)
         header = (b"x-request-id", rid.encode())

@@ -89,7 +89,7 @@ async def list_videos(request: Request) -> Response:
 async def get_video(request: Request) -> Response:
     g = gw(request)
     who = await owner(request)
-    row = await g.jobs.row(who, request.path_params["video_id"])
+    row = await g.jobs.view_row(who, request.path_params["video_id"])
     video = g.jobs.view(row)
     headers = None
     if video.poll_after_seconds is not None and row["status"] in ("queued", "processing"):

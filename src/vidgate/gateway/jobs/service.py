@@ -38,6 +38,12 @@ STATUS_ALIASES = {
     "expired": "expired",
 }
 _GET = Q("SELECT * FROM jobs WHERE id = :id AND owner_id = :owner")
+# Only the columns views.render reads: a poll reads these and nothing else.
+VIEW_COLUMNS = (
+    "id, model, status, provider, native_id, spec, created_at, started_at, completed_at, expected_seconds, "
+    "progress, progress_source, error, attempts, outputs, request_id, quote, cost, billing_state, is_byok"
+)
+_VIEW = Q(f"SELECT {VIEW_COLUMNS} FROM jobs WHERE id = :id AND owner_id = :owner")
 _GET_ANY = Q("SELECT * FROM jobs WHERE id = :id")
 _BY_IDEMPOTENCY = Q("SELECT * FROM jobs WHERE owner_id = :owner AND idempotency_key = :key")
 _INSERT = Q(
@@ -106,6 +112,13 @@ class JobService:
 
     async def row(self, owner: str, job_id: str) -> Row:
         row = await self.db.fetchone(_GET, {"id": job_id, "owner": owner})
+        if row is None:
+            raise NotFoundError(f"no video {job_id}", param="video_id")
+        return row
+
+    async def view_row(self, owner: str, job_id: str) -> Row:
+        """The columns a poll shows, for the owner's job only."""
+        row = await self.db.fetchone(_VIEW, {"id": job_id, "owner": owner})
         if row is None:
             raise NotFoundError(f"no video {job_id}", param="video_id")
         return row

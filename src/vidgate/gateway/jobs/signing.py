@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 
 def _mac(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
     msg = f"{job_id}\n{index}\n{disposition}\n{expires}".encode("utf-8", "surrogatepass")
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), msg, "sha256").hex()
 
 
 def sign_path(secret: str, job_id: str, index: int, disposition: str, expires: int) -> str:
