@@ -75,12 +75,13 @@ async def check_limits(tx: Tx, owner: str, quote: int, *, default_concurrency: i
                 details={"limit": "concurrent_jobs"},
             )
     held = acct["held"]
-    for name, limit, since, resets in (
-        ("daily", acct["daily_limit"], day_start(now), next_day(now)),
-        ("monthly", acct["monthly_limit"], month_start(now), next_month(now)),
+    for name, limit, window in (
+        ("daily", acct["daily_limit"], (day_start, next_day)),
+        ("monthly", acct["monthly_limit"], (month_start, next_month)),
     ):
         if not limit:
-            continue
+            continue  # most keys have no spend limit: no calendar arithmetic for them
+        since, resets = window[0](now), window[1](now)
         row = await tx.fetchone(_SPENT_SINCE, {"owner": owner, "since": since})
         spent = row["spent"] if row else 0
         if spent + held + quote > limit:

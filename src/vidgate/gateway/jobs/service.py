@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -64,8 +64,12 @@ class _IdempotencyRace(Exception):
     pass
 
 
+_SPEC_FIELDS = tuple(f.name for f in fields(Normalized))
+
+
 def spec_of(n: Normalized) -> dict[str, Any]:
-    spec = asdict(n)
+    # Shallow: the nested dicts are only serialised, never changed in place (asdict deep-copies them).
+    spec = {name: getattr(n, name) for name in _SPEC_FIELDS}
     spec["references"] = [{"role": r.role, "url": r.url} for r in n.references]
     return spec
 

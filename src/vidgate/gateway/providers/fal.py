@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from vidgate.gateway.providers.base import (
     Accepted,
     JobSpec,
@@ -27,7 +25,7 @@ from vidgate.gateway.providers.base import (
     UpstreamError,
     UpstreamOutput,
 )
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 _NAMESPACES = ("workflows", "comfy")  # namespaced apps keep three path segments
@@ -140,7 +138,7 @@ class FalProvider:
 
     async def _call(
         self, method: str, url: str, *, phase: str, ok: tuple[int, ...], **kwargs: Any
-    ) -> tuple[Any, httpx.Response]:
+    ) -> tuple[Any, Response]:
         """``request`` with fal's error bodies (``detail`` lists, ``X-Fal-Error-Type``) read here."""
         error_cls = Rejected if phase == "submit" else PollFailed
         try:

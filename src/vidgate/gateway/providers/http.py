@@ -1,38 +1,151 @@
 """One HTTP client per upstream, and one mapping of transport and status failures onto ours.
 
 Adapters call ``request`` for every upstream call so timeouts, error classification and
-malformed-body handling are the same everywhere.
+malformed-body handling are the same everywhere. The client is aiohttp: per request it costs a
+fraction of the CPU httpx does, and that CPU bounds how many upstream jobs one worker can poll.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import asyncio
+import json as jsonlib
+import re
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
+import aiohttp
+import certifi
 import orjson
+from multidict import CIMultiDictProxy
+from yarl import URL
 
 from vidgate.gateway.providers.base import PollFailed, ProviderConfig, ProviderError, Rejected
 
 MAX_REDIRECTS = 5
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray", "x-amzn-requestid")
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+CHUNK_SIZE = 1 << 16
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# What httpx escapes in a path and in a query (control characters, which it refuses, escaped too).
+_PATH_UNSAFE = re.compile(r'[\x00-\x20\x7f"<>`{}]')
+_QUERY_UNSAFE = re.compile(r'[\x00-\x20\x7f"<>]')
+# Transport failures: aiohttp's own, socket errors, and URLs that do not parse.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, ValueError)
 
 
-def make_client(config: ProviderConfig, *, default_base_url: str, headers: Mapping[str, str] = {}) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` for one upstream, never following redirects to other hosts."""
-    timeout = httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
-    limits = httpx.Limits(max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency)
-    return httpx.AsyncClient(
-        base_url=(config.base_url or default_base_url).rstrip("/"),
-        timeout=timeout,
-        limits=limits,
-        headers=dict(headers),
-        follow_redirects=False,
-        trust_env=False,
-    )
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    """Verify against certifi's bundle, as httpx does, not whatever CA store the host ships."""
+    return ssl.create_default_context(cafile=certifi.where())
 
 
-def request_id_of(response: httpx.Response) -> str | None:
+def _parse(url: str) -> URL:
+    """``url`` as it will be sent: existing escapes (``%2F`` in a quoted segment) are kept verbatim."""
+    if not url.isascii():
+        return URL(url)  # IDNA host and UTF-8 escapes; only ever a URL an upstream handed us
+    path, sep, query = url.partition("?")
+    return URL(_PATH_UNSAFE.sub(_escape, path) + sep + _QUERY_UNSAFE.sub(_escape, query), encoded=True)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"%{ord(match[0]):02X}"
+
+
+def _primitive(value: Any) -> str:
+    return "true" if value is True else "false" if value is False else "" if value is None else str(value)
+
+
+def _form(files: Sequence[tuple[str, tuple[Any, ...]]]) -> aiohttp.FormData:
+    """Multipart parts given httpx-style: ``(name, (filename or None, value[, content type]))``."""
+    form = aiohttp.FormData(quote_fields=False, default_to_multipart=True)
+    for name, (filename, value, *rest) in files:
+        if filename is None:
+            form.add_field(name, value)
+        else:
+            form.add_field(name, value, filename=filename, content_type=rest[0] if rest else None)
+    return form
+
+
+def _abandon(loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
+    """Release a session made on another loop: closed there if that loop still runs, else dropped."""
+    if loop.is_running():
+        asyncio.run_coroutine_threadsafe(session.close(), loop)
+    else:
+        session.detach()
+
+
+class Client:
+    """The sessions for one upstream, each made on first use on the loop that uses it.
+
+    A session is bound to its event loop, and providers are built before the worker's loop runs.
+    ``bare`` is a second session with no default headers and no cookies, for hosts the upstream
+    merely named (a redirect to a CDN), so the upstream's credentials never reach them.
+    """
+
+    def __init__(self, config: ProviderConfig, base_url: str, headers: Mapping[str, str]) -> None:
+        self.base_url = str(URL(base_url.rstrip("/"))).rstrip("/") + "/"
+        self.headers = dict(headers)
+        self.max_connections = config.max_concurrency
+        # httpx's semantics: connect bounds the handshake, the timeout each read and the wait for a
+        # pooled connection; nothing caps a long download that keeps moving.
+        connect, timeout = config.connect_timeout_seconds, config.timeout_seconds
+        self.timeout = aiohttp.ClientTimeout(connect=timeout, sock_connect=connect, sock_read=timeout)
+        self._sessions: dict[bool, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+
+    def session(self, *, bare: bool = False) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if (entry := self._sessions.get(bare)) is not None and entry[0] is loop and not entry[1].closed:
+            return entry[1]
+        if entry is not None:
+            _abandon(*entry)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=5.0, ssl=_ssl_context()),
+            headers=None if bare else self.headers,
+            timeout=self.timeout,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar() if bare else None,
+        )
+        self._sessions[bare] = (loop, session)
+        return session
+
+    def url(self, url: str, params: Mapping[str, Any] | None = None) -> URL:
+        """A relative ``url`` goes under the base path (``/v1`` + ``/videos`` is ``/v1/videos``)."""
+        if url.startswith("/") or not _SCHEME.match(url):
+            url = self.base_url + url.lstrip("/")
+        if params:
+            url += ("&" if "?" in url else "?") + urlencode({k: _primitive(v) for k, v in params.items()})
+        return _parse(url)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        sessions, self._sessions = self._sessions, {}
+        for owner, session in sessions.values():
+            if owner is loop:
+                await session.close()
+            else:
+                _abandon(owner, session)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What adapters read of an answer: the status, the headers (case-insensitive) and the body."""
+
+    status_code: int
+    headers: CIMultiDictProxy[str]
+    content: bytes
+
+
+def make_client(config: ProviderConfig, *, default_base_url: str, headers: Mapping[str, str] = {}) -> Client:
+    """A client for one upstream; it never follows redirects and ignores proxy environment."""
+    return Client(config, config.base_url or default_base_url, headers)
+
+
+def request_id_of(response: Response | aiohttp.ClientResponse) -> str | None:
     for name in REQUEST_ID_HEADERS:
         if value := response.headers.get(name):
             return value
@@ -59,26 +172,41 @@ def _message_of(body: Any, fallback: str) -> str:
 
 
 async def request(
-    client: httpx.AsyncClient,
+    client: Client,
     method: str,
     url: str,
     *,
     phase: str,
     expect: tuple[int, ...] = (200, 201, 202),
-    **kwargs: Any,
-) -> tuple[Any, httpx.Response]:
+    json: Any = None,
+    files: Any = None,
+    params: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[Any, Response]:
     """Send one request and decode its JSON body.
 
     ``phase`` is ``"submit"`` (failures raise ``Rejected``, which routing may fail over on) or
     anything else (failures raise ``PollFailed``, and the job is kept for the next poll).
     """
     error_cls: type[ProviderError] = Rejected if phase == "submit" else PollFailed
+    data: bytes | aiohttp.FormData | None = None
+    ctype = ""
+    if files:
+        data = _form(files)  # it sets its own Content-Type with the boundary
+    elif json is not None:  # encoded as httpx encodes it, so request bodies stay byte-identical
+        data = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        ctype = "application/json"
+    sent = dict(headers or {})
+    if ctype and not any(k.lower() == "content-type" for k in sent):
+        sent["Content-Type"] = ctype
     try:
-        response = await client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
+        target = client.url(url, params)
+        async with client.session().request(method, target, data=data, headers=sent, allow_redirects=False) as raw:
+            response = Response(raw.status, raw.headers, await raw.read())
+    except TimeoutError as exc:
         raise error_cls(f"upstream timed out during {phase}", retryable=True, code="upstream_timeout") from exc
-    except httpx.TransportError as exc:
-        raise error_cls(f"upstream unreachable during {phase}: {exc}", retryable=True) from exc
+    except _TRANSPORT_ERRORS as exc:
+        raise error_cls(f"upstream unreachable during {phase}: {exc or type(exc).__name__}", retryable=True) from exc
     rid = request_id_of(response)
     if response.status_code == 204 or not response.content:
         body: Any = None
@@ -115,44 +243,36 @@ def require(body: Any, *keys: str, phase: str = "poll") -> Any:
 
 
 async def stream_url(
-    client: httpx.AsyncClient, url: str, headers: Mapping[str, str] = {}, *, follow_redirects: bool = True
+    client: Client, url: str, headers: Mapping[str, str] = {}, *, follow_redirects: bool = True
 ) -> AsyncIterator[bytes]:
-    """Stream a download, following redirects by hand (signed CDN links redirect).
+    """Stream a download in chunks of up to 64 KiB, following redirects by hand (signed CDN links redirect).
 
-    A hop to another host goes out on a bare client: the upstream's credentials (default headers
-    of ``client`` and ``headers``) never travel to a host the upstream merely named.
+    A hop to another host goes out on the bare session: the upstream's credentials (default
+    headers of ``client`` and ``headers``) never travel to a host the upstream merely named.
     """
-    current = httpx.URL(url) if url.startswith(("http://", "https://")) else client.base_url.join(url)
-    origin = current.netloc
-    bare: httpx.AsyncClient | None = None
     try:
+        current = _parse(url) if _SCHEME.match(url) else _parse(client.base_url).join(_parse(url))
+        origin = (current.host, current.port)
         for _ in range(MAX_REDIRECTS + 1):
-            same_host = current.netloc == origin
-            sender = (
-                client if same_host else (bare := bare or httpx.AsyncClient(timeout=client.timeout, trust_env=False))
-            )
-            request = sender.build_request("GET", current, headers=dict(headers) if same_host else None)
-            response = await sender.send(request, stream=True)
-            try:
-                if response.is_redirect and follow_redirects and "location" in response.headers:
-                    current = current.join(response.headers["location"])
+            same_host = (current.host, current.port) == origin
+            session = client.session(bare=not same_host)
+            sent = dict(headers) if same_host else None
+            async with session.get(current, headers=sent, allow_redirects=False) as response:
+                location = response.headers.get("location")
+                if follow_redirects and location and response.status in REDIRECT_STATUSES:
+                    current = current.join(_parse(location))
                     continue
-                if response.status_code != 200:
-                    await response.aread()
+                if response.status != 200:
+                    await response.read()
                     raise PollFailed(
-                        f"output download answered {response.status_code}",
-                        retryable=response.status_code >= 500 or response.status_code == 429,
-                        status_code=response.status_code,
+                        f"output download answered {response.status}",
+                        retryable=response.status >= 500 or response.status == 429,
+                        status_code=response.status,
                         request_id=request_id_of(response),
                     )
-                async for chunk in response.aiter_bytes(1 << 16):
+                async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                     yield chunk
                 return
-            finally:
-                await response.aclose()
         raise PollFailed("output download redirected too many times", retryable=False)
-    except httpx.TransportError as exc:
-        raise PollFailed(f"output download failed: {exc}", retryable=True) from exc
-    finally:
-        if bare is not None:
-            await bare.aclose()
+    except (TimeoutError, *_TRANSPORT_ERRORS) as exc:
+        raise PollFailed(f"output download failed: {exc or type(exc).__name__}", retryable=True) from exc

@@ -14,8 +14,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from vidgate.gateway.providers.base import (
     Accepted,
     JobSpec,
@@ -29,7 +27,7 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 MAX_DATA_URI_BYTES = 20 * 1024 * 1024  # MiniMax's image size cap [unverified]; larger images go by URL
@@ -189,7 +187,7 @@ class MiniMaxProvider:
         body.update({k: v for k, v in job.provider_params.items() if k not in _RESERVED})
         return body
 
-    async def _call(self, method: str, path: str, *, phase: str, **kwargs: Any) -> tuple[Any, httpx.Response]:
+    async def _call(self, method: str, path: str, *, phase: str, **kwargs: Any) -> tuple[Any, Response]:
         """``request`` plus the in-band ``base_resp`` check every MiniMax answer needs."""
         params = {**self._group, **kwargs.pop("params", {})}
         body, response = await request(

@@ -3,7 +3,7 @@
 Queries are written once with ``:name`` parameters and compiled once per dialect (``Q``).
 SQLite reads run on the event loop (a primary-key read costs microseconds; a thread hop costs
 ten times that); writes go through one writer connection in ``BEGIN IMMEDIATE`` transactions,
-serialised by a lock, with no awaits on real I/O inside them.
+serialised by a lock, with no awaits on real I/O inside them, and committed in groups.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class SqliteDatabase:
         self._reader = _connect_sqlite(path)
         self._writer = _connect_sqlite(path)
         self._lock = asyncio.Lock()
+        self._batch: asyncio.Future[None] | None = None
 
     async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
         return _run(self._reader, q, params, False)
@@ -130,16 +131,45 @@ class SqliteDatabase:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        """A transaction, committed together with the others begun in the same turn of the loop.
+
+        Each one runs in its own savepoint, so a failure rolls back that one alone; the shared
+        ``COMMIT`` runs once the loop has run every callback ready now, and every member waits for it
+        before going on. Under load that is one commit (the costliest statement of a create) for many
+        transactions; alone, a transaction commits a few microseconds later than it would have.
+        """
         async with self._lock:
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
+            if self._batch is None:
+                conn.execute("BEGIN IMMEDIATE")
+                self._batch = asyncio.get_running_loop().create_future()
+                asyncio.get_running_loop().call_soon(self._commit)
+            batch = self._batch
+            conn.execute("SAVEPOINT tx")
             try:
                 yield _SqliteTx(conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                conn.execute("ROLLBACK TO tx")
+                conn.execute("RELEASE tx")
                 raise
-            else:
-                conn.execute("COMMIT")
+            conn.execute("RELEASE tx")
+        await batch
+
+    def _commit(self) -> None:
+        if self._lock.locked():  # a transaction is mid-way (it awaited): commit after it
+            asyncio.get_running_loop().call_soon(self._commit)
+            return
+        batch, self._batch = self._batch, None
+        if batch is None:
+            return
+        try:
+            self._writer.execute("COMMIT")
+        except BaseException as exc:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            batch.set_exception(exc)
+        else:
+            batch.set_result(None)
 
     async def ping(self) -> None:
         self._reader.execute("SELECT 1").fetchone()
