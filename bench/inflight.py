@@ -48,6 +48,7 @@ from bench.common import (
     Profiler,
     Result,
     WebhookReceiver,
+    busiest,
     cpu_seconds,
     create_key,
     free_port,
@@ -423,10 +424,12 @@ def run_inflight(
             seen += len(fresh)
             posts += sum(1 for _, m, p, _ in fresh if m == "POST" and p == "/v1/videos")
         t_steady = time.time() * 1000
-        cpu0, w0 = cpu_seconds(worker.pid), time.monotonic()
+        fake_pid = busiest(fake.proc.pid)  # Granian's worker process, which serves the fake
+        cpu0, fake0, w0 = cpu_seconds(worker.pid), cpu_seconds(fake_pid), time.monotonic()
         prof = Profiler(worker.pid, 10, tmp / "worker.pyspy") if profile else None
         time.sleep(observe)
         cpu_share = (cpu_seconds(worker.pid) - cpu0) / (time.monotonic() - w0)
+        fake_share = (cpu_seconds(fake_pid) - fake0) / (time.monotonic() - w0)
         t_end = time.time() * 1000
         stop.set()
         log = fake.log()
@@ -458,6 +461,7 @@ def run_inflight(
         "lateness": summary_ms(late),
         "baseline_lateness": summary_ms(base),
         "worker_cpu_share": round(cpu_share, 2),
+        "fake_cpu_share": round(fake_share, 2),
         "baseline_worker_cpu_ms_per_poll": round(cpu_ms_per_poll, 2) if cpu_ms_per_poll else None,
         "jobs_one_core_can_poll_every_interval": round(interval * 1000 / cpu_ms_per_poll) if cpu_ms_per_poll else None,
         "profile": top,

@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from vidgate.errors import VidgateError
 from vidgate.gateway.api.http import valid_request_id
 from vidgate.gateway.ids import request_id as new_request_id
-from vidgate.gateway.logs import bind_contextvars
 from vidgate.gateway.metrics import HTTP_LATENCY
 
 PREFIX = "/v1/videos/"
@@ -49,8 +48,7 @@ class PollFastPath:
                 auth = value.decode("latin-1")
             elif name == b"x-request-id":
                 rid = valid_request_id(value)
-        rid = rid or new_request_id()
-        bind_contextvars(request_id=rid)
+        rid = rid or new_request_id()  # not bound for logging: this path logs nothing, the fallback binds its own
         gateway = scope["app"].state.gateway
         headers = [_JSON, (b"x-request-id", rid.encode())]
         try:

@@ -25,6 +25,10 @@ from vidgate.types import JobEvent
 log = logging.getLogger("vidgate.jobs")
 
 JSON_FIELDS = frozenset({"error", "attempts", "outputs"})
+_RESCHEDULE = Q(
+    "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_run_at = :next, "
+    "poll_failures = COALESCE(:failures, poll_failures) WHERE id = :id AND lease_owner = :lease"
+)
 _BILLING = Q("UPDATE jobs SET billing_state = :state, cost = :cost WHERE id = :id")
 _STATS = Q(
     "INSERT INTO model_stats (model, mean_seconds, samples, updated_at) VALUES (:model, :secs, 1, :now) "
@@ -176,6 +180,14 @@ class Lifecycle:
             return False
         self.bus.publish(event)
         return True
+
+    async def reschedule(self, job_id: str, lease: str, *, next_run_at: int, failures: int | None) -> None:
+        """Release a job to run again at ``next_run_at``: the worker's commonest write (after every
+        upstream poll), so it returns no row."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                _RESCHEDULE, {"id": job_id, "lease": lease, "next": next_run_at, "failures": failures}
+            )
 
     async def set_fields(
         self, job_id: str, fields: Mapping[str, Any], *, lease: str | None = None, sources: Sequence[str] | None = None

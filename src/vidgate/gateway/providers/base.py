@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
 UpstreamStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
@@ -184,3 +184,9 @@ class LocalProvider(Protocol):
     ) -> list[LocalOutput]: ...
 
     async def aclose(self) -> None: ...
+
+
+def is_local(provider: RemoteProvider | LocalProvider) -> TypeGuard[LocalProvider]:
+    """Whether ``provider`` renders in process. An attribute test: ``isinstance`` against a runtime
+    protocol inspects every member on each call, a visible cost at thousands of polls a second."""
+    return callable(getattr(provider, "run", None))

@@ -87,6 +87,13 @@ jobs = Table(
         sqlite_where=text("next_run_at IS NOT NULL"),
         postgresql_where=text("next_run_at IS NOT NULL"),
     ),
+    Index(  # the worker claims due polls apart from due submits
+        "ix_jobs_status_due",
+        "status",
+        "next_run_at",
+        sqlite_where=text("next_run_at IS NOT NULL"),
+        postgresql_where=text("next_run_at IS NOT NULL"),
+    ),
 )
 
 ledger = Table(

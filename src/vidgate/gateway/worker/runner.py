@@ -33,6 +33,7 @@ from vidgate.gateway.providers.base import (
     Rejected,
     RemoteProvider,
     Upstream,
+    is_local,
 )
 from vidgate.gateway.providers.registry import Providers
 from vidgate.gateway.render.image import ImageDecodeError
@@ -46,14 +47,21 @@ from vidgate.gateway.worker.retention import sweep_retention
 
 log = logging.getLogger("vidgate.worker")
 
-_CLAIM = Q(
+_CLAIM_SQL = (
     "UPDATE jobs SET lease_owner = :w, lease_until = :until WHERE id IN (SELECT id FROM jobs "
-    "WHERE next_run_at <= :now AND (lease_until IS NULL OR lease_until < :now) ORDER BY next_run_at LIMIT :n) "
-    "RETURNING *",
-    pg="UPDATE jobs SET lease_owner = :w, lease_until = :until WHERE id IN (SELECT id FROM jobs "
-    "WHERE next_run_at <= :now AND (lease_until IS NULL OR lease_until < :now) ORDER BY next_run_at LIMIT :n "
-    "FOR UPDATE SKIP LOCKED) RETURNING *",
+    "WHERE {which} AND next_run_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
+    "ORDER BY next_run_at LIMIT :n{lock}) RETURNING *"
 )
+
+
+def _claim(which: str) -> Q:
+    return Q(_CLAIM_SQL.format(which=which, lock=""), pg=_CLAIM_SQL.format(which=which, lock=" FOR UPDATE SKIP LOCKED"))
+
+
+# Polls of accepted jobs are claimed apart from the rest (submits, clean-ups): a burst of new jobs,
+# all due before any poll, would otherwise hold every poll back until the last one was submitted.
+_CLAIM_POLLS = _claim("status = 'processing'")
+_CLAIM_OTHERS = _claim("status <> 'processing'")
 _RECLAIM = Q("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :w")
 _RENEW = Q("UPDATE jobs SET lease_until = :until WHERE id = :id AND lease_owner = :w")
 _LEASED = Q("SELECT id, status FROM jobs WHERE lease_owner = :w")
@@ -145,10 +153,11 @@ class Worker:
         free = self.settings.worker_concurrency - len(self.running)
         if free > 0:
             now = now_ms()
+            params = {"w": self.worker_id, "until": now + self.lease_ms, "now": now}
             async with self.db.transaction() as tx:
-                rows = await tx.fetchall(
-                    _CLAIM, {"w": self.worker_id, "until": now + self.lease_ms, "now": now, "n": free}
-                )
+                # A quarter of the free slots stay for new jobs, so polls cannot starve submits either.
+                rows = [*await tx.fetchall(_CLAIM_POLLS, {**params, "n": free - free // 4})]
+                rows += await tx.fetchall(_CLAIM_OTHERS, {**params, "n": free - len(rows)})
             for row in rows:
                 self.running[row["id"]] = asyncio.create_task(self._handle(row), name=f"job {row['id']}")
         retention_ms = int(self.settings.retention_days * 86_400_000)
@@ -174,6 +183,8 @@ class Worker:
             self.running.pop(job_id, None)
             self.deadlines.pop(job_id, None)
             self.cancelled.discard(job_id)
+            if len(self.running) <= self.settings.worker_concurrency // 2:
+                self._wake.set()  # half the slots are free: claim again now rather than at the next tick
 
     async def _keep_leases(self, stop: asyncio.Event) -> None:
         """Renew every lease this worker holds in one statement, a third of a lease apart; notice
@@ -216,9 +227,6 @@ class Worker:
     async def _release(
         self, job_id: str, *, delay: float, failures: int | None = None, last_error: str | None = None
     ) -> None:
-        fields: dict[str, Any] = {"lease_owner": None, "lease_until": None, "next_run_at": now_ms() + int(delay * 1000)}
-        if failures is not None:
-            fields["poll_failures"] = failures
         if failures is not None and failures > MAX_POLL_FAILURES:
             await self.lifecycle.transition(
                 job_id,
@@ -227,7 +235,8 @@ class Worker:
                 fields={"error": job_error("internal_error", f"gave up after {failures} failed steps: {last_error}")},
             )
             return
-        await self.lifecycle.set_fields(job_id, fields, lease=self.worker_id)
+        next_run_at = now_ms() + int(delay * 1000)
+        await self.lifecycle.reschedule(job_id, self.worker_id, next_run_at=next_run_at, failures=failures)
 
     async def _step(self, row: Row) -> None:
         status = row["status"]
@@ -241,7 +250,7 @@ class Worker:
             await self._start(row)
         elif status == "processing":
             provider = self.providers.get(row["provider"], api_key=own_keys(row).get(row["provider"]))
-            if isinstance(provider, LocalProvider):
+            if is_local(provider):
                 await self._run_local(row, provider)
             else:
                 await self._poll(row, provider)  # type: ignore[arg-type]
@@ -277,7 +286,7 @@ class Worker:
         for cand in candidates:
             provider = self.providers.get(cand.provider, api_key=own_keys(row).get(cand.provider))
             jobspec = job_spec(row, spec, cand.provider_model, refs)
-            if isinstance(provider, LocalProvider):
+            if is_local(provider):
                 attempts.append({"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000})
                 started = await self.lifecycle.transition(
                     job_id,
@@ -501,7 +510,7 @@ class Worker:
         own = own_keys(row)
         usable = row["provider"] in self.providers.available or row["provider"] in own
         provider = self.providers.get(row["provider"], api_key=own.get(row["provider"])) if usable else None
-        if isinstance(provider, RemoteProvider) and provider.cancellable and row["native_id"]:
+        if provider is not None and not is_local(provider) and provider.cancellable and row["native_id"]:
             try:
                 await provider.cancel(row["native_id"])
             except ProviderError as exc:
