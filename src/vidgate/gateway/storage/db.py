@@ -9,13 +9,16 @@ serialised by a lock, with no awaits on real I/O inside them, and committed in g
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
+log = logging.getLogger("vidgate.db")
 Row = Mapping[str, Any]
 _PARAM = re.compile(r"(?<![:\w]):([a-zA-Z_][a-zA-Z0-9_]*)")
 
@@ -111,6 +114,32 @@ class _SqliteTx:
         return _run(self.conn, q, params, True)
 
 
+class _Checkpointer(threading.Thread):
+    """Copies the WAL back into the database file from a thread of its own, twice a second.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses its threshold, on the event
+    loop, and stalls every request behind it for milliseconds (the p99 of creates at a steady 100/s
+    was set by it); sqlite3 releases the GIL while it works, so here it costs the loop nothing.
+    """
+
+    def __init__(self, path: Path, interval: float = 0.5) -> None:
+        super().__init__(name="sqlite checkpoint", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        conn = _connect_sqlite(self.path)
+        try:
+            while not self.halt.wait(self.interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # busy or I/O: the next round tries again
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()
+
+
 class SqliteDatabase:
     """Embedded SQLite in WAL mode: a reader connection and one serialised writer."""
 
@@ -120,6 +149,9 @@ class SqliteDatabase:
         self.path = path
         self._reader = _connect_sqlite(path)
         self._writer = _connect_sqlite(path)
+        self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread does it
+        self._checkpointer = _Checkpointer(path)
+        self._checkpointer.start()
         self._lock = asyncio.Lock()
         self._batch: asyncio.Future[None] | None = None
 
@@ -175,6 +207,8 @@ class SqliteDatabase:
         self._reader.execute("SELECT 1").fetchone()
 
     async def close(self) -> None:
+        self._checkpointer.halt.set()
+        await asyncio.to_thread(self._checkpointer.join)
         self._reader.close()
         self._writer.close()
 
