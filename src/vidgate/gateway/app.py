@@ -19,7 +19,7 @@ from starlette.types import ASGIApp
 from vidgate.errors import ServiceUnavailableError
 from vidgate.gateway import metrics
 from vidgate.gateway.api import admin, dashboard, models, openai_compat, openapi, usage, videos
-from vidgate.gateway.api.http import EXCEPTION_HANDLERS, RequestIdMiddleware, json_response
+from vidgate.gateway.api.http import RequestIdMiddleware, exception_handlers, json_response
 from vidgate.gateway.api.poll import PollFastPath
 from vidgate.gateway.auth import Keys
 from vidgate.gateway.catalog.catalog import Catalog, load_catalog
@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
     return GatewayApp(
         routes=routes,
         middleware=[Middleware(MetricsMiddleware), Middleware(RequestIdMiddleware)],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=exception_handlers(postgres=not settings.is_sqlite),
         lifespan=lifespan,
     )
 

@@ -12,11 +12,13 @@ import base64
 import binascii
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlparse
 
-import httpx
-
 from vidgate.gateway.providers.base import ReferenceImage
+
+if TYPE_CHECKING:
+    import httpx
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 MAX_REDIRECTS = 3

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+import sys
 from typing import Any
 
-import asyncpg
 import msgspec
 import obstore.exceptions
 import orjson
@@ -37,12 +37,15 @@ RETRY_AFTER_OUTAGE = "5"
 
 # What a database or object-store outage raises: connection loss, refusal, shutdown, pool or command
 # timeouts (storage/db.py bounds both), a locked or unreadable SQLite file, an unreachable store.
-_DB_DOWN: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
+# asyncpg's classes are looked up only once it is loaded: an embedded server never imports it.
+_PG_DOWN = ("PostgresConnectionError", "InterfaceError", "TooManyConnectionsError", "OperatorInterventionError")
+
+
+def _db_down() -> tuple[type[BaseException], ...]:
+    asyncpg = sys.modules.get("asyncpg")
+    return () if asyncpg is None else tuple(getattr(asyncpg.exceptions, name) for name in _PG_DOWN)
+
+
 _SQLITE_DOWN = ("locked", "busy", "disk i/o error", "unable to open")
 _NOT_OUTAGES = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
@@ -84,6 +87,9 @@ class RequestIdMiddleware:
         rid = rid or new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         bind_contextvars(request_id=rid)
+        if scope["type"] == "websocket":  # no response head to carry the id: every message goes straight out
+            await self.app(scope, receive, send)
+            return
         header = (b"x-request-id", rid.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -119,7 +125,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 def unavailable(exc: BaseException) -> str | None:
     """``"database"`` or ``"object store"`` when ``exc`` says that service is unreachable, else None."""
-    if isinstance(exc, _DB_DOWN):
+    if isinstance(exc, _db_down()):
         return "database"
     if isinstance(exc, sqlite3.OperationalError):
         return "database" if any(s in str(exc).lower() for s in _SQLITE_DOWN) else None
@@ -162,13 +168,18 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return response
 
 
-EXCEPTION_HANDLERS: dict[Any, Any] = {
-    VidgateError: on_vidgate_error,
-    HTTPException: on_http_exception,
-    # Registered by class so they are answered inside the middleware stack (request id, metrics).
-    **dict.fromkeys((*_DB_DOWN, sqlite3.OperationalError, obstore.exceptions.GenericError, OSError), on_outage),
-    Exception: on_unexpected,
-}
+def exception_handlers(postgres: bool) -> dict[Any, Any]:
+    """The handlers by class. Outages are registered by class so they are answered inside the
+    middleware stack (request id, metrics); asyncpg's only when the database is PostgreSQL."""
+    if postgres:
+        import asyncpg  # noqa: F401  (loads the classes _db_down looks up)
+    outages = (*_db_down(), sqlite3.OperationalError, obstore.exceptions.GenericError, OSError)
+    return {
+        VidgateError: on_vidgate_error,
+        HTTPException: on_http_exception,
+        **dict.fromkeys(outages, on_outage),
+        Exception: on_unexpected,
+    }
 
 
 async def read_body(request: Request, limit: int, *, json: bool = True) -> bytes:

@@ -134,7 +134,7 @@ async def _serve(request: Request, row: Row, index: int, disposition: str) -> Re
 
 
 SMALL_RANGE = 256 << 10  # read at once on the event loop (page-cache reads of this size take microseconds)
-CHUNK = 1 << 20
+CHUNK = 4 << 20
 
 
 async def _local_range(

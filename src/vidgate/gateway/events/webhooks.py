@@ -13,9 +13,8 @@ import logging
 import random
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from standardwebhooks import Webhook
 from starlette.requests import Request
@@ -30,6 +29,9 @@ from vidgate.gateway.ids import now_ms
 from vidgate.gateway.net import BlockedURL, check_url
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.db import Database, Q, Row
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("vidgate.webhooks")
 
@@ -92,9 +94,11 @@ class Deliverer:
     """Sends due webhook deliveries; woken by every bus publish, with a short fallback sleep."""
 
     def __init__(self, db: Database, settings: Settings, bus: EventBus) -> None:
+        import httpx  # here, not at the top: API-only processes serve the delivery routes but send nothing
+
         self.db = db
         self.settings = settings
-        self.http = httpx.AsyncClient(
+        self.http: httpx.AsyncClient = httpx.AsyncClient(
             follow_redirects=False, timeout=10.0, trust_env=False, headers={"User-Agent": USER_AGENT}
         )
         self.running: dict[str, asyncio.Task[None]] = {}
@@ -167,6 +171,8 @@ class Deliverer:
         """Send one delivery once and record the outcome (delivered, retry later, or failed)."""
         started = time.monotonic()
         code: int | None = None
+        import httpx
+
         error: str | None = None
         permanent = False
         try:
