@@ -42,6 +42,7 @@ from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, Q, Row
 from vidgate.gateway.worker.jobspec import fetch_references, job_error, job_spec, own_keys
+from vidgate.gateway.worker.leases import LeaseKeeper
 from vidgate.gateway.worker.outputs import download, ingest
 from vidgate.gateway.worker.retention import sweep_retention
 
@@ -63,8 +64,6 @@ def _claim(which: str) -> Q:
 _CLAIM_POLLS = _claim("status = 'processing'")
 _CLAIM_OTHERS = _claim("status <> 'processing'")
 _RECLAIM = Q("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :w")
-_RENEW = Q("UPDATE jobs SET lease_until = :until WHERE id = :id AND lease_owner = :w")
-_LEASED = Q("SELECT id, status FROM jobs WHERE lease_owner = :w")
 _NEXT_DUE = Q("SELECT MIN(next_run_at) AS due FROM jobs WHERE next_run_at IS NOT NULL")
 MAX_POLL_FAILURES = 30
 IDLE_SECONDS = 1.0
@@ -93,6 +92,7 @@ class Worker:
         self.tmpdir = settings.data_dir / "tmp"
         self.running: dict[str, asyncio.Task[None]] = {}
         self.deadlines: dict[str, int] = {}  # of the running jobs, for the lease keeper
+        self.leases = LeaseKeeper(self)
         self.cancelled: set[str] = set()
         self._wake = asyncio.Event()
         self._http: httpx.AsyncClient | None = None
@@ -117,7 +117,7 @@ class Worker:
         if reclaim_own:
             async with self.db.transaction() as tx:
                 await tx.execute(_RECLAIM, {"w": self.worker_id})
-        keeper = asyncio.create_task(self._keep_leases(stop), name="lease keeper")
+        keeper = asyncio.create_task(self.leases.run(stop), name="lease keeper")
         failures = 0
         while not stop.is_set():
             # Any failure (the database or the store unreachable, say) backs off and retries: the loop
@@ -185,44 +185,6 @@ class Worker:
             self.cancelled.discard(job_id)
             if len(self.running) <= self.settings.worker_concurrency // 2:
                 self._wake.set()  # half the slots are free: claim again now rather than at the next tick
-
-    async def _keep_leases(self, stop: asyncio.Event) -> None:
-        """Renew every lease this worker holds in one statement, a third of a lease apart; notice
-        cancels made elsewhere and deadlines passing. One task for all jobs, not one per job: with
-        thousands of upstream polls a second, a task and a timer per poll were a visible share of CPU.
-        """
-        while not stop.is_set():
-            soonest = min(self.deadlines.values(), default=None)
-            wait = self.settings.lease_seconds / 3
-            if soonest is not None:
-                wait = min(wait, max(0.05, (soonest - now_ms()) / 1000))
-            await asyncio.sleep(wait)
-            if not self.running:
-                continue
-            try:
-                await self._renew()
-            except Exception as exc:  # the database is down: the leases lapse and the jobs are claimed again
-                log.warning("lease renewal failed (%s: %s)", type(exc).__name__, exc)
-
-    async def _renew(self) -> None:
-        # Only the jobs being worked: a lease left behind by a step that could not release it lapses.
-        until = now_ms() + self.lease_ms
-        async with self.db.transaction() as tx:
-            for job_id in list(self.running):
-                await tx.execute(_RENEW, {"id": job_id, "w": self.worker_id, "until": until})
-        status = {r["id"]: r["status"] for r in await self.db.fetchall(_LEASED, {"w": self.worker_id})}
-        now = now_ms()
-        for job_id in list(self.running):
-            if status.get(job_id, "cancelled") in ("cancelled", "expired", "failed"):
-                self.cancelled.add(job_id)
-            elif now > self.deadlines.get(job_id, now):
-                self.cancelled.add(job_id)
-                await self.lifecycle.transition(
-                    job_id,
-                    "deadline",
-                    lease=self.worker_id,
-                    fields={"error": job_error("deadline_exceeded", "the job did not finish before its deadline")},
-                )
 
     async def _release(
         self, job_id: str, *, delay: float, failures: int | None = None, last_error: str | None = None

@@ -1,0 +1,66 @@
+"""Keeps a worker's leases alive while it works its jobs, and notices what changed under them.
+
+One task for all of a worker's jobs rather than one per job: with thousands of upstream polls a
+second, a task and a timer per poll were a visible share of the worker's CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from vidgate.gateway.ids import now_ms
+from vidgate.gateway.storage.db import Q
+from vidgate.gateway.worker.jobspec import job_error
+
+if TYPE_CHECKING:
+    from vidgate.gateway.worker.runner import Worker
+
+log = logging.getLogger("vidgate.worker")
+
+_RENEW = Q("UPDATE jobs SET lease_until = :until WHERE id = :id AND lease_owner = :w")
+_LEASED = Q("SELECT id, status FROM jobs WHERE lease_owner = :w")
+
+
+class LeaseKeeper:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Renew a third of a lease apart, or sooner when a running job's deadline comes first."""
+        w = self.worker
+        while not stop.is_set():
+            soonest = min(w.deadlines.values(), default=None)
+            wait = w.settings.lease_seconds / 3
+            if soonest is not None:
+                wait = min(wait, max(0.05, (soonest - now_ms()) / 1000))
+            await asyncio.sleep(wait)
+            if not w.running:
+                continue
+            try:
+                await self.renew()
+            except Exception as exc:  # the database is down: the leases lapse and the jobs are claimed again
+                log.warning("lease renewal failed (%s: %s)", type(exc).__name__, exc)
+
+    async def renew(self) -> None:
+        """Extend the running jobs' leases; flag those cancelled elsewhere and those past their deadline."""
+        w = self.worker
+        # Only the jobs being worked: a lease left behind by a step that could not release it lapses.
+        until = now_ms() + w.lease_ms
+        async with w.db.transaction() as tx:
+            for job_id in list(w.running):
+                await tx.execute(_RENEW, {"id": job_id, "w": w.worker_id, "until": until})
+        status = {r["id"]: r["status"] for r in await w.db.fetchall(_LEASED, {"w": w.worker_id})}
+        now = now_ms()
+        for job_id in list(w.running):
+            if status.get(job_id, "cancelled") in ("cancelled", "expired", "failed"):
+                w.cancelled.add(job_id)
+            elif now > w.deadlines.get(job_id, now):
+                w.cancelled.add(job_id)
+                await w.lifecycle.transition(
+                    job_id,
+                    "deadline",
+                    lease=w.worker_id,
+                    fields={"error": job_error("deadline_exceeded", "the job did not finish before its deadline")},
+                )
