@@ -185,7 +185,8 @@ class SqliteDatabase:
                 conn.execute("RELEASE tx")
                 raise
             conn.execute("RELEASE tx")
-        await batch
+        # Shielded: a member cancelled while it waits must not cancel the commit the others wait for.
+        await asyncio.shield(batch)
 
     def _commit(self) -> None:
         if self._lock.locked():  # a transaction is mid-way (it awaited): commit after it
@@ -200,6 +201,7 @@ class SqliteDatabase:
             if self._writer.in_transaction:
                 self._writer.execute("ROLLBACK")
             batch.set_exception(exc)
+            batch.exception()  # retrieved here too: a batch whose members all left would warn otherwise
         else:
             batch.set_result(None)
 
