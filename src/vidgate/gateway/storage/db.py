@@ -267,34 +267,18 @@ class PostgresDatabase:
         )
         return cls(pool)
 
-    # The pool's own acquire timeout runs every acquire in a wait_for task; asyncio.timeout bounds the
-    # same wait with one timer (the commands themselves are bounded by command_timeout).
-
     async def fetchone(self, q: Q, params: Mapping[str, Any] = {}) -> Row | None:
-        async with asyncio.timeout(PG_TIMEOUT_SECONDS):
-            conn = await self.pool.acquire()
-        try:
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
             return await conn.fetchrow(q.pg, *q.pg_args(params))
-        finally:
-            await self.pool.release(conn)
 
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
-        async with asyncio.timeout(PG_TIMEOUT_SECONDS):
-            conn = await self.pool.acquire()
-        try:
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
             return await conn.fetch(q.pg, *q.pg_args(params))
-        finally:
-            await self.pool.release(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:
-        async with asyncio.timeout(PG_TIMEOUT_SECONDS):
-            conn = await self.pool.acquire()
-        try:
-            async with conn.transaction():
-                yield _PgTx(conn)
-        finally:
-            await self.pool.release(conn)
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn, conn.transaction():
+            yield _PgTx(conn)
 
     async def ping(self) -> None:
         async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
