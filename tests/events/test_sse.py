@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fakes.server import FakeUpstream
-from helpers.gateway import GatewayProcess, wait_status
+from helpers.gateway import GatewayProcess, stable, wait_status
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,15 +20,6 @@ pytestmark = pytest.mark.both_backends
 
 MODEL = "vidgate/procedural"
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
-
-
-def stable(video: dict[str, Any]) -> dict[str, Any]:
-    """A job view without its signed download links, whose expiry moves with the clock."""
-    out = {k: v for k, v in video.items() if k not in ("download_url", "expires_at")}
-    if "outputs" in out:
-        out["outputs"] = [{k: v for k, v in o.items() if k not in ("download_url", "expires_at")}
-                          for o in out["outputs"]]
-    return out
 
 
 def create(api: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -113,3 +113,15 @@ def wait_status(client: httpx.Client, video_id: str, statuses: set[str], timeout
             return body
         time.sleep(0.1)
     raise AssertionError(f"{video_id} stayed {body.get('status')} (wanted {statuses}): {body}")
+
+
+TIMED = ("download_url", "expires_at")  # signed links: their expiry moves with the clock
+
+
+def stable(video: dict[str, Any], *also: str) -> dict[str, Any]:
+    """A job view without the fields that depend on the second it was rendered in (and ``also``)."""
+    drop = (*TIMED, *also)
+    out = {k: v for k, v in video.items() if k not in drop}
+    if "outputs" in out:
+        out["outputs"] = [{k: v for k, v in o.items() if k not in drop} for o in out["outputs"]]
+    return out

@@ -8,7 +8,7 @@ import msgspec
 
 from vidgate import types as t
 from vidgate.gateway.api.admin import CreateKey, SetLimits, TopUp
-from vidgate.gateway.events.stream import TOKEN_TTL_MAX, StreamTokenRequest
+from vidgate.gateway.events.stream_tokens import TOKEN_TTL_MAX, StreamTokenRequest
 
 
 class StreamToken(msgspec.Struct):

@@ -7,16 +7,14 @@ Websocket auth, in order: ``Authorization: Bearer KEY``; for browsers, which can
 the subprotocol offer ``["vidgate.v1", "bearer.KEY"]`` (the server selects ``vidgate.v1`` and never
 echoes the key; offering only ``bearer.KEY`` is accepted with no subprotocol selected, which browsers
 refuse, so browsers must offer both); or ``?token=`` from ``POST /v1/videos/{id}/stream_token``, a
-short-lived HMAC token bound to the job and its owner. An API key is never accepted in a URL.
+short-lived HMAC token bound to the job and its owner (``stream_tokens.py``). An API key is never
+accepted in a URL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,12 +30,12 @@ from vidgate.errors import (
     NotFoundError,
     RateLimitError,
     UpgradeRequiredError,
-    ValidationError,
     VidgateError,
 )
-from vidgate.gateway.api.http import decode, int_param, json_response, read_body
+from vidgate.gateway.api.http import int_param
 from vidgate.gateway.api.videos import gw, owner
 from vidgate.gateway.auth import KEY_PREFIX
+from vidgate.gateway.events.stream_tokens import InvalidToken, stream_token, verify_token
 from vidgate.gateway.ids import now_s
 from vidgate.gateway.jobs.state import TERMINAL
 from vidgate.gateway.storage.db import Q
@@ -47,8 +45,6 @@ log = logging.getLogger("vidgate.stream")
 
 PROTOCOL = "vidgate.v1"
 BEARER_PREFIX = "bearer."
-TOKEN_PREFIX = "st1"
-TOKEN_TTL_MAX = 300
 HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS, HEARTBEAT_DEFAULT_MS = 1000, 10000, 10000
 CLOSE_INTERNAL = 1011
 CLOSE_NORMAL, CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_NOT_FOUND, CLOSE_TOO_MANY = 1000, 4400, 4401, 4404, 4429
@@ -58,10 +54,6 @@ _ENCODED_KEEP = 1024  # events whose encoding is kept; a few seconds of updates 
 _BEAT_SLACK = 0.01  # a heartbeat this close to due is sent rather than re-armed for a few ms
 
 
-class StreamTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
-    ttl_seconds: int = TOKEN_TTL_MAX
-
-
 class _Invalid(Exception):
     """A stream cannot start: the websocket close code and reason."""
 
@@ -69,57 +61,6 @@ class _Invalid(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-# ---- stream tokens ----------------------------------------------------------------------------
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _token_mac(secret: str, job_id: str, owner_id: str, expires: int) -> str:
-    # Domain-separated from download-link signatures, which share the secret.
-    msg = f"vidgate-stream-token\n{job_id}\n{owner_id}\n{expires}".encode()
-    return _b64(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
-
-
-def issue_token(secret: str, job_id: str, owner_id: str, ttl: int) -> tuple[str, int]:
-    expires = now_s() + ttl
-    mac = _token_mac(secret, job_id, owner_id, expires)
-    return f"{TOKEN_PREFIX}.{expires}.{_b64(owner_id.encode())}.{mac}", expires
-
-
-def verify_token(secret: str, job_id: str, token: str) -> str:
-    """The owner a token was issued to for ``job_id``; ``_Invalid`` when forged, foreign or expired."""
-    try:
-        prefix, expires_s, owner_b64, mac = token.split(".")
-        expires, owner_id = int(expires_s), _unb64(owner_b64).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise _Invalid(CLOSE_UNAUTHORIZED, "malformed stream token") from None
-    if prefix != TOKEN_PREFIX or not hmac.compare_digest(
-        mac.encode("utf-8", "surrogatepass"), _token_mac(secret, job_id, owner_id, expires).encode()
-    ):
-        raise _Invalid(CLOSE_UNAUTHORIZED, "invalid stream token")
-    if expires < now_s():
-        raise _Invalid(CLOSE_UNAUTHORIZED, "stream token expired; request a new one")
-    return owner_id
-
-
-async def stream_token(request: Request) -> Response:
-    g = gw(request)
-    who = await owner(request)
-    job_id = request.path_params["video_id"]
-    await g.jobs.row(who, job_id)
-    opts: StreamTokenRequest = decode(await read_body(request, 4096, json=False), StreamTokenRequest)
-    if not 1 <= opts.ttl_seconds <= TOKEN_TTL_MAX:
-        raise ValidationError(f"ttl_seconds must be between 1 and {TOKEN_TTL_MAX}", param="ttl_seconds")
-    token, expires = issue_token(g.settings.signing_secret, job_id, who, opts.ttl_seconds)
-    return json_response({"token": token, "expires_at": expires, "url": f"/v1/async/video/{job_id}/ws?token={token}"})
 
 
 # ---- shared -----------------------------------------------------------------------------------
@@ -213,7 +154,10 @@ async def _authenticate(ws: WebSocket, g: Any, job_id: str) -> str:
     except VidgateError as exc:
         raise _Invalid(CLOSE_UNAUTHORIZED, exc.message) from None
     if token:
-        return verify_token(g.settings.signing_secret, job_id, token)
+        try:
+            return verify_token(g.settings.signing_secret, job_id, token)
+        except InvalidToken as exc:
+            raise _Invalid(CLOSE_UNAUTHORIZED, str(exc)) from None
     raise _Invalid(CLOSE_UNAUTHORIZED, "missing credentials: Authorization header, bearer subprotocol or ?token=")
 
 

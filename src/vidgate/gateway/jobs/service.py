@@ -115,21 +115,18 @@ class JobService:
         return render(row, secret=self.secret, now=now_ms(), ttl=self.default_ttl)
 
     async def row(self, owner: str, job_id: str) -> Row:
-        row = await self.db.fetchone(_GET, {"id": job_id, "owner": owner})
-        if row is None:
-            raise NotFoundError(f"no video {job_id}", param="video_id")
-        return row
+        return await self._one(_GET, job_id, owner)
 
     async def view_row(self, owner: str, job_id: str) -> Row:
         """The columns a poll shows, for the owner's job only."""
-        row = await self.db.fetchone(_VIEW, {"id": job_id, "owner": owner})
-        if row is None:
-            raise NotFoundError(f"no video {job_id}", param="video_id")
-        return row
+        return await self._one(_VIEW, job_id, owner)
 
     async def row_any_owner(self, job_id: str) -> Row:
         """For signed links, whose signature already names the job."""
-        row = await self.db.fetchone(_GET_ANY, {"id": job_id})
+        return await self._one(_GET_ANY, job_id)
+
+    async def _one(self, q: Q, job_id: str, owner: str | None = None) -> Row:
+        row = await self.db.fetchone(q, {"id": job_id, "owner": owner})
         if row is None:
             raise NotFoundError(f"no video {job_id}", param="video_id")
         return row

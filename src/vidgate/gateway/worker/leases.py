@@ -26,12 +26,13 @@ _LEASED = Q("SELECT id, status FROM jobs WHERE lease_owner = :w")
 class LeaseKeeper:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+        self.deadlines: dict[str, int] = {}  # of the worker's running jobs
 
     async def run(self, stop: asyncio.Event) -> None:
         """Renew a third of a lease apart, or sooner when a running job's deadline comes first."""
         w = self.worker
         while not stop.is_set():
-            soonest = min(w.deadlines.values(), default=None)
+            soonest = min(self.deadlines.values(), default=None)
             wait = w.settings.lease_seconds / 3
             if soonest is not None:
                 wait = min(wait, max(0.05, (soonest - now_ms()) / 1000))
@@ -56,7 +57,7 @@ class LeaseKeeper:
         for job_id in list(w.running):
             if status.get(job_id, "cancelled") in ("cancelled", "expired", "failed"):
                 w.cancelled.add(job_id)
-            elif now > w.deadlines.get(job_id, now):
+            elif now > self.deadlines.get(job_id, now):
                 w.cancelled.add(job_id)
                 await w.lifecycle.transition(
                     job_id,

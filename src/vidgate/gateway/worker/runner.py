@@ -91,7 +91,6 @@ class Worker:
         self.lease_ms = int(settings.lease_seconds * 1000)
         self.tmpdir = settings.data_dir / "tmp"
         self.running: dict[str, asyncio.Task[None]] = {}
-        self.deadlines: dict[str, int] = {}  # of the running jobs, for the lease keeper
         self.leases = LeaseKeeper(self)
         self.cancelled: set[str] = set()
         self._wake = asyncio.Event()
@@ -168,7 +167,7 @@ class Worker:
     async def _handle(self, row: Row) -> None:
         job_id = row["id"]
         bind_contextvars(job_id=job_id)
-        self.deadlines[job_id] = row["deadline_at"]
+        self.leases.deadlines[job_id] = row["deadline_at"]
         try:
             await self._step(row)
         except asyncio.CancelledError:
@@ -181,7 +180,7 @@ class Worker:
                 log.warning("job %s: could not release (%s: %s)", job_id, type(again).__name__, again)
         finally:
             self.running.pop(job_id, None)
-            self.deadlines.pop(job_id, None)
+            self.leases.deadlines.pop(job_id, None)
             self.cancelled.discard(job_id)
             if len(self.running) <= self.settings.worker_concurrency // 2:
                 self._wake.set()  # half the slots are free: claim again now rather than at the next tick

@@ -1,0 +1,76 @@
+"""Stream tokens: short-lived HMAC tokens that let a browser open a job's websocket without putting
+an API key in the URL. Bound to the job and its owner, domain-separated from download links."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from vidgate.errors import ValidationError
+from vidgate.gateway.api.http import decode, json_response, read_body
+from vidgate.gateway.api.videos import gw, owner
+from vidgate.gateway.ids import now_s
+
+TOKEN_PREFIX = "st1"
+TOKEN_TTL_MAX = 300
+
+
+class StreamTokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    ttl_seconds: int = TOKEN_TTL_MAX
+
+
+class InvalidToken(ValueError):
+    """A token that is malformed, forged, for another job or expired; the message says which."""
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _token_mac(secret: str, job_id: str, owner_id: str, expires: int) -> str:
+    # Domain-separated from download-link signatures, which share the secret.
+    msg = f"vidgate-stream-token\n{job_id}\n{owner_id}\n{expires}".encode()
+    return _b64(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
+
+
+def issue_token(secret: str, job_id: str, owner_id: str, ttl: int) -> tuple[str, int]:
+    expires = now_s() + ttl
+    mac = _token_mac(secret, job_id, owner_id, expires)
+    return f"{TOKEN_PREFIX}.{expires}.{_b64(owner_id.encode())}.{mac}", expires
+
+
+def verify_token(secret: str, job_id: str, token: str) -> str:
+    """The owner a token was issued to for ``job_id``."""
+    try:
+        prefix, expires_s, owner_b64, mac = token.split(".")
+        expires, owner_id = int(expires_s), _unb64(owner_b64).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidToken("malformed stream token") from None
+    if prefix != TOKEN_PREFIX or not hmac.compare_digest(
+        mac.encode("utf-8", "surrogatepass"), _token_mac(secret, job_id, owner_id, expires).encode()
+    ):
+        raise InvalidToken("invalid stream token")
+    if expires < now_s():
+        raise InvalidToken("stream token expired; request a new one")
+    return owner_id
+
+
+async def stream_token(request: Request) -> Response:
+    g = gw(request)
+    who = await owner(request)
+    job_id = request.path_params["video_id"]
+    await g.jobs.row(who, job_id)
+    opts: StreamTokenRequest = decode(await read_body(request, 4096, json=False), StreamTokenRequest)
+    if not 1 <= opts.ttl_seconds <= TOKEN_TTL_MAX:
+        raise ValidationError(f"ttl_seconds must be between 1 and {TOKEN_TTL_MAX}", param="ttl_seconds")
+    token, expires = issue_token(g.settings.signing_secret, job_id, who, opts.ttl_seconds)
+    return json_response({"token": token, "expires_at": expires, "url": f"/v1/async/video/{job_id}/ws?token={token}"})
