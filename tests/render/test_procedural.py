@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -112,6 +113,31 @@ def test_same_spec_gives_identical_bytes_in_another_process(tmp_path: Path) -> N
     there = tmp_path / "there.mp4"
     subprocess.run([sys.executable, "-c", code, str(there)], check=True, timeout=60)
     assert hashlib.sha256(here.read_bytes()).digest() == hashlib.sha256(there.read_bytes()).digest()
+
+
+def test_bytes_do_not_depend_on_what_memory_held(tmp_path: Path) -> None:
+    """Each process fills fresh heap memory with another byte (glibc's MALLOC_PERTURB_): a read of
+    memory the encoder never wrote would change the bytes, as load and other threads do in service."""
+    code = (
+        "import hashlib, sys, tempfile; from pathlib import Path;"
+        "from vidgate.gateway.render.procedural import RenderSpec, render;"
+        "out = Path(tempfile.mkdtemp()) / 'a.mp4';"
+        "sizes = ((160, 90), (160, 96), (90, 160), (320, 180), (426, 240), (64, 64));"
+        "[print(render(RenderSpec(prompt='a paper boat', seed=6, width=w, height=h, duration=2, audio=True), out)"
+        " and hashlib.sha256(out.read_bytes()).hexdigest()) for w, h in sizes]"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env=os.environ | {"MALLOC_PERTURB_": fill},
+            check=True,
+            timeout=120,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for fill in ("1", "85", "165", "250")
+    }
+    assert len(outputs) == 1, outputs
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,40 @@ class Progress:
 
     async def __call__(self, percent: int) -> None:
         self.values.append(percent)
+
+
+class FrameGate:
+    """A ``cancelled`` callable counted on the render threads, which call it before every frame.
+
+    ``stop_from``: answer True from that call on. ``hold_at``: at that call, hold the render thread
+    until ``release()`` (or let ``on_hold`` answer), so a test acts while a render is surely mid-way.
+    """
+
+    def __init__(
+        self, stop_from: int | None = None, hold_at: int | None = None, on_hold: Callable[[], bool] | None = None
+    ) -> None:
+        self.stop_from, self.hold_at, self.on_hold = stop_from, hold_at, on_hold
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._held = threading.Event()
+        self._released = threading.Event()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if call == self.hold_at:
+            self._held.set()
+            if self.on_hold is not None:
+                return self.on_hold()
+            assert self._released.wait(timeout=60), "the test never released the render"
+        return self.stop_from is not None and call >= self.stop_from
+
+    async def reached(self) -> None:
+        assert await asyncio.to_thread(self._held.wait, 60), "the render never reached the gate"
+
+    def release(self) -> None:
+        self._released.set()
 
 
 @pytest.fixture
@@ -90,13 +125,9 @@ async def test_cancel_stops_every_sample_and_leaves_no_files(
     tmp_path: Path, provider: ProceduralProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     progress = Progress()
+    # Counted on the render threads, so the cancel lands mid-render however fast the machine is.
     with pytest.raises(RenderCancelled):
-        await provider.run(
-            job(sample_count=3, duration=4),
-            tmp_path,
-            progress,
-            lambda: bool(progress.values) and progress.values[-1] >= 5,
-        )
+        await provider.run(job(sample_count=3, duration=4), tmp_path, progress, FrameGate(stop_from=5))
     assert list(tmp_path.iterdir()) == []
     assert 100 not in progress.values
     # Every sample's failure was collected: none is left for asyncio to log when it is collected.
@@ -107,11 +138,12 @@ async def test_cancel_stops_every_sample_and_leaves_no_files(
 async def test_cancelling_the_run_task_stops_rendering_and_cleans_up(
     tmp_path: Path, provider: ProceduralProvider
 ) -> None:
-    progress = Progress()
-    running = asyncio.create_task(provider.run(job(sample_count=2, duration=4), tmp_path, progress, lambda: False))
-    while not progress.values:
-        await asyncio.sleep(0.005)
+    gate = FrameGate(hold_at=5)
+    running = asyncio.create_task(provider.run(job(sample_count=2, duration=4), tmp_path, Progress(), gate))
+    await gate.reached()
     running.cancel()
+    await asyncio.sleep(0)  # the task takes the cancel and tells the render threads to stop
+    gate.release()
     with pytest.raises(asyncio.CancelledError):
         await running
     assert list(tmp_path.iterdir()) == []
@@ -119,34 +151,32 @@ async def test_cancelling_the_run_task_stops_rendering_and_cleans_up(
 
 async def test_aclose_stops_renders_in_flight(tmp_path: Path) -> None:
     provider = ProceduralProvider()
-    progress = Progress()
-    running = asyncio.create_task(provider.run(job(duration=4), tmp_path, progress, lambda: False))
-    while not progress.values:
-        await asyncio.sleep(0.005)
-    await provider.aclose()
+    gate = FrameGate(hold_at=5)
+    running = asyncio.create_task(provider.run(job(duration=4), tmp_path, Progress(), gate))
+    await gate.reached()
+    closing = asyncio.create_task(provider.aclose())
+    await asyncio.sleep(0)  # aclose has flagged every render to stop
+    gate.release()
+    await closing
     with pytest.raises(RenderCancelled):
         await running
     assert list(tmp_path.iterdir()) == []
 
 
 async def test_render_does_not_block_the_event_loop(tmp_path: Path, provider: ProceduralProvider) -> None:
-    lateness: list[float] = []
+    """Mid-render, the render thread waits for the loop to answer: a render on the loop would deadlock."""
+    loop = asyncio.get_running_loop()
+    answered = threading.Event()
+
+    def ask_the_loop() -> bool:
+        loop.call_soon_threadsafe(answered.set)
+        return not answered.wait(timeout=60)
+
     progress = Progress()
     started = time.perf_counter()
-    rendering = asyncio.create_task(
-        provider.run(job(width=1280, height=720, duration=3), tmp_path, progress, lambda: False)
-    )
-
-    async def tick() -> None:
-        while not rendering.done():
-            before = time.perf_counter()
-            await asyncio.sleep(0.01)
-            lateness.append(time.perf_counter() - before - 0.01)
-
-    await asyncio.gather(rendering, tick())
+    gate = FrameGate(hold_at=10, on_hold=ask_the_loop)
+    await provider.run(job(width=1280, height=720, duration=3), tmp_path, progress, gate)
     elapsed = time.perf_counter() - started
-    print(f"event loop lateness over {len(lateness)} ticks: max {max(lateness) * 1000:.1f} ms")
-    assert len(lateness) > 20
-    assert max(lateness) < 0.1
+    assert answered.is_set()
     # Throttled to about ten reports a second, plus the final 100.
     assert len(progress.values) <= 10 * elapsed + 2

@@ -23,9 +23,31 @@ import numpy as np
 from vidgate.gateway.render.image import decode_image
 from vidgate.gateway.render.probe import MediaInfo, probe
 
-# Shared with bench/render.py so its ffmpeg baseline encodes with identical settings. ``threads`` is
-# pinned because x264's output depends on its thread count: "auto" would make the bytes vary by host.
-X264_OPTIONS: Final[dict[str, str]] = {"preset": "veryfast", "crf": "23", "threads": "4"}
+
+def _x264_options() -> dict[str, str]:
+    """The encoder settings; shared with bench/render.py so its ffmpeg baseline encodes identically.
+
+    ``threads`` is pinned because x264's output depends on its thread count ("auto" would vary by
+    host). On CPUs with AVX-512, x264's AVX-512 kernels read memory it never initialised (its
+    lookahead's lowres planes): the bytes then depend on what the heap held, which changes with load
+    and with other threads. Capping x264 at AVX2 there gives the same bytes on every run, at the
+    same speed; other CPUs keep x264's own detection, which never enables those kernels.
+    """
+    options = {"preset": "veryfast", "crf": "23", "threads": "4"}
+    if _has_avx512():
+        options["x264-params"] = "asm=AVX2"
+    return options
+
+
+def _has_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " avx512f" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+X264_OPTIONS: Final[dict[str, str]] = _x264_options()
 AUDIO_RATE: Final = 48_000
 _AUDIO_BITRATE: Final = 128_000
 _MAX_PIXELS: Final = 1920 * 1080
