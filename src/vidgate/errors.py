@@ -164,6 +164,12 @@ class NoProviderAvailableError(ServiceUnavailableError):
     code = "no_provider_available"
 
 
+class StorageFullError(ServiceUnavailableError):
+    """The gateway's disk is (nearly) full: new work waits, deletes still free space."""
+
+    code = "storage_full"
+
+
 class NotImplementedYetError(VidgateError):
     status = 501
     code = "not_implemented"

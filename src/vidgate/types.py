@@ -113,8 +113,11 @@ class Billing(_Response):
 
 
 class ProviderAttempt(_Response):
+    """One create sent to a provider. ``submitting``: sent, no answer yet; ``unknown``: its answer was
+    lost, so the job may exist there (``pending`` is how older gateways spelt ``submitting``)."""
+
     provider: str
-    outcome: Literal["accepted", "rejected", "skipped", "pending"]
+    outcome: Literal["accepted", "rejected", "skipped", "pending", "submitting", "unknown"]
     at: int
     message: str | UnsetType = UNSET
     status_code: int | UnsetType = UNSET

@@ -9,7 +9,8 @@ DashScope's pre-signed OSS links.
 
 Fault ops: ``create``, ``poll``, ``cancel``, ``download``. ``inband(op, code, msg)`` queues an
 HTTP 200 answer carrying ``code``/``message`` and no ``output`` (DashScope does that at times) for
-``create`` or ``poll``. Routes live under ``/api/v1``.
+``create`` or ``poll``. Routes live under ``/api/v1``. Output links expire ``outputs.ttl`` seconds
+after the task succeeded.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -89,6 +90,7 @@ class AlibabaFake:
         self.fail_next = False
         self.failure = ("DataInspectionFailed", "Output data may contain inappropriate content.")
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.app = Starlette(
             routes=[
                 Route("/api/v1/services/aigc/video-generation/video-synthesis", self.create, methods=["POST"]),
@@ -113,6 +115,7 @@ class AlibabaFake:
         self.inband_faults.clear()
         self.fail_next = False
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.polls_to_complete, self.queue_polls = self._defaults
 
     async def _record(self, request: Request) -> Any:
@@ -147,7 +150,8 @@ class AlibabaFake:
         if self.fail_next:
             task.fail, self.fail_next = self.failure, False
         self.tasks[task.id] = task
-        return JSONResponse({"output": {"task_id": task.id, "task_status": "PENDING"}, "request_id": str(uuid.uuid4())})
+        answer = {"output": {"task_id": task.id, "task_status": "PENDING"}, "request_id": str(uuid.uuid4())}
+        return await self.faults.accepted("create", JSONResponse(answer))
 
     @staticmethod
     def _validate(body: Any) -> str | None:
@@ -211,6 +215,7 @@ class AlibabaFake:
         task.polls += 1
         if task.polls >= self.polls_to_complete:
             task.status = "FAILED" if task.fail else "SUCCEEDED"
+            self.outputs.issue(task.id)
         elif task.polls > self.queue_polls:
             task.status = "RUNNING"
 
@@ -274,6 +279,11 @@ class AlibabaFake:
         if fault := await self.faults.apply("download"):
             return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if self.expire_outputs or task is None or request.query_params.get("Signature") != task.token:
+        if (
+            self.expire_outputs
+            or task is None
+            or request.query_params.get("Signature") != task.token
+            or self.outputs.expired(task.id)
+        ):
             return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
         return Response(small_mp4(), media_type="video/mp4")

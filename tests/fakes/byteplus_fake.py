@@ -6,7 +6,11 @@ Each ``GET /contents/generations/tasks/{id}`` advances the task one step: ``queu
 ``polls_to_complete``-th call. ``DELETE`` cancels a queued task, deletes a finished one and refuses a
 running one. Outputs are served from ``/cdn/...`` on the same server, like Ark's signed TOS links.
 
-Fault ops: ``create``, ``poll``, ``cancel``, ``download``. Routes live under ``/api/v3``.
+``GET /contents/generations/tasks?page_num=&page_size=&filter.model=&filter.status=&filter.task_ids=``
+lists tasks newest first as ``{"items", "total"}``. Outputs also expire ``outputs.ttl`` seconds after
+the task succeeded.
+
+Fault ops: ``create``, ``poll``, ``list``, ``cancel``, ``download``. Routes live under ``/api/v3``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -118,9 +122,11 @@ class BytePlusFake:
             "The request failed because the output video may contain sensitive information.",
         )
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.app = Starlette(
             routes=[
                 Route("/api/v3/contents/generations/tasks", self.create, methods=["POST"]),
+                Route("/api/v3/contents/generations/tasks", self.list_tasks, methods=["GET"]),
                 Route("/api/v3/contents/generations/tasks/{task_id}", self.get_task, methods=["GET"]),
                 Route("/api/v3/contents/generations/tasks/{task_id}", self.delete_task, methods=["DELETE"]),
                 Route("/cdn/{task_id}/video.mp4", self.download, methods=["GET"]),
@@ -131,6 +137,7 @@ class BytePlusFake:
         """Forget injected behaviour (not tasks or recorded requests) between tests."""
         self.fail_next = False
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.polls_to_complete, self.queue_polls = self._defaults
 
     async def _record(self, request: Request) -> Any:
@@ -178,7 +185,26 @@ class BytePlusFake:
         if self.fail_next:
             task.fail, self.fail_next = self.failure, False
         self.tasks[task.id] = task
-        return JSONResponse({"id": task.id})
+        return await self.faults.accepted("create", JSONResponse({"id": task.id}))
+
+    async def list_tasks(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("list"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        query = request.query_params
+        ids = {i for v in query.getlist("filter.task_ids") for i in v.split(",") if i}
+        chosen = [
+            t
+            for t in sorted(self.tasks.values(), key=lambda t: -t.created_at)
+            if query.get("filter.model") in (None, t.body["model"])
+            and query.get("filter.status") in (None, t.status)
+            and (not ids or t.id in ids)
+        ]
+        number, size = int(query.get("page_num", "1")), int(query.get("page_size", "10"))
+        page = chosen[(number - 1) * size : number * size]
+        return JSONResponse({"items": [self._view(request, t) for t in page], "total": len(chosen)})
 
     @staticmethod
     def _settings(model: str, body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...] | None]:
@@ -250,6 +276,7 @@ class BytePlusFake:
         task.polls += 1
         if task.polls >= self.polls_to_complete:
             task.status = "failed" if task.fail else "succeeded"
+            self.outputs.issue(task.id)
         elif task.polls > self.queue_polls:
             task.status = "running"
 
@@ -314,6 +341,11 @@ class BytePlusFake:
         if fault := await self.faults.apply("download"):
             return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if self.expire_outputs or task is None or request.query_params.get("X-Tos-Signature") != task.token:
+        if (
+            self.expire_outputs
+            or task is None
+            or request.query_params.get("X-Tos-Signature") != task.token
+            or self.outputs.expired(task.id)
+        ):
             return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
         return Response(small_mp4(), media_type="video/mp4")

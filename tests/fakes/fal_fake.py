@@ -7,6 +7,8 @@ on the ``polls_to_complete``-th call. Outputs are served from ``/files/...`` on 
 
 Real fal may answer a bad model input at submit or only on the result fetch; the fake checks the
 input at submit (422 with a ``detail`` list) and models the late form with ``fail_mode="result"``.
+The queue offers no request list and no caller-chosen id, so the fake has neither. Output files
+expire ``outputs.ttl`` seconds after the request completed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -74,6 +76,7 @@ class FalFake:
         self.failure_message = "Runner disconnected"
         self.failure_type = "runner_disconnected"
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.app = Starlette(
             routes=[
                 Route("/files/{request_id}/output.mp4", self.download, methods=["GET"]),
@@ -127,17 +130,16 @@ class FalFake:
             task.fail, self.fail_next = (self.fail_mode, self.failure_message, self.failure_type), False
         self.tasks[task.id] = task
         base = f"{str(request.base_url).rstrip('/')}/{task.app}/requests/{task.id}"
-        return JSONResponse(
-            {
-                "request_id": task.id,
-                "gateway_request_id": task.id,
-                "status": "IN_QUEUE",
-                "queue_position": self.queue_polls,
-                "response_url": base,
-                "status_url": f"{base}/status",
-                "cancel_url": f"{base}/cancel",
-            }
-        )
+        answer = {
+            "request_id": task.id,
+            "gateway_request_id": task.id,
+            "status": "IN_QUEUE",
+            "queue_position": self.queue_polls,
+            "response_url": base,
+            "status_url": f"{base}/status",
+            "cancel_url": f"{base}/cancel",
+        }
+        return await self.faults.accepted("create", JSONResponse(answer))
 
     @staticmethod
     def _validate(model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -190,6 +192,7 @@ class FalFake:
         task.polls += 1
         if task.cancelled or task.polls >= self.polls_to_complete:
             task.status = "COMPLETED"
+            self.outputs.issue(task.id)
         elif task.polls > self.queue_polls:
             task.status = "IN_PROGRESS"
 
@@ -282,6 +285,7 @@ class FalFake:
         await self._record(request)
         if fault := await self.faults.apply("download"):
             return fault
-        if self.expire_outputs or request.path_params["request_id"] not in self.tasks:
+        request_id = request.path_params["request_id"]
+        if self.expire_outputs or request_id not in self.tasks or self.outputs.expired(request_id):
             return JSONResponse({"detail": "File has expired or does not exist"}, status_code=403)
         return Response(small_mp4(), media_type="video/mp4")

@@ -8,7 +8,9 @@ Usage::
 
 Each ``GET /v1beta/{operation name}`` advances that operation one step; the
 ``polls_to_complete``-th call answers ``done: true``. The file URI in a finished operation
-answers a 302 to ``/_storage/{file}`` on the same fake, which serves ``small_mp4()``.
+answers a 302 to ``/_storage/{file}`` on the same fake, which serves ``small_mp4()``; a file is
+gone ``outputs.ttl`` seconds after its operation finished. The Gemini API takes no caller-chosen
+id and lists no Veo operations, so the fake has neither.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import secrets
 from typing import Any, NamedTuple
 
 import orjson
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -99,6 +101,7 @@ class GoogleFake:
         self.requests: list[Recorded] = []
         self.fail_next: str | None = None  # "failed" | "moderation", applies to the next created job
         self.expired = False  # generated files are gone: download answers 403 PERMISSION_DENIED
+        self.outputs = OutputClock()
         self.storage_requests: list[Recorded] = []
         self._tokens: dict[str, str] = {}
 
@@ -210,7 +213,7 @@ class GoogleFake:
         self.jobs[op_id] = {"name": name, "model": model, "polls": 0, "done": False, "fail": self.fail_next,
                             "samples": params.get("sampleCount", 1), "result": None}
         self.fail_next = None
-        return JSONResponse({"name": name})
+        return await self.faults.accepted("create", JSONResponse({"name": name}))
 
     async def poll(self, request: Request) -> Response:
         if fault := await self.faults.apply("poll"):
@@ -243,6 +246,7 @@ class GoogleFake:
         for _ in range(job["samples"]):
             file_id = secrets.token_hex(6)
             self.files[file_id] = job["name"]
+            self.outputs.issue(file_id)
             samples.append({"video": {"uri": f"{base}/v1beta/files/{file_id}:download?alt=media"}})
         return {"response": {"@type": rtype, "generateVideoResponse": {"generatedSamples": samples}}}
 
@@ -255,7 +259,7 @@ class GoogleFake:
             return exc.response()
         self._record(request, dict(request.query_params))
         file_id = request.path_params["file_id"]
-        if file_id not in self.files or self.expired:
+        if file_id not in self.files or self.expired or self.outputs.expired(file_id):
             # Files API wording for a missing or deleted file; kept ~2 days upstream [unverified].
             return GoogleError(403, "PERMISSION_DENIED", f"You do not have permission to access the File "
                                f"{file_id} or it may not exist.").response()

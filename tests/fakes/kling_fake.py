@@ -13,6 +13,12 @@ step (``submitted``, then ``processing``) and the ``polls_to_complete``-th call 
 ``succeed`` with ``task_result.videos[].url`` on ``/kcdn/...`` of the same server (or ``failed``
 with a ``task_status_msg`` when ``fail_next`` was set). Errors use Kling's
 ``{"code", "message", "request_id"}`` body.
+
+A create reusing an ``external_task_id`` is refused (400, code 1201; Kling's wording for it is
+[unverified]) and makes no task. The single-task query takes a task id or an external task id in
+the path, as Kling documents; ``GET /v1/videos/{endpoint}?pageNum=&pageSize=`` lists tasks newest
+first [parameter names unverified]. Output links expire ``outputs.ttl`` seconds after the task
+succeeded.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -81,6 +87,7 @@ class KlingFake:
         self.app = Starlette(
             routes=[
                 Route("/v1/videos/{endpoint}", self.create, methods=["POST"]),
+                Route("/v1/videos/{endpoint}", self.list_tasks, methods=["GET"]),
                 Route("/v1/videos/{endpoint}/{task_id}", self.get, methods=["GET"]),
                 Route("/kcdn/{task_id}/v.mp4", self.download, methods=["GET"]),
             ]
@@ -93,6 +100,7 @@ class KlingFake:
         self.fail_next = False
         self.failure_message = FAILURE_MESSAGE
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.jwt_payloads: list[dict[str, Any]] = []
 
     async def _record(self, request: Request) -> Any:
@@ -210,9 +218,28 @@ class KlingFake:
         task = Task(id=str(secrets.randbelow(10**18) + 10**17), endpoint=endpoint, body=body, fail=self.fail_next)
         self.fail_next = False
         self.tasks[task.id] = task
-        return JSONResponse(
-            {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": self._view(request, task)}
+        answer = {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": self._view(request, task)}
+        return await self.faults.accepted("create", JSONResponse(answer))
+
+    def _task(self, endpoint: str, task_id: str) -> Task | None:
+        """A task of ``endpoint`` by its id or by the external id it was created with."""
+        task = self.tasks.get(task_id) or next(
+            (t for t in self.tasks.values() if t.body.get("external_task_id") == task_id), None
         )
+        return task if task is not None and task.endpoint == endpoint else None
+
+    async def list_tasks(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("list"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        endpoint = request.path_params["endpoint"]
+        page, size = int(request.query_params.get("pageNum", "1")), int(request.query_params.get("pageSize", "30"))
+        tasks = sorted((t for t in self.tasks.values() if t.endpoint == endpoint), key=lambda t: -t.created_at)
+        chosen = tasks[(page - 1) * size : page * size]
+        data = [self._view(request, t) for t in chosen]
+        return JSONResponse({"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data})
 
     def _view(self, request: Request, task: Task) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -237,13 +264,14 @@ class KlingFake:
             return fault
         if denied := self._auth(request):
             return denied
-        task = self.tasks.get(request.path_params["task_id"])
-        if task is None or task.endpoint != request.path_params["endpoint"]:
+        task = self._task(request.path_params["endpoint"], request.path_params["task_id"])
+        if task is None:
             return kling_error(404, 1203, "Task not found")
         if task.status in ("submitted", "processing"):
             task.polls += 1
             if task.polls >= self.polls_to_complete:
                 task.status = "failed" if task.fail else "succeed"
+                self.outputs.issue(task.id)
             elif task.polls >= 2:
                 task.status = "processing"
         return JSONResponse(
@@ -255,6 +283,11 @@ class KlingFake:
         if fault := await self.faults.apply("download"):
             return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if self.expire_outputs or task is None or request.query_params.get("sig") != task.token:
+        if (
+            self.expire_outputs
+            or task is None
+            or request.query_params.get("sig") != task.token
+            or self.outputs.expired(task.id)
+        ):
             return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
         return Response(small_mp4(), media_type="video/mp4")

@@ -9,18 +9,21 @@ Usage::
 Each ``GET /dream-machine/v1/generations/{id}`` advances the generation one step (``queued``,
 then ``dreaming``) and the ``polls_to_complete``-th call answers ``completed`` (or ``failed``
 with a ``failure_reason`` when ``fail_next`` was set). ``assets.video`` points at ``/cdn/...`` on
-the same server, a signed link that answers 403 once ``expire_outputs`` is set. Errors use Luma's
-``{"detail": "..."}`` body.
+the same server, a signed link that answers 403 once ``expire_outputs`` is set or ``outputs.ttl``
+seconds after completion. Errors use Luma's ``{"detail": "..."}`` body. ``GET
+/dream-machine/v1/generations?limit=&offset=`` lists generations newest first (the real order is
+[unverified]), each echoing its ``request``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,6 +64,11 @@ class Generation:
     state: str = "queued"
     fail: bool = False
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created: float = field(default_factory=time.time)
+
+
+def _iso(stamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp % 1 * 1000):03d}Z"
 
 
 class LumaFake:
@@ -75,6 +83,7 @@ class LumaFake:
             routes=[
                 Route(f"{prefix}/generations/video", self.create, methods=["POST"]),
                 Route(f"{prefix}/generations", self.create, methods=["POST"]),  # legacy create path
+                Route(f"{prefix}/generations", self.list_generations, methods=["GET"]),
                 Route(f"{prefix}/generations/{{gen_id}}", self.get, methods=["GET"]),
                 Route(f"{prefix}/generations/{{gen_id}}", self.delete, methods=["DELETE"]),
                 Route("/cdn/{gen_id}/video.mp4", self.download, methods=["GET"]),
@@ -88,6 +97,7 @@ class LumaFake:
         self.fail_next = False
         self.failure_reason = FAILURE_REASON
         self.expire_outputs = False
+        self.outputs = OutputClock()
 
     async def _record(self, request: Request) -> Any:
         raw = await request.body()
@@ -153,7 +163,7 @@ class LumaFake:
             "generation_type": "video",
             "state": gen.state,
             "failure_reason": None,
-            "created_at": "2026-08-01T10:00:00.000Z",
+            "created_at": _iso(gen.created),
             "assets": None,
             "model": gen.body.get("model", "ray-1-6"),
             "request": gen.body,
@@ -179,7 +189,21 @@ class LumaFake:
         gen = Generation(id=str(uuid.uuid4()), body=body, fail=self.fail_next)
         self.fail_next = False
         self.generations[gen.id] = gen
-        return JSONResponse(self._view(request, gen), status_code=201)
+        return await self.faults.accepted("create", JSONResponse(self._view(request, gen), status_code=201))
+
+    async def list_generations(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("list"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        limit = int(request.query_params.get("limit", "100"))
+        offset = int(request.query_params.get("offset", "0"))
+        newest = sorted(self.generations.values(), key=lambda g: -g.created)
+        page = [self._view(request, g) for g in newest[offset : offset + limit]]
+        more = offset + limit < len(newest)
+        body = {"generations": page, "count": len(page), "has_more": more, "limit": limit, "offset": offset}
+        return JSONResponse(body)
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
@@ -194,6 +218,7 @@ class LumaFake:
             gen.polls += 1
             if gen.polls >= self.polls_to_complete:
                 gen.state = "failed" if gen.fail else "completed"
+                self.outputs.issue(gen.id)
             elif gen.polls >= 2:
                 gen.state = "dreaming"
         return JSONResponse(self._view(request, gen))
@@ -213,6 +238,11 @@ class LumaFake:
         if fault := await self.faults.apply("download"):
             return fault
         gen = self.generations.get(request.path_params["gen_id"])
-        if self.expire_outputs or gen is None or request.query_params.get("token") != gen.token:
+        if (
+            self.expire_outputs
+            or gen is None
+            or request.query_params.get("token") != gen.token
+            or self.outputs.expired(gen.id)
+        ):
             return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
         return Response(small_mp4(), media_type="video/mp4")

@@ -8,7 +8,9 @@ the task one step (``Preparing``, ``Queueing`` for ``queue_polls`` calls, ``Proc
 that ``GET /v1/files/retrieve`` turns into a ``download_url`` under ``/cdn/...`` on the same server.
 
 Fault ops: ``create``, ``poll``, ``retrieve``, ``download``. ``inband(op, code, msg)`` queues an
-HTTP 200 ``base_resp`` error for ``create``/``poll``/``retrieve`` (e.g. 1002 rate limit).
+HTTP 200 ``base_resp`` error for ``create``/``poll``/``retrieve`` (e.g. 1002 rate limit). The v1 API
+lists no tasks and takes no caller-chosen id, so the fake has neither. Download URLs expire
+``outputs.ttl`` seconds after the task succeeded.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -89,6 +91,7 @@ class MiniMaxFake:
         self.fail_next = False
         self.failure = (1027, "output video contains sensitive content")
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self._ids = itertools.count(106916112212032)
         self.app = Starlette(
             routes=[
@@ -104,6 +107,7 @@ class MiniMaxFake:
         self.inband_faults.clear()
         self.fail_next = False
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.polls_to_complete, self.queue_polls = self._defaults
 
     def inband(self, op: str, code: int, msg: str, times: int = 1) -> None:
@@ -150,7 +154,7 @@ class MiniMaxFake:
         if self.fail_next:
             task.fail, self.fail_next = self.failure, False
         self.tasks[task.id] = task
-        return base_resp(task_id=task.id)
+        return await self.faults.accepted("create", base_resp(task_id=task.id))
 
     @staticmethod
     def _validate(body: Any) -> str | None:
@@ -201,6 +205,7 @@ class MiniMaxFake:
             else:
                 task.status, task.file_id = "Success", str(next(self._ids) + 98342414093000)
                 self.files[task.file_id] = task
+                self.outputs.issue(task.file_id)
         elif task.polls == 1:
             task.status = "Preparing"
         elif task.polls <= 1 + self.queue_polls:
@@ -247,6 +252,11 @@ class MiniMaxFake:
         if fault := await self.faults.apply("download"):
             return fault
         task = self.files.get(request.path_params["file_id"])
-        if self.expire_outputs or task is None or request.query_params.get("Signature") != task.token:
+        if (
+            self.expire_outputs
+            or task is None
+            or request.query_params.get("Signature") != task.token
+            or self.outputs.expired(task.file_id)
+        ):
             return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
         return Response(small_mp4(), media_type="video/mp4")

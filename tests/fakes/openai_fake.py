@@ -8,7 +8,10 @@ Usage::
 
 Each ``GET /v1/videos/{id}`` advances that job one step: ``queued`` (progress 0), then
 ``in_progress`` with rising progress, then ``completed`` (100) on the ``polls_to_complete``-th call,
-or ``failed`` when ``fail_next`` was set before the job was created.
+or ``failed`` when ``fail_next`` was set before the job was created. ``GET /v1/videos`` lists jobs
+newest first (``limit``, ``after``, ``order``). Whether the real API honours ``Idempotency-Key`` on
+create is [unverified]: ``dedupe_idempotency_keys`` makes the fake answer a repeated key with the
+first job; by default every create makes a job.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from typing import Any, NamedTuple
 
 import orjson
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -75,6 +78,7 @@ class OpenAIFake:
         self.reset()
         self.app = Starlette(routes=[
             Route("/v1/videos", self.create, methods=["POST"]),
+            Route("/v1/videos", self.list_videos, methods=["GET"]),
             Route("/v1/videos/{video_id}", self.retrieve, methods=["GET"]),
             Route("/v1/videos/{video_id}/content", self.content, methods=["GET"]),
         ])
@@ -88,6 +92,9 @@ class OpenAIFake:
         self.fail_next: str | None = None  # "failed" | "moderation", applies to the next created job
         self.expired: set[str] = set()  # video ids whose content has expired
         self.expire_all = False
+        self.outputs = OutputClock()  # content expires ``outputs.ttl`` seconds after completion
+        self.dedupe_idempotency_keys = False
+        self._by_key: dict[str, str] = {}  # idempotency key -> the video it made
 
     # -- helpers -----------------------------------------------------------------------------
     def _check_auth(self, request: Request) -> None:
@@ -181,12 +188,15 @@ class OpenAIFake:
             return fault
         try:
             self._check_auth(request)
-            self.idempotency_keys.append(request.headers.get("idempotency-key"))
+            key = request.headers.get("idempotency-key")
+            self.idempotency_keys.append(key)
             fields = await self._parse_create(request)
             self._record(request, fields)
             self._validate(fields)
         except OpenAIError as exc:
             return exc.response()
+        if self.dedupe_idempotency_keys and key in self._by_key:
+            return JSONResponse(self._video(self.jobs[self._by_key[key]]), headers=_rid())
         video_id = f"video_{secrets.token_hex(12)}"
         job = {
             "id": video_id, "object": "video", "model": fields.get("model", "sora-2"), "status": "queued",
@@ -198,7 +208,36 @@ class OpenAIFake:
         }
         self.fail_next = None
         self.jobs[video_id] = job
-        return JSONResponse(self._video(job), headers=_rid())
+        if key:
+            self._by_key.setdefault(key, video_id)
+        return await self.faults.accepted("create", JSONResponse(self._video(job), headers=_rid()))
+
+    async def list_videos(self, request: Request) -> Response:
+        """Recent jobs, newest first by default, paged with ``after`` (a video id) and ``limit``."""
+        if fault := await self.faults.apply("list"):
+            return fault
+        try:
+            self._check_auth(request)
+        except OpenAIError as exc:
+            return exc.response()
+        self._record(request, dict(request.query_params))
+        params = request.query_params
+        jobs = list(self.jobs.values())  # creation order
+        if params.get("order", "desc") == "desc":
+            jobs.reverse()
+        if after := params.get("after"):
+            ids = [j["id"] for j in jobs]
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        limit = max(0, min(100, int(params.get("limit", "20"))))
+        page = [self._video(j) for j in jobs[:limit]]
+        body = {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(jobs) > limit,
+        }
+        return JSONResponse(body, headers=_rid())
 
     async def retrieve(self, request: Request) -> Response:
         if fault := await self.faults.apply("poll"):
@@ -226,6 +265,7 @@ class OpenAIFake:
                 job.update(status="failed", error=dict(FAILURES[job["fail"]]), completed_at=now)
             else:
                 job.update(status="completed", progress=100, completed_at=now, expires_at=now + 3600)
+                self.outputs.issue(job["id"])
         elif k == 1:
             job.update(status="queued", progress=0)
         else:
@@ -247,7 +287,7 @@ class OpenAIFake:
             # The exact answer before completion is [unverified]; some 4xx in OpenAI's shape.
             return OpenAIError(400, "Video is not ready yet; its status is " + job["status"] + ".",
                                code="video_not_ready").response()
-        if self.expire_all or video_id in self.expired:
+        if self.expire_all or video_id in self.expired or self.outputs.expired(video_id):
             # [unverified] how the real API reports expired assets; a 404 in its envelope.
             expired = OpenAIError(404, "The content for this video has expired.", code="video_expired")
             return expired.response()

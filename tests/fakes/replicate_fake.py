@@ -14,6 +14,10 @@ advances it one step: ``starting``, then ``processing`` with a growing ``NN%|`` 
 are served from ``/delivery/...`` on the same server and answer 404 once ``expire_outputs`` is set
 (Replicate removes API outputs after about an hour).
 
+``GET /v1/predictions`` lists predictions newest first, 100 a page with an absolute ``next`` cursor
+URL, filtered by ``created_after``/``created_before`` (ISO 8601), each with its model and input.
+Outputs also expire ``outputs.ttl`` seconds after the prediction succeeded.
+
 Errors are RFC 7807 problem details. Inputs are checked against each model's schema (types,
 enums, required fields) and answered with 422; inputs a schema does not name are ignored, as
 Replicate's input handling is lenient there [unverified].
@@ -24,10 +28,12 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -126,6 +132,16 @@ class Prediction:
     status: str = "starting"
     fail: bool = False
     token: str = field(default_factory=lambda: secrets.token_hex(8))
+    version: str = "hidden"
+    created: float = field(default_factory=time.time)
+
+
+def _iso(stamp: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp % 1 * 1e6):06d}Z"
+
+
+def _stamp(text: str | None) -> float | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
 class ReplicateFake:
@@ -140,6 +156,7 @@ class ReplicateFake:
             routes=[
                 Route("/v1/models/{owner}/{name}/predictions", self.create_for_model, methods=["POST"]),
                 Route("/v1/predictions", self.create_for_version, methods=["POST"]),
+                Route("/v1/predictions", self.list_predictions, methods=["GET"]),
                 Route("/v1/predictions/{pid}", self.get, methods=["GET"]),
                 Route("/v1/predictions/{pid}/cancel", self.cancel, methods=["POST"]),
                 Route("/delivery/{pid}/output.mp4", self.download, methods=["GET"]),
@@ -154,6 +171,7 @@ class ReplicateFake:
         self.failure_error = FAILURE_ERROR
         self.expire_outputs = False
         self.output_as_list = False
+        self.outputs = OutputClock()
 
     async def _record(self, request: Request) -> Any:
         raw = await request.body()
@@ -205,9 +223,9 @@ class ReplicateFake:
     async def create_for_version(self, request: Request) -> Response:
         body = await self._record(request)
         version = body.get("version") if isinstance(body, dict) else None
-        return await self._create(request, self.versions.get(str(version), ""), body)
+        return await self._create(request, self.versions.get(str(version), ""), body, str(version))
 
-    async def _create(self, request: Request, model: str, body: Any) -> Response:
+    async def _create(self, request: Request, model: str, body: Any, version: str = "hidden") -> Response:
         if fault := await self.faults.apply("create"):
             return fault
         if denied := self._auth(request):
@@ -222,25 +240,50 @@ class ReplicateFake:
             if cancel_after is None:
                 return problem(400, "Bad request", "Cancel-After must be a duration such as 30s or 5m")
         pred = Prediction(
-            id=secrets.token_hex(13), model=model, input=body["input"], cancel_after=cancel_after, fail=self.fail_next
+            id=secrets.token_hex(13),
+            model=model,
+            input=body["input"],
+            cancel_after=cancel_after,
+            fail=self.fail_next,
+            version=version,
         )
         self.fail_next = False
         self.predictions[pred.id] = pred
-        return JSONResponse(self._view(request, pred), status_code=201)
+        return await self.faults.accepted("create", JSONResponse(self._view(request, pred), status_code=201))
+
+    async def list_predictions(self, request: Request) -> Response:
+        await self._record(request)
+        if fault := await self.faults.apply("list"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        query = request.query_params
+        after, before = _stamp(query.get("created_after")), _stamp(query.get("created_before"))
+        newest = sorted(self.predictions.values(), key=lambda p: -p.created)
+        chosen = [p for p in newest if (after is None or p.created >= after) and (before is None or p.created < before)]
+        offset = int(query.get("cursor", "0"))
+        page = chosen[offset : offset + 100]
+        more = offset + 100 < len(chosen)
+        base = str(request.base_url).rstrip("/")
+        next_url = f"{base}/v1/predictions?cursor={offset + 100}" if more else None
+        if next_url and query.get("created_after"):
+            next_url += "&created_after=" + query["created_after"].replace("+", "%2B")
+        results = [self._view(request, p) for p in page]
+        return JSONResponse({"next": next_url, "previous": None, "results": results})
 
     def _view(self, request: Request, pred: Prediction) -> dict[str, Any]:
         base = str(request.base_url).rstrip("/")
         out: dict[str, Any] = {
             "id": pred.id,
             "model": pred.model,
-            "version": "hidden",
+            "version": pred.version,
             "input": pred.input,
             "logs": "",
             "output": None,
             "data_removed": False,
             "error": None,
             "status": pred.status,
-            "created_at": "2026-08-01T10:00:00.000Z",
+            "created_at": _iso(pred.created),
             "urls": {
                 "get": f"{base}/v1/predictions/{pred.id}",
                 "cancel": f"{base}/v1/predictions/{pred.id}/cancel",
@@ -274,6 +317,7 @@ class ReplicateFake:
             pred.polls += 1
             if pred.polls >= self.polls_to_complete:
                 pred.status = "failed" if pred.fail else "succeeded"
+                self.outputs.issue(pred.id)
             elif pred.polls >= 2:
                 pred.status = "processing"
         return JSONResponse(self._view(request, pred))
@@ -296,6 +340,11 @@ class ReplicateFake:
         if fault := await self.faults.apply("download"):
             return fault
         pred = self.predictions.get(request.path_params["pid"])
-        if self.expire_outputs or pred is None or request.query_params.get("t") != pred.token:
+        if (
+            self.expire_outputs
+            or pred is None
+            or request.query_params.get("t") != pred.token
+            or self.outputs.expired(pred.id)
+        ):
             return Response(b"Not Found", status_code=404, media_type="text/plain")
         return Response(small_mp4(), media_type="video/mp4")

@@ -2,7 +2,9 @@
 
 Each ``GET /v1/tasks/{id}`` advances the task one step (PENDING, optionally THROTTLED, RUNNING
 with a rising 0..1 ``progress``, then SUCCEEDED or FAILED) so tests need no sleeps. Outputs are
-served from ``/cdn/...`` on the same server, like Runway's signed CloudFront links.
+served from ``/cdn/...`` on the same server, like Runway's signed CloudFront links; they expire
+``outputs.ttl`` seconds after the task succeeded. Runway has no task list and no caller-chosen id,
+so the fake has neither.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -70,6 +72,7 @@ class RunwayFake:
         self.failure_message = "Your input did not pass moderation."
         self.failure_code = "SAFETY.INPUT.TEXT"
         self.expire_outputs = False
+        self.outputs = OutputClock()
         self.app = Starlette(
             routes=[
                 Route("/v1/text_to_video", self.create, methods=["POST"]),
@@ -121,7 +124,7 @@ class RunwayFake:
         if self.fail_next:
             task.fail, self.fail_next = (self.failure_message, self.failure_code), False
         self.tasks[task.id] = task
-        return JSONResponse({"id": task.id})
+        return await self.faults.accepted("create", JSONResponse({"id": task.id}))
 
     def _validate(self, endpoint: str, body: Any) -> str | None:
         """Runway's checks, each answered as a 400 naming the field."""
@@ -187,6 +190,7 @@ class RunwayFake:
         task.polls += 1
         if task.polls >= self.polls_to_complete:
             task.status, task.progress = ("FAILED", None) if task.fail else ("SUCCEEDED", None)
+            self.outputs.issue(task.id)
         elif task.polls == 1:
             task.status = "THROTTLED" if self.throttle else "PENDING"
         else:
@@ -235,6 +239,11 @@ class RunwayFake:
         if fault := await self.faults.apply("download"):
             return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if self.expire_outputs or task is None or request.query_params.get("_jwt") != task.token:
+        if (
+            self.expire_outputs
+            or task is None
+            or request.query_params.get("_jwt") != task.token
+            or self.outputs.expired(task.id)
+        ):
             return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
         return Response(small_mp4(), media_type="video/mp4")

@@ -2,7 +2,10 @@
 
 A fake is a Starlette app speaking one provider's real wire format. ``FakeUpstream`` runs it with
 uvicorn on 127.0.0.1 on a free port in a background thread; ``Faults`` holds queued faults that the
-fake's routes apply before answering.
+fake's routes apply before answering. The ``accept-*`` kinds are applied by a create route after it
+made the job, as a real service fails when its answer is lost on the way back: the job exists but
+the caller hears nothing (``accept-hang``), a dropped connection (``accept-reset``) or a 500
+(``accept-500``). ``OutputClock`` makes output links expire a while after they were handed out.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
-FAULT_KINDS = ("429", "500", "502", "503", "timeout", "malformed", "disconnect")
+ACCEPT_KINDS = ("accept-hang", "accept-reset", "accept-500")
+FAULT_KINDS = ("429", "500", "502", "503", "timeout", "malformed", "disconnect", *ACCEPT_KINDS)
 
 
 @dataclass
@@ -33,14 +38,15 @@ class Faults:
 
     def add(self, op: str, kind: str, times: int = 1) -> None:
         assert kind in FAULT_KINDS, kind
+        assert op == "create" or kind not in ACCEPT_KINDS, "only a create route applies accept-* faults"
         self.queue[op].extend([kind] * times)
 
     def clear(self) -> None:
         self.queue.clear()
 
     async def apply(self, op: str) -> Response | None:
-        """The response a queued fault calls for, or None to answer normally."""
-        if not self.queue.get(op):
+        """The response a queued fault calls for, or None to answer normally (or to ``accepted``)."""
+        if not self.queue.get(op) or self.queue[op][0] in ACCEPT_KINDS:
             return None
         kind = self.queue[op].popleft()
         self.applied.append((op, kind))
@@ -54,6 +60,47 @@ class Faults:
         headers = {"retry-after": "1"} if kind == "429" else {}
         message = "rate limited" if kind == "429" else "upstream exploded"
         return JSONResponse({"error": {"message": message, "code": kind}}, status_code=int(kind), headers=headers)
+
+    async def accepted(self, op: str, response: Response) -> Response:
+        """``response`` (the job is made), unless a queued ``accept-*`` fault loses it on the way back."""
+        if not self.queue.get(op) or self.queue[op][0] not in ACCEPT_KINDS:
+            return response
+        kind = self.queue[op].popleft()
+        self.applied.append((op, kind))
+        if kind == "accept-hang":
+            await asyncio.sleep(self.hang_seconds)  # the caller has given up long before
+            return response
+        if kind == "accept-reset":
+            return Dropped()
+        return JSONResponse({"error": {"message": "upstream exploded", "code": "500"}}, status_code=500)
+
+
+class Dropped(Response):
+    """Starts an answer, then drops the connection mid-body, as a reset on the way back does."""
+
+    def __init__(self) -> None:
+        super().__init__(b"")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"id": "', "more_body": True})
+        raise ConnectionResetError("fake reset after the job was made")
+
+
+class OutputClock:
+    """When each output link was handed out; past ``ttl`` seconds it answers as expired."""
+
+    def __init__(self) -> None:
+        self.ttl: float | None = None
+        self._issued: dict[str, float] = {}
+
+    def issue(self, key: str) -> None:
+        self._issued.setdefault(key, time.monotonic())
+
+    def expired(self, key: str) -> bool:
+        issued = self._issued.get(key)
+        return self.ttl is not None and issued is not None and time.monotonic() - issued > self.ttl
 
 
 def free_port() -> int:

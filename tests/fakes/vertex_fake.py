@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 from fakes.google_fake import GoogleError, Recorded
-from fakes.server import Faults, small_mp4
+from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -100,6 +100,7 @@ class VertexFake:
         self.requests: list[Recorded] = []
         self.fail_next: str | None = None  # "failed" | "moderation", for the next created operation
         self.expired = False  # stored outputs are gone: storage answers 404
+        self.outputs = OutputClock()  # or gone ``outputs.ttl`` seconds after they were written
 
     def _record(self, request: Request, body: Any) -> None:
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
@@ -241,7 +242,7 @@ class VertexFake:
             "result": None,
         }
         self.fail_next = None
-        return JSONResponse({"name": name})
+        return await self.faults.accepted("create", JSONResponse({"name": name}))
 
     async def fetch(self, request: Request) -> Response:
         if fault := await self.faults.apply("poll"):
@@ -286,6 +287,7 @@ class VertexFake:
                 bucket, _, prefix = op["storage"][5:].partition("/")
                 name = f"{prefix.rstrip('/') + '/' if prefix else ''}{secrets.token_hex(4)}/sample_{i}.mp4"
                 self.objects[f"{bucket}/{name}"] = small_mp4()
+                self.outputs.issue(f"{bucket}/{name}")
                 videos.append({"gcsUri": f"gs://{bucket}/{name}", "mimeType": "video/mp4"})
             else:
                 encoded = base64.b64encode(small_mp4()).decode()
@@ -302,7 +304,7 @@ class VertexFake:
             err = {"code": 401, "message": message, "errors": [{"message": message, "reason": "required"}]}
             return JSONResponse({"error": err}, status_code=401)
         key = f"{request.path_params['bucket']}/{request.path_params['name']}"
-        if key not in self.objects or self.expired:
+        if key not in self.objects or self.expired or self.outputs.expired(key):
             message = f"No such object: {key}"
             err = {"code": 404, "message": message, "errors": [{"message": message, "reason": "notFound"}]}
             return JSONResponse({"error": err}, status_code=404)

@@ -20,6 +20,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -207,16 +208,17 @@ async def test_http_200_without_output_is_an_error(
     assert fake.tasks == {}
 
 
-async def test_create_timeout_is_retryable(server: FakeUpstream, fake: AlibabaFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: AlibabaFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = AlibabaProvider(config(server.base_url, timeout_seconds=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

@@ -17,6 +17,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.fal import FalProvider, app_of, fal_message
 
@@ -178,16 +179,17 @@ async def test_create_faults_are_retryable(provider: FalProvider, fake: FalFake,
     assert len(fake.tasks) == 1
 
 
-async def test_create_timeout_is_retryable(server: FakeUpstream, fake: FalFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: FalFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = FalProvider(config(server.base_url, timeout_seconds=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

@@ -22,6 +22,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.google import GoogleProvider
 
@@ -197,18 +198,19 @@ async def test_create_fault_is_retryable(provider: GoogleProvider, fake: GoogleF
     assert fake.jobs == {}
 
 
-async def test_create_timeout_is_retryable(fake: GoogleFake, base_url: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: GoogleFake, base_url: str) -> None:
     fake.faults.hang_seconds = 1.5
     fake.faults.add("create", "timeout")
     provider = GoogleProvider(config(base_url, timeout_seconds=0.3))
     started = time.monotonic()
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert time.monotonic() - started < 1.2
     assert info.value.retryable is True and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

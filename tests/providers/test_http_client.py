@@ -15,8 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from vidgate.gateway.providers.base import PollFailed, ProviderConfig, Rejected
-from vidgate.gateway.providers.http import Client, make_client, request, stream_url
+from vidgate.gateway.net import private_urls
+from vidgate.gateway.providers.base import PollFailed, ProviderConfig, Rejected, UnknownOutcome
+from vidgate.gateway.providers.http import Client, make_client, request, retry_after, stream_url
 
 
 class Recorder:
@@ -131,7 +132,8 @@ async def test_stream_url_keeps_credentials_off_other_hosts(
         assert rec.seen[-1]["headers"]["authorization"] == "Bearer k" and rec.seen[-1]["headers"]["x-key"] == "secret"
 
         rec.redirect_to = f"{cdn_server.base_url}/file"  # another host: neither default nor given headers
-        chunks = [chunk async for chunk in stream_url(client, f"{server.base_url}/redirect", {"X-Key": "secret"})]
+        with private_urls(True):  # the CDN is on loopback too; the SSRF guard has tests of its own
+            chunks = [chunk async for chunk in stream_url(client, f"{server.base_url}/redirect", {"X-Key": "secret"})]
         assert sum(map(len, chunks)) == 200_000 and max(map(len, chunks)) <= 1 << 16
         assert rec.seen[-1]["headers"]["x-key"] == "secret"
         assert "authorization" not in cdn_rec.seen[-1]["headers"] and "x-key" not in cdn_rec.seen[-1]["headers"]
@@ -146,24 +148,31 @@ async def test_stream_url_failures(upstream: tuple[Recorder, FakeUpstream]) -> N
         with pytest.raises(PollFailed) as info:
             _ = [chunk async for chunk in stream_url(client, "/failing")]
         assert info.value.retryable and info.value.status_code == 503 and info.value.request_id == "req-503"
-        with pytest.raises(PollFailed) as info:
+        with private_urls(True), pytest.raises(PollFailed) as info:  # a closed port on loopback, not refused
             _ = [chunk async for chunk in stream_url(client, f"http://127.0.0.1:{free_port()}/x")]
         assert info.value.retryable and "download failed" in info.value.message
     finally:
         await client.aclose()
 
 
-async def test_timeout_is_retryable(upstream: tuple[Recorder, FakeUpstream]) -> None:
+async def test_a_submit_timeout_is_an_unknown_outcome(upstream: tuple[Recorder, FakeUpstream]) -> None:
     _, server = upstream
     client = client_for(server.base_url, timeout=0.3)
     started = time.monotonic()
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await request(client, "POST", "/hang", phase="submit", json={"a": 1})
     finally:
         await client.aclose()
     assert time.monotonic() - started < 1.5
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
+
+
+def test_retry_after_is_read_in_seconds_or_as_a_date() -> None:
+    assert retry_after("7") == 7.0 and retry_after(" 2.5 ") == 2.5 and retry_after("-3") == 0.0
+    assert retry_after(None) is None and retry_after("soon") is None and retry_after("inf") is None
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: at once
 
 
 async def test_connection_refused_is_retryable() -> None:

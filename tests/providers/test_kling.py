@@ -24,6 +24,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.kling import KlingProvider, make_jwt
 
@@ -210,16 +211,17 @@ async def test_create_faults_are_retryable(provider: KlingProvider, fake: KlingF
     assert len(fake.tasks) == 1
 
 
-async def test_create_timeout_is_retryable(fake: KlingFake, root: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: KlingFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = KlingProvider(config(root, timeout=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

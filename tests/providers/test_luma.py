@@ -20,6 +20,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.luma import LumaProvider, pick_aspect
 
@@ -183,16 +184,17 @@ async def test_create_faults_are_retryable(provider: LumaProvider, fake: LumaFak
     assert (await provider.submit(make_job())).native_id in fake.generations
 
 
-async def test_create_timeout_is_retryable(fake: LumaFake, root: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: LumaFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = LumaProvider(config(root, timeout=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

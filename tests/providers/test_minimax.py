@@ -17,6 +17,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.minimax import MiniMaxProvider
 
@@ -205,16 +206,17 @@ async def test_fake_validation_answers_2013_in_http_200(provider: MiniMaxProvide
     assert not info.value.retryable and "unknown field(s): watermark_please" in info.value.message
 
 
-async def test_create_timeout_is_retryable(server: FakeUpstream, fake: MiniMaxFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: MiniMaxFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = MiniMaxProvider(config(server.base_url, timeout_seconds=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

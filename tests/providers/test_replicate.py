@@ -20,6 +20,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.replicate import ReplicateProvider, cancel_after
 
@@ -277,16 +278,17 @@ async def test_create_faults_are_retryable(provider: ReplicateProvider, fake: Re
     assert (await provider.submit(make_job())).native_id in fake.predictions
 
 
-async def test_create_timeout_is_retryable(fake: ReplicateFake, root: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: ReplicateFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = ReplicateProvider(config(root, timeout=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

@@ -18,6 +18,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.runway import RunwayProvider, pick_duration, pick_ratio
 
@@ -188,16 +189,17 @@ async def test_create_faults_are_retryable(provider: RunwayProvider, fake: Runwa
     assert (await provider.submit(make_job())).native_id in fake.tasks  # the next try goes through
 
 
-async def test_create_timeout_is_retryable(server: FakeUpstream, fake: RunwayFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: RunwayFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = RunwayProvider(config(server.base_url, timeout_seconds=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

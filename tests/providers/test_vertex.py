@@ -21,6 +21,7 @@ from vidgate.gateway.providers.base import (
     ReferenceImage,
     Rejected,
     RemoteProvider,
+    UnknownOutcome,
 )
 from vidgate.gateway.providers.google_vertex import VertexProvider, default_base_url, storage_download_url
 
@@ -243,16 +244,17 @@ async def test_create_fault_is_retryable(provider: VertexProvider, fake: VertexF
     assert (await provider.submit(make_job())).native_id in fake.operations
 
 
-async def test_create_timeout_is_retryable(fake: VertexFake, root: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: VertexFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
     provider = VertexProvider(config(root, timeout=0.3))
     try:
-        with pytest.raises(Rejected) as info:
+        with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
     finally:
         await provider.aclose()
     assert info.value.retryable is True and info.value.code == "upstream_timeout"
+    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 
 
 async def test_connection_refused_is_retryable() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vidgate.cli import videos
+from vidgate.cli import storage, videos
 
 app = typer.Typer(
     help="vidgate: a self-hostable gateway for AI video generation.",
@@ -20,9 +22,18 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage API keys (works on the database directly).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 videos.register(app)
+storage.register(app)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database and files live.")]
 Config = Annotated[Path | None, typer.Option("--config", help="A TOML settings file (VIDGATE_CONFIG).")]
+
+
+class Server(StrEnum):
+    granian = "granian"
+    uvicorn = "uvicorn"
+
+
+ServerOption = Annotated[Server, typer.Option("--server", help="The HTTP server to run the API on.")]
 
 
 def _env(data_dir: Path | None, config: Path | None) -> None:
@@ -39,23 +50,12 @@ def _settings(data_dir: Path | None, config: Path | None):  # type: ignore[no-un
     return load_settings()
 
 
-def _serve(host: str, port: int, workers: int, role: str) -> None:
-    from granian import Granian
-    from granian.constants import Interfaces
+def _serve(server: Server, settings, host: str, port: int, workers: int, role: str) -> None:  # type: ignore[no-untyped-def]
+    from vidgate.cli import serving
 
     os.environ["VIDGATE_PROCESS_ROLE"] = role
     os.environ["VIDGATE_RUN_WORKER"] = "1" if role == "serve" else "0"
-    Granian(
-        "vidgate.gateway.app:app_from_env",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers,
-        factory=True,
-        log_access=False,
-        websockets=True,
-        backlog=2048,
-    ).serve()
+    serving.serve(server.value, settings, host, port, workers)
 
 
 @app.command()
@@ -64,6 +64,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     data_dir: DataDir = None,
     config: Config = None,
+    server: ServerOption = Server.granian,
 ) -> None:
     """Run the API and the job worker in one process (SQLite and local files by default)."""
     settings = _settings(data_dir, config)
@@ -72,7 +73,7 @@ def serve(
     if settings.is_sqlite:
         run_migrate(settings.database_url)
     typer.echo(f"vidgate serving on http://{host}:{port} (data in {settings.data_dir})", err=True)
-    _serve(host, port, 1, "serve")
+    _serve(server, settings, host, port, 1, "serve")
 
 
 @app.command()
@@ -82,10 +83,10 @@ def api(
     workers: Annotated[int, typer.Option(help="HTTP server worker processes.")] = 2,
     data_dir: DataDir = None,
     config: Config = None,
+    server: ServerOption = Server.granian,
 ) -> None:
     """Run only the HTTP API (no job worker), for scale-out deployments."""
-    _settings(data_dir, config)
-    _serve(host, port, workers, "api")
+    _serve(server, _settings(data_dir, config), host, port, workers, "api")
 
 
 @app.command()
@@ -98,12 +99,21 @@ def worker(
     settings = _settings(data_dir, config)
     from vidgate.gateway.app import Gateway
     from vidgate.gateway.ids import token
+    from vidgate.gateway.logs import configure as configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)  # the same escaping and no-locals rules
 
     async def main() -> None:
         gateway = await Gateway.open(settings)
+        # SIGTERM and SIGINT stop it gracefully: the steps in flight finish within the grace period
+        # and the leases go back at once (``close``), rather than the process dying mid-step.
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
         gateway.start_worker(worker_id or f"worker-{os.getpid()}-{token(4)}")
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await gateway.close()
 
@@ -196,7 +206,9 @@ def keys_revoke(
     data_dir: DataDir = None,
     config: Config = None,
 ) -> None:
-    """Revoke an API key; it stops working at once."""
+    """Revoke an API key. Running servers refuse it within 2 s and close its open websockets and
+    event streams, its stream tokens included, within about a second (at once when revoked through
+    a server's admin route, in that server)."""
     from vidgate.errors import VidgateError
 
     try:

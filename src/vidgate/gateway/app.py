@@ -19,11 +19,12 @@ from starlette.types import ASGIApp
 from vidgate.errors import ServiceUnavailableError
 from vidgate.gateway import metrics
 from vidgate.gateway.api import admin, dashboard, models, openai_compat, openapi, usage, videos
+from vidgate.gateway.api.edge import ClientLimits
 from vidgate.gateway.api.http import RequestIdMiddleware, exception_handlers, json_response
 from vidgate.gateway.api.poll import PollFastPath
 from vidgate.gateway.auth import Keys
 from vidgate.gateway.catalog.catalog import Catalog, load_catalog
-from vidgate.gateway.events import stream, webhooks
+from vidgate.gateway.events import drain, stream, webhooks
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.notify import PgListener
 from vidgate.gateway.ids import token
@@ -35,6 +36,7 @@ from vidgate.gateway.providers.registry import Providers
 from vidgate.gateway.settings import Settings, load_settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, open_database
+from vidgate.gateway.storage.space import DiskSpace
 
 if TYPE_CHECKING:
     from vidgate.gateway.worker.runner import Worker
@@ -70,6 +72,15 @@ class Gateway:
         )
         self.jobs.max_concurrent_jobs = settings.max_concurrent_jobs_per_key
         self.jobs.deadline_override = settings.deadline_override_seconds
+        self.jobs.space = DiskSpace.for_storage(
+            settings.database_url,
+            blobs.root,
+            reserve_bytes=settings.disk_reserve_bytes,
+            min_free_bytes=settings.disk_min_free_bytes,
+        )
+        self.jobs.space.ensure_reserve()
+        self.jobs.box = settings.secret_box
+        self.jobs.allow_http_urls = settings.allow_private_urls
         self.jobs.byok_fee = self.lifecycle.byok_fee = round(settings.byok_fee_per_second_usd * 1_000_000)
         self.worker: Worker | None = None
         self.deliverer: webhooks.Deliverer | None = None
@@ -87,11 +98,16 @@ class Gateway:
         providers = Providers(
             settings.providers, procedural=settings.procedural_enabled, render_parallel=settings.render_parallel
         )
-        gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url), providers)
+        gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url, db), providers)
         await gateway.jobs.load_stats()
         if db.dialect == "postgresql":
             gateway.listener = PgListener(
-                settings.database_url, db, gateway.bus, wake=gateway._wake_worker, stop_job=gateway._stop_job
+                settings.database_url,
+                db,
+                gateway.bus,
+                wake=gateway._wake_worker,
+                stop_job=gateway._stop_job,
+                revoked=gateway.keys.revoked,
             )
             await gateway.listener.start()
         return gateway
@@ -136,6 +152,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     g: Gateway = request.app.state.gateway
+    if g.bus.draining:  # shutting down: a load balancer sends new requests elsewhere
+        raise ServiceUnavailableError("draining: the server is shutting down", details={"server": "draining"})
     probes = {"database": asyncio.ensure_future(g.db.ping()), "blobs": asyncio.ensure_future(g.blobs.ping())}
     await asyncio.wait(probes.values(), timeout=2.0)
     checks: dict[str, Any] = {}
@@ -156,10 +174,16 @@ async def readyz(request: Request) -> Response:
 
 
 class GatewayApp(Starlette):
-    """The Starlette app with the poll route's fast path in front of its middleware."""
+    """The Starlette app with per-client limits, then the poll route's fast path, in front of its middleware."""
+
+    settings: Settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return PollFastPath(super().build_middleware_stack())
+        return ClientLimits(
+            PollFastPath(super().build_middleware_stack()),
+            max_in_flight=self.settings.max_in_flight_per_client,
+            body_seconds=self.settings.body_timeout_seconds,
+        )
 
 
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, worker_id: str | None = None) -> Starlette:
@@ -172,9 +196,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         app.state.gateway = gateway
         if run_worker and settings.worker_enabled:
             gateway.start_worker(worker_id)
+        undo_signals = drain.on_stop_signals(gateway.bus.drain)  # streams end before the server waits on them
         try:
             yield
         finally:
+            undo_signals()
+            gateway.bus.drain()
             await gateway.close()
 
     routes = [
@@ -192,12 +219,14 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         *openai_compat.routes,
         *dashboard.routes,
     ]
-    return GatewayApp(
+    app = GatewayApp(
         routes=routes,
         middleware=[Middleware(MetricsMiddleware), Middleware(RequestIdMiddleware)],
         exception_handlers=exception_handlers(postgres=not settings.is_sqlite),
         lifespan=lifespan,
     )
+    app.settings = settings
+    return app
 
 
 def app_from_env() -> Starlette:

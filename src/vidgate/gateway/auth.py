@@ -6,17 +6,21 @@ import hashlib
 import hmac
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vidgate.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError
 from vidgate.gateway.billing import ledger
 from vidgate.gateway.billing.limits import RateLimiter
+from vidgate.gateway.events.outbox import CHANNEL, NOTIFY_ORIGIN
 from vidgate.gateway.ids import new_id, now_ms, token
-from vidgate.gateway.storage.db import Database, Q
+from vidgate.gateway.secret import Secret, secret
+from vidgate.gateway.storage.db import Database, Q, Row
 from vidgate.types import APIKey
 
 KEY_PREFIX = "vg_"
 CACHE_SECONDS = 2.0  # bounds how long another process may still accept a key revoked elsewhere
+KEY_REVOKED = "key.revoked"  # on the events channel: "<owner_id> key.revoked <origin>"
 
 _BY_HASH = Q(
     "SELECT k.id, k.owner_id, k.revoked_at, a.rate_per_second, a.rate_burst FROM api_keys k "
@@ -26,6 +30,12 @@ _INSERT = Q(
     "INSERT INTO api_keys (id, owner_id, name, key_hash, prefix, created_at) "
     "VALUES (:id, :owner, :name, :hash, :prefix, :now)"
 )
+_BY_ID = Q(
+    "SELECT k.id, k.owner_id, k.revoked_at, a.rate_per_second, a.rate_burst FROM api_keys k "
+    "LEFT JOIN accounts a ON a.owner_id = k.owner_id WHERE k.id = :id"
+)
+# Other processes learn of a revocation at its commit, as they learn of events (events/notify.py).
+_NOTIFY_REVOKED = Q("SELECT :payload", pg=f"SELECT pg_notify('{CHANNEL}', :payload)")
 _LIST = Q("SELECT id, name, prefix, created_at, revoked_at FROM api_keys ORDER BY id")
 _REVOKE = Q("UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL")
 _GET = Q("SELECT id, name, prefix, created_at, revoked_at, owner_id FROM api_keys WHERE id = :id")
@@ -58,20 +68,21 @@ def bearer(header: str | None) -> str | None:
 
 class Keys:
     def __init__(
-        self, db: Database, admin_key: str | None, *, default_rate: float = 0.0, default_burst: int = 0
+        self, db: Database, admin_key: Secret | str | None, *, default_rate: float = 0.0, default_burst: int = 0
     ) -> None:
         self.db = db
-        self.admin_key = admin_key
+        self.admin_key = secret(admin_key)
         self.default_rate = default_rate
         self.default_burst = default_burst
         self.limiter = RateLimiter()
         self._cache: dict[str, tuple[Principal, float]] = {}
+        self._revoke_hooks: list[Callable[[str], None]] = []
 
     async def authenticate(self, header: str | None, *, allow_admin: bool = False) -> Principal:
         key = bearer(header)
         if key is None:
             raise AuthenticationError("missing API key: send Authorization: Bearer <key>")
-        if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.encode()):
+        if self.admin_key and hmac.compare_digest(key.encode(), self.admin_key.reveal().encode()):
             if allow_admin:
                 return ADMIN
             raise PermissionDeniedError("the admin key manages keys; use an API key for videos")
@@ -88,16 +99,36 @@ class Keys:
         if row is None or row["revoked_at"] is not None:
             self._cache.pop(digest, None)
             raise AuthenticationError("invalid or revoked API key")
-        principal = Principal(
+        principal = self._principal(row)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (principal, now + CACHE_SECONDS)
+        return principal
+
+    def _principal(self, row: Row) -> Principal:
+        return Principal(
             owner_id=row["owner_id"],
             key_id=row["id"],
             rate_per_second=float(row["rate_per_second"] or self.default_rate),
             rate_burst=int(row["rate_burst"] or 0),
         )
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (principal, now + CACHE_SECONDS)
-        return principal
+
+    async def by_id(self, key_id: str) -> Principal:
+        """The key ``key_id`` if it is live, read afresh (not cached): a stream token dies with its key."""
+        row = await self.db.fetchone(_BY_ID, {"id": key_id})
+        if row is None or row["revoked_at"] is not None:
+            raise AuthenticationError("the API key this was issued to is revoked")
+        return self._principal(row)
+
+    def on_revoke(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(owner_id)`` whenever a key is revoked, in this process or another."""
+        self._revoke_hooks.append(hook)
+
+    def revoked(self, owner_id: str) -> None:
+        """A key of ``owner_id`` was revoked here or elsewhere: forget it and tell the hooks (open streams)."""
+        self._cache = {h: v for h, v in self._cache.items() if v[0].owner_id != owner_id}
+        for hook in self._revoke_hooks:
+            hook(owner_id)
 
     def throttle(self, principal: Principal) -> None:
         """Per-key token bucket: 429 with Retry-After when the key sends faster than its rate."""
@@ -153,9 +184,11 @@ class Keys:
         async with self.db.transaction() as tx:
             await tx.execute(_REVOKE, {"id": key_id, "now": now_ms()})
             row = await tx.fetchone(_GET, {"id": key_id})
+            if row is not None and tx.dialect == "postgresql":
+                await tx.fetchone(_NOTIFY_REVOKED, {"payload": f"{row['owner_id']} {KEY_REVOKED} {NOTIFY_ORIGIN}"})
         if row is None:
             raise NotFoundError(f"no API key {key_id}")
-        self._cache = {h: v for h, v in self._cache.items() if v[0].key_id != key_id}
+        self.revoked(row["owner_id"])
         return APIKey(
             id=row["id"],
             name=row["name"],

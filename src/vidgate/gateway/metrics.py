@@ -1,11 +1,14 @@
 """Prometheus metrics: counters and histograms kept in-process, gauges read from the database at scrape.
 
 Each process exports its own counters (HTTP latency, upstream calls); the job, queue and webhook
-gauges come from the shared database, so any process answers them for the whole deployment.
+gauges come from the shared database, so any process answers them for the whole deployment. Every
+label takes its values from a closed set, so no request can add a series: a made-up method counts as
+``other``, an unusual status as its class. With ``VIDGATE_METRICS_TOKEN`` set, a scrape must carry it.
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -20,10 +23,27 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vidgate.errors import AuthenticationError
+from vidgate.gateway.auth import bearer
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.storage.db import Q
 
 REGISTRY = CollectorRegistry()
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Every status the gateway answers with; any other is counted under its class ("5xx").
+STATUSES = frozenset(
+    {200, 201, 202, 204, 206, 304, 400, 401, 402, 403, 404, 405, 408, 409, 413, 415, 416, 426, 429}
+    | {500, 501, 502, 503, 504}
+)
+_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def status_label(status: int) -> int | str:
+    """``status`` itself when it is one the gateway uses, else its class: a closed set of values."""
+    if status in STATUSES:
+        return status
+    return _CLASSES[status // 100] if 100 <= status < 600 else "other"
 
 
 class RequestLatency:
@@ -38,12 +58,13 @@ class RequestLatency:
     def __init__(self, name: str, documentation: str) -> None:
         self.name = name
         self.documentation = documentation
-        self.series: dict[tuple[str, int], list[float]] = {}  # per bucket counts, +Inf, then the sum
+        self.series: dict[tuple[str, int | str], list[float]] = {}  # per bucket counts, +Inf, then the sum
 
     def observe(self, method: str, status: int, seconds: float) -> None:
-        counts = self.series.get((method, status))
+        key = (method if method in METHODS else "other", status if status in STATUSES else status_label(status))
+        counts = self.series.get(key)
         if counts is None:
-            counts = self.series[(method, status)] = [0] * (len(self.BOUNDS) + 2)
+            counts = self.series[key] = [0] * (len(self.BOUNDS) + 2)
         counts[bisect_left(self.BOUNDS, seconds)] += 1
         counts[-1] += seconds
 
@@ -119,7 +140,20 @@ def observe_upstream(provider: str, operation: str, seconds: float, error: Any =
         UPSTREAM_ERRORS.labels(provider, operation, str(bool(getattr(error, "retryable", False))).lower()).inc()
 
 
+def _authorize(request: Request) -> None:
+    """With ``VIDGATE_METRICS_TOKEN`` set, only a scrape bearing it reads the metrics."""
+    token = request.app.state.gateway.settings.metrics_token
+    if token is None:
+        return
+    given = bearer(request.headers.get("authorization"))
+    if given is None or not hmac.compare_digest(given.encode(), token.reveal().encode()):
+        raise AuthenticationError(
+            "/metrics needs Authorization: Bearer <VIDGATE_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
 async def metrics(request: Request) -> Response:
+    _authorize(request)
     db = request.app.state.gateway.db
     JOBS.clear()
     for row in await db.fetchall(_JOBS):

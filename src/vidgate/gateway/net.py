@@ -3,6 +3,12 @@
 A URL is refused when its host resolves to a private, loopback, link-local, multicast, reserved
 or metadata address, unless settings allow private URLs. Redirects are followed by hand, each
 hop checked again, so a public URL cannot bounce the gateway into the private network.
+
+``check_url`` refuses early, before a request is built. The clients that send (``outbound`` for
+httpx, ``providers.http`` for aiohttp) check again where they connect: each connection looks the
+name up once through ``resolve`` and dials only addresses that passed, so a name that answers a
+public address to the check and a private one to the connection (DNS rebinding) gets nowhere.
+Refusals never name the address a host resolved to: the text reaches API responses and logs.
 """
 
 from __future__ import annotations
@@ -10,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import ipaddress
 import socket
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlparse
 
@@ -22,6 +31,11 @@ if TYPE_CHECKING:
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
 MAX_REDIRECTS = 3
+PRIVATE_MESSAGE = "the URL's host resolves to a private or reserved address"
+
+# Whether hosts an upstream names (CDN links of outputs) may be private: the setting, set per
+# download by the worker, since provider clients are built before settings reach them.
+_private_allowed: ContextVar[bool] = ContextVar("private_urls_allowed", default=False)
 
 
 class BlockedURL(ValueError):
@@ -42,6 +56,53 @@ def _blocked_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     )
 
 
+@contextlib.contextmanager
+def private_urls(allowed: bool) -> Iterator[None]:
+    """Within the block, hosts an upstream names may be private (the ``allow_private_urls`` setting)."""
+    token = _private_allowed.set(allowed)
+    try:
+        yield
+    finally:
+        _private_allowed.reset(token)
+
+
+def private_urls_allowed() -> bool:
+    return _private_allowed.get()
+
+
+async def resolve(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[tuple[int, str]]:
+    """Every ``(family, address)`` of ``host``: the one name lookup behind the guard (tests replace it)."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    return [(info[0], str(info[4][0])) for info in infos]
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+async def allowed_addresses(host: str, port: int, family: int = socket.AF_UNSPEC) -> list[tuple[int, str]]:
+    """Resolve ``host`` once and return its addresses, or raise ``BlockedURL`` if any is not public.
+
+    One private answer refuses the whole name: trying only the public ones would still let a
+    name that mixes both probe the private network. A failed lookup raises ``OSError``, which
+    the clients treat as any connection failure.
+    """
+    literal = ip_literal(host)
+    if literal is not None:
+        addresses = [(socket.AF_INET if literal.version == 4 else socket.AF_INET6, str(literal))]
+    else:
+        try:
+            addresses = await resolve(host, port, family)
+        except UnicodeError as exc:
+            raise BlockedURL("the URL's host is not a valid name") from exc
+    if not addresses or any(_blocked_ip(ipaddress.ip_address(address)) for _, address in addresses):
+        raise BlockedURL(PRIVATE_MESSAGE)
+    return addresses
+
+
 async def check_url(url: str, *, allow_private: bool, require_https: bool = True) -> None:
     """Raise ``BlockedURL`` unless ``url`` is http(s) to a public address (or private ones are allowed)."""
     parsed = urlparse(url)
@@ -51,18 +112,10 @@ async def check_url(url: str, *, allow_private: bool, require_https: bool = True
         raise BlockedURL("only https URLs are allowed")
     if allow_private:
         return
-    host = parsed.hostname
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, parsed.port or 443, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise BlockedURL(f"cannot resolve {host}") from exc
-        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for ip in addresses:
-        if _blocked_ip(ip):
-            raise BlockedURL(f"{host} resolves to a private or reserved address ({ip})")
+        await allowed_addresses(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
+    except socket.gaierror as exc:
+        raise BlockedURL("the URL's host does not resolve") from exc
 
 
 def decode_data_url(url: str) -> tuple[bytes, str]:
@@ -77,7 +130,10 @@ def decode_data_url(url: str) -> tuple[bytes, str]:
 async def fetch_image(
     client: httpx.AsyncClient, role: str, url: str, *, allow_private: bool, max_bytes: int
 ) -> ReferenceImage:
-    """Fetch one input reference, checking every redirect hop, its type and its size."""
+    """Fetch one input reference, checking every redirect hop, its type and its size.
+
+    ``client`` should come from ``outbound.guarded_client`` so the connection is checked too.
+    """
     if url.startswith("data:"):
         data, mime = decode_data_url(url)
     else:

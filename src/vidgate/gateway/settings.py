@@ -1,7 +1,9 @@
 """Configuration from ``VIDGATE_*`` env vars and an optional TOML file (``VIDGATE_CONFIG``).
 
 Env wins over the file; the file wins over defaults. Provider tables live only in the file
-(``[providers.openai]``) plus ``VIDGATE_PROVIDERS__NAME__FIELD`` env overrides.
+(``[providers.openai]``) plus ``VIDGATE_PROVIDERS__NAME__FIELD`` env overrides. Credentials are held as
+``Secret`` so that logging the settings never writes them; the data dir and the files the gateway
+creates in it are its owner's only.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from vidgate.gateway.providers.base import ProviderConfig
+from vidgate.gateway.secret import Secret, SecretBox, secret
 
 _TRUE = {"1", "true", "yes", "on"}
+_UNSET = Secret("")
 
 
 @dataclass(frozen=True)
@@ -23,8 +28,11 @@ class Settings:
     data_dir: Path = Path(".vidgate")
     database_url: str = ""
     blob_url: str = ""
-    admin_key: str | None = None
-    signing_secret: str = ""
+    admin_key: Secret | None = None
+    signing_secret: Secret = _UNSET
+    # Seals the provider keys a request brings while its job runs; the signing secret when unset.
+    # Every process that creates or works jobs must have the same one.
+    secrets_key: Secret | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 1 << 20
@@ -41,13 +49,59 @@ class Settings:
     rate_limit_per_second: float = 0.0
     rate_limit_burst: int = 0
     max_concurrent_jobs_per_key: int = 0
+    # Built-in renders one key may run at once, across every worker (0 = no limit): a key's backlog
+    # of renders then waits its turn instead of taking every render thread.
+    max_renders_per_key: int = 2
+    # A failed job step is retried after this, doubling each time in a row, until the job fails.
+    step_retry_seconds: float = 5.0
+    max_step_failures: int = 30
+    # On SIGTERM a worker stops claiming, lets the steps in flight finish for this long, then cancels
+    # the rest and hands every lease it holds back at once, so another worker takes them over.
+    worker_shutdown_grace_seconds: float = 20.0
+    # Stored objects no job owns are removed once older than this, by a sweep run this often.
+    orphan_grace_seconds: float = 3600.0
+    orphan_sweep_seconds: float = 900.0
+    # A deleted or expired job's objects the store did not confirm removing are retried after this,
+    # doubling on each failure up to five minutes; due removals are looked for this often.
+    deletion_retry_seconds: float = 5.0
+    # Creates answer 503 storage_full below this much free disk; the reserve keeps deletes possible.
+    disk_min_free_bytes: int = 64 << 20
+    disk_reserve_bytes: int = 16 << 20
     max_websockets_per_key: int = 50
+    # The server's edge, against slow or greedy clients: a request head must arrive within
+    # header_timeout_seconds and its body within body_timeout_seconds; one server process holds at most
+    # max_connections connections; one client address has at most max_in_flight_per_client requests and
+    # streams in flight (0: no cap; behind a reverse proxy every client shares the proxy's address).
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    max_connections: int = 10_000
+    max_in_flight_per_client: int = 256
+    # When set, /metrics answers only a scrape bearing it (Authorization: Bearer …).
+    metrics_token: Secret | None = None
     webhook_backoff_base_seconds: float = 5.0
+    # One delivery attempt: connecting, then the whole attempt until the answer's status line.
+    webhook_connect_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: float = 10.0
+    # Deliveries in flight to one endpoint (scheme, host, port) per process, so a slow receiver
+    # holds at most this many of the deliverer's slots and every other endpoint keeps flowing.
+    webhook_max_in_flight_per_endpoint: int = 4
     reference_max_bytes: int = 20 << 20
     procedural_enabled: bool = True
     log_format: str = "text"
     log_level: str = "INFO"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Plain strings (a test, a caller building Settings by hand) are wrapped here, once.
+        object.__setattr__(self, "admin_key", secret(self.admin_key) or None)
+        object.__setattr__(self, "signing_secret", secret(self.signing_secret) or _UNSET)
+        object.__setattr__(self, "secrets_key", secret(self.secrets_key) or None)
+        object.__setattr__(self, "metrics_token", secret(self.metrics_token) or None)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        """What seals provider keys at rest: keyed by ``secrets_key``, else by the signing secret."""
+        return SecretBox(self.secrets_key or self.signing_secret, purpose=b"vidgate/provider-keys/v1")
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,6 +170,7 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
 def _fill_defaults(s: Settings) -> Settings:
     """Paths under the data dir and a signing secret generated once and kept there."""
     data_dir = s.data_dir.expanduser().resolve()
+    private_dir(data_dir)
     changes: dict[str, Any] = {"data_dir": data_dir}
     if not s.database_url:
         changes["database_url"] = f"sqlite:///{data_dir / 'vidgate.db'}"
@@ -123,20 +178,40 @@ def _fill_defaults(s: Settings) -> Settings:
         changes["blob_url"] = f"file://{data_dir / 'blobs'}"
     if not s.signing_secret:
         changes["signing_secret"] = _stored_secret(data_dir / "signing_secret")
+    database = changes.get("database_url", s.database_url)
+    if database.startswith("sqlite:///") and ":memory:" not in database:
+        # SQLite gives its -wal and -shm files the mode of the database file: create that one private.
+        private_file(Path(database.split("sqlite:///", 1)[1].split("?", 1)[0]))
     return replace(s, **changes)
 
 
-def _stored_secret(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by this user only; an existing one is left as it is."""
+    if not path.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.mkdir(exist_ok=True, mode=0o700)
+
+
+def private_file(path: Path) -> None:
+    """Create an empty ``path`` with mode 0600 unless it exists."""
+    private_dir(path.parent)
     try:
-        return path.read_text().strip()
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def _stored_secret(path: Path) -> Secret:
+    private_dir(path.parent)
+    try:
+        return Secret(path.read_text().strip())
     except FileNotFoundError:
         pass
-    secret = secrets.token_urlsafe(32)
+    generated = secrets.token_urlsafe(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return path.read_text().strip()
+        return Secret(path.read_text().strip())
     with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
-    return secret
+        fh.write(generated + "\n")
+    return Secret(generated)

@@ -28,6 +28,7 @@ from vidgate.errors import (
 )
 from vidgate.gateway.ids import request_id as new_request_id
 from vidgate.gateway.logs import bind_contextvars
+from vidgate.gateway.storage.space import is_storage_full, storage_full_error
 
 log = logging.getLogger("vidgate.api")
 _encoder = msgspec.json.Encoder()
@@ -124,7 +125,10 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 def unavailable(exc: BaseException) -> str | None:
-    """``"database"`` or ``"object store"`` when ``exc`` says that service is unreachable, else None."""
+    """``"database"`` or ``"object store"`` when ``exc`` says that service is unreachable, ``"storage"``
+    when a disk is full, else None."""
+    if is_storage_full(exc):
+        return "storage"
     if isinstance(exc, _db_down()):
         return "database"
     if isinstance(exc, sqlite3.OperationalError):
@@ -146,6 +150,8 @@ async def on_outage(request: Request, exc: Exception) -> Response | None:
     if request.scope["type"] == "websocket":
         await request.close(1013)  # type: ignore[attr-defined]  # "try again later"
         return None
+    if what == "storage":
+        return error_response(storage_full_error(), request_id(request.scope))
     err = ServiceUnavailableError(
         f"the {what} is unreachable right now; retry shortly",
         headers={"Retry-After": RETRY_AFTER_OUTAGE},

@@ -30,7 +30,7 @@ ERRORS = {
     "429": "Rate limited (see Retry-After)",
     "500": "Internal error",
     "502": "Upstream error",
-    "503": "Service unavailable: no provider, or the database or object store unreachable (see Retry-After)",
+    "503": "Service unavailable: no provider, the database or object store down, or storage full (see Retry-After)",
 }
 # Every keyed route: bad or missing key, the admin key, throttling, and the server-side failures.
 KEYED = ("401", "403", "429", "500", "503")
@@ -200,6 +200,7 @@ def _paths() -> dict[str, Any]:
                 params=[
                     vid,
                     _query("interval_ms", {"type": "integer", "minimum": 1000, "maximum": 10000}),
+                    _query("since", {"type": "string"}),
                     _header("Last-Event-ID", {"type": "string"}),
                 ],
                 errors=(*KEYED, "400", "404"),
@@ -241,7 +242,7 @@ def _paths() -> dict[str, Any]:
                 "videoWebsocket",
                 "The job's websocket (connect with Upgrade: websocket; plain HTTP is 426)",
                 ("101", None),
-                params=[vid],
+                params=[vid, _query("since", {"type": "string"})],
                 errors=("426",),
                 auth=None,
             ),

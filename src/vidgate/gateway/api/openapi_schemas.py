@@ -152,6 +152,7 @@ CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "ttl_seconds": {"minimum": 60, "maximum": 3600},
     },
     "StreamTokenRequest": {"ttl_seconds": {"minimum": 1, "maximum": TOKEN_TTL_MAX}},
+    "WebhookConfig": {"url": {"maxLength": 2048}},
 }
 
 

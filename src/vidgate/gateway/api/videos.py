@@ -25,6 +25,7 @@ from vidgate.errors import (
 from vidgate.gateway.api.http import decode, int_param, json_response, read_body, request_id
 from vidgate.gateway.ids import now_s
 from vidgate.gateway.jobs.signing import sign_path, verify
+from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.db import Row
 from vidgate.types import DownloadURL, DownloadURLRequest
 
@@ -56,16 +57,16 @@ async def create_video(request: Request) -> Response:
     return json_response(video, 202 if created else 200, headers)
 
 
-def provider_keys(header: str | None) -> dict[str, str] | None:
+def provider_keys(header: str | None) -> dict[str, Secret] | None:
     """``X-Provider-Key: openai=sk-…, runway=key_…``: the owner's own credentials for this job."""
     if header is None:
         return None
-    keys: dict[str, str] = {}
+    keys: dict[str, Secret] = {}
     for part in header.split(","):
         name, sep, secret = part.strip().partition("=")
         if not sep or not name.strip() or not secret.strip() or len(keys) >= 8:
             raise ValidationError("X-Provider-Key must be provider=key pairs, comma-separated", param="X-Provider-Key")
-        keys[name.strip()] = secret.strip()
+        keys[name.strip()] = Secret(secret.strip())
     return keys
 
 

@@ -2,7 +2,8 @@
 
 Every failure names the offending ``param``; a value the model does not support lists what it
 does support. The result has every default filled in, so pricing and providers see exactly the
-seconds and size the job will run with.
+seconds and size the job will run with. URLs, free-form objects and inline images are bounded by
+``inputs``; messages quote a caller's value only cut short.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ import msgspec
 
 from vidgate.errors import ModelNotFoundError, UnsupportedParameterError, ValidationError
 from vidgate.gateway.catalog.catalog import RESOLUTION_SHORT_SIDE, Catalog, Model
+from vidgate.gateway.catalog.inputs import (
+    check_free_form,
+    check_image_url,
+    check_nesting,
+    check_url,
+    clip,
+    cut,
+    too_deep,
+)
+from vidgate.gateway.secret import Secret
 from vidgate.types import VideoGenerationRequest
 
 SIZE_RE = re.compile(r"^([1-9][0-9]{1,4})x([1-9][0-9]{1,4})$")
@@ -105,7 +116,7 @@ def _listing(values: Any) -> str:
 def _check_size(model: Model, text: str) -> tuple[int, int]:
     m = SIZE_RE.match(text)
     if not m:
-        raise ValidationError(f"size must look like WIDTHxHEIGHT (e.g. 1280x720), got {text!r}", param="size")
+        raise ValidationError(f"size must look like WIDTHxHEIGHT (e.g. 1280x720), got {clip(text)}", param="size")
     width, height = int(m.group(1)), int(m.group(2))
     if model.sizes:
         if text not in model.sizes:
@@ -140,7 +151,7 @@ def _resolve_size(model: Model, req: VideoGenerationRequest) -> tuple[int, int, 
     if req.resolution is not msgspec.UNSET:
         if resolution not in RESOLUTION_SHORT_SIDE:
             raise ValidationError(
-                f"resolution {resolution!r} is not a resolution; use one of {_listing(RESOLUTION_SHORT_SIDE)}",
+                f"resolution {clip(resolution)} is not a resolution; use one of {_listing(RESOLUTION_SHORT_SIDE)}",
                 param="resolution",
             )
         if resolution not in model.resolutions:
@@ -150,7 +161,9 @@ def _resolve_size(model: Model, req: VideoGenerationRequest) -> tuple[int, int, 
             )
     if req.aspect_ratio is not msgspec.UNSET:
         if not RATIO_RE.match(str(ratio)):
-            raise ValidationError(f"aspect_ratio must look like W:H (e.g. 16:9), got {ratio!r}", param="aspect_ratio")
+            raise ValidationError(
+                f"aspect_ratio must look like W:H (e.g. 16:9), got {clip(ratio)}", param="aspect_ratio"
+            )
         if ratio not in model.aspect_ratios:
             raise ValidationError(
                 f"aspect_ratio {ratio} is not supported by {model.id}; supported: {_listing(model.aspect_ratios)}",
@@ -171,20 +184,6 @@ def _resolve_size(model: Model, req: VideoGenerationRequest) -> tuple[int, int, 
     return width, height, str(resolution), str(ratio)
 
 
-def _check_reference_url(url: str, param: str) -> None:
-    if url.startswith("data:"):
-        header, sep, payload = url.partition(",")
-        if not sep or ";base64" not in header or not header[5:].startswith("image/"):
-            raise ValidationError("a data: URL must be data:image/<type>;base64,<data>", param=param)
-        try:
-            base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValidationError("the data: URL is not valid base64", param=param) from exc
-        return
-    if not (url.startswith("https://") or url.startswith("http://")) or len(url) > 4096:
-        raise ValidationError("an image URL must be an https:// URL or a data: URL", param=param)
-
-
 def check_webhook_secret(secret: str | None) -> None:
     """A Standard Webhooks secret: ``whsec_`` + base64 of 24 to 64 random bytes."""
     if not secret:
@@ -199,21 +198,21 @@ def check_webhook_secret(secret: str | None) -> None:
         raise ValidationError("webhook.secret must encode 24 to 64 bytes", param="webhook.secret")
 
 
-def _webhook(req: VideoGenerationRequest) -> dict[str, Any] | None:
+def _webhook(req: VideoGenerationRequest, allow_http: bool) -> dict[str, Any] | None:
     if req.webhook is msgspec.UNSET:
         return None
     hook = req.webhook
-    if not (hook.url.startswith("https://") or hook.url.startswith("http://")) or len(hook.url) > 2048:
-        raise ValidationError("webhook.url must be an https:// URL", param="webhook.url")
+    check_url(hook.url, "webhook.url", allow_http=allow_http, max_chars=2048)
     check_webhook_secret(hook.secret if hook.secret is not msgspec.UNSET else None)
     events = list(hook.events) if hook.events is not msgspec.UNSET else []
     for i, event in enumerate(events):
         if event not in WEBHOOK_EVENTS:
             raise ValidationError(
-                f"unknown webhook event {event!r}; known: {_listing(sorted(WEBHOOK_EVENTS))}",
+                f"unknown webhook event {clip(event)}; known: {_listing(sorted(WEBHOOK_EVENTS))}",
                 param=f"webhook.events[{i}]",
             )
-    return {"url": hook.url, "secret": hook.secret, "events": events}
+    # Held as a Secret from here on; the job's stored spec has it in the clear for the deliverer.
+    return {"url": hook.url, "secret": Secret(hook.secret), "events": events}
 
 
 def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -> dict[str, Any]:
@@ -227,14 +226,17 @@ def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -
         for i, name in enumerate(names):
             if name not in known:
                 raise ValidationError(
-                    f"unknown provider {name!r}; providers: {_listing(sorted(known))}", param=f"provider.{key}[{i}]"
+                    f"unknown provider {clip(name)}; providers: {_listing(sorted(known))}", param=f"provider.{key}[{i}]"
                 )
         out[key] = list(names)
     return out
 
 
-def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
-    """Check ``req`` against its model and fill in every default."""
+def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool = False) -> Normalized:
+    """Check ``req`` against its model and fill in every default.
+
+    ``allow_http`` lets image and webhook URLs be plain ``http://`` (where private URLs are allowed).
+    """
     prompt = req.prompt.strip()
     if not prompt:
         raise ValidationError("prompt must not be empty", param="prompt")
@@ -243,7 +245,7 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
     model = catalog.get(req.model)
     if model is None:
         raise ModelNotFoundError(
-            f"model {req.model!r} is not in the catalogue; see GET /v1/videos/models", param="model"
+            f"model {clip(req.model)} is not in the catalogue; see GET /v1/videos/models", param="model"
         )
     duration = req.duration if req.duration is not msgspec.UNSET else model.default_duration
     if not model.supports_duration(duration):
@@ -267,6 +269,10 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
     if req.negative_prompt is not msgspec.UNSET:
         if not model.negative_prompt:
             raise UnsupportedParameterError(f"{model.id} does not take a negative_prompt", param="negative_prompt")
+        if len(req.negative_prompt) > MAX_PROMPT_CHARS:
+            raise ValidationError(
+                f"negative_prompt is longer than {MAX_PROMPT_CHARS} characters", param="negative_prompt"
+            )
         negative = req.negative_prompt
     lo, hi = model.sample_count
     sample_count = req.sample_count if req.sample_count is not msgspec.UNSET else 1
@@ -292,7 +298,7 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
                 f"{model.id} does not take input references with role {ref.role}; supported roles: {supported}",
                 param=f"input_references[{i}].role",
             )
-        _check_reference_url(ref.image_url.url, f"input_references[{i}].image_url.url")
+        check_image_url(ref.image_url.url, f"input_references[{i}].image_url.url", allow_http=allow_http)
         references.append(Reference(ref.role, ref.image_url.url))
     for role in model.required_roles:
         if all(r.role != role for r in references):
@@ -304,6 +310,7 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
         )
 
     params = dict(req.provider_params) if req.provider_params is not msgspec.UNSET else {}
+    check_free_form(params, "provider_params")
     for key in params:
         if key in TOP_LEVEL_FIELDS:
             raise ValidationError(
@@ -327,20 +334,28 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog) -> Normalized:
         provider_params=params,
         extras=extras,
         output_access=access,
-        webhook=_webhook(req),
+        webhook=_webhook(req, allow_http),
         routing=_routing(req, model, catalog.provider_names),
     )
 
 
 def decode_request(body: bytes) -> VideoGenerationRequest:
-    """Decode and type-check a create body, turning msgspec's complaint into a named param."""
+    """Decode and type-check a create body, turning msgspec's complaint into a named param.
+
+    Free-form fields are bounded before msgspec recurses into them. Only ``provider_params`` (typed
+    ``Any``) can make it recurse, as every other field is refused at its first wrong token: so a
+    ``RecursionError`` (nesting past what orjson parses) names it.
+    """
+    check_nesting(body)
     try:
         return msgspec.json.decode(body, type=VideoGenerationRequest)
     except msgspec.ValidationError as exc:
         message, param = explain(str(exc))
         raise ValidationError(message, param=param) from None
     except msgspec.DecodeError as exc:
-        raise ValidationError(f"the body is not valid JSON: {exc}") from None
+        raise ValidationError(f"the body is not valid JSON: {cut(str(exc), 200)}") from None
+    except RecursionError:
+        raise too_deep("provider_params") from None
 
 
 _AT = re.compile(r" - at `\$(.*)`$")
@@ -359,12 +374,13 @@ def explain(message: str) -> tuple[str, str | None]:
         param = f"{param}.{m.group(1)}" if param else m.group(1)
         return f"{param} is required", param
     if m := _UNKNOWN.search(message):
-        param = f"{param}.{m.group(1)}" if param else m.group(1)
+        name = cut(m.group(1), 100)  # a caller's key: maybe huge
+        param = f"{param}.{name}" if param else name
         return f"unknown field {param}", param
     if param is None:
         return f"the body must be a JSON object: {message}", None
     return f"{param}: {message}", param
 
 
-def validate(body: bytes, catalog: Catalog) -> Normalized:
-    return normalize(decode_request(body), catalog)
+def validate(body: bytes, catalog: Catalog, *, allow_http: bool = False) -> Normalized:
+    return normalize(decode_request(body), catalog, allow_http=allow_http)

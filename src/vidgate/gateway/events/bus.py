@@ -2,6 +2,9 @@
 
 Publishers call ``publish`` after their transaction commits; the events table stays the source
 of truth, so a listener that falls behind re-reads it rather than the bus buffering forever.
+Besides events, a subscriber's queue carries two markers: ``RESYNC`` when the bus may have missed
+events (the PostgreSQL listener reconnected), so streams re-read the table, and ``DRAIN`` when the
+process is shutting down, so streams end and their clients reconnect to another process.
 """
 
 from __future__ import annotations
@@ -9,24 +12,34 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from vidgate.types import JobEvent
 
 QUEUE_LIMIT = 256
+RESYNC = object()  # the bus may have missed events: re-read the events table
+DRAIN = object()  # the process is shutting down: end the stream
+
+
+def _put(queue: asyncio.Queue[Any], item: Any) -> None:
+    if queue.full():
+        queue.get_nowait()  # a slow listener loses the oldest update, never the newest
+    queue.put_nowait(item)
 
 
 class EventBus:
     def __init__(self) -> None:
-        self._subs: dict[str, set[asyncio.Queue[JobEvent | None]]] = defaultdict(set)
+        self._subs: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
         self._wakers: list[Callable[[], None]] = []
+        self.draining = False
 
-    def subscribe(self, job_id: str) -> asyncio.Queue[JobEvent | None]:
+    def subscribe(self, job_id: str) -> asyncio.Queue[Any]:
         """A queue of the job's committed events; ``None`` on it means the job was deleted."""
-        queue: asyncio.Queue[JobEvent | None] = asyncio.Queue(QUEUE_LIMIT)
+        queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_LIMIT)
         self._subs[job_id].add(queue)
         return queue
 
-    def unsubscribe(self, job_id: str, queue: asyncio.Queue[JobEvent | None]) -> None:
+    def unsubscribe(self, job_id: str, queue: asyncio.Queue[Any]) -> None:
         subs = self._subs.get(job_id)
         if subs is not None:
             subs.discard(queue)
@@ -39,14 +52,25 @@ class EventBus:
 
     def publish(self, event: JobEvent) -> None:
         for queue in self._subs.get(event.data.id, ()):
-            if queue.full():
-                queue.get_nowait()  # a slow listener loses the oldest update, never the newest
-            queue.put_nowait(event)
+            _put(queue, event)
         for waker in self._wakers:
             waker()
 
     def publish_deleted(self, job_id: str) -> None:
         for queue in self._subs.get(job_id, ()):
-            if queue.full():
-                queue.get_nowait()
-            queue.put_nowait(None)
+            _put(queue, None)
+
+    def resync(self) -> None:
+        """Tell every subscriber that events may have been missed, so it re-reads the events table."""
+        self._broadcast(RESYNC)
+
+    def drain(self) -> None:
+        """End every stream (and refuse new ones): the process is going away."""
+        if not self.draining:
+            self.draining = True
+            self._broadcast(DRAIN)
+
+    def _broadcast(self, marker: object) -> None:
+        for subs in self._subs.values():
+            for queue in subs:
+                _put(queue, marker)

@@ -2,7 +2,12 @@
 
 A notification is only a wake-up carrying an event id: the listener reads that event row (the
 source of truth) and publishes it on this process's bus, in arrival order. Events made in this
-process were published locally already and are skipped.
+process were published locally already and are skipped. A key revoked in another process comes on
+the same channel, so this process closes that owner's streams at once.
+
+Notifications sent while the connection is down are lost, so the listener notices a drop at once (or,
+for a connection that hangs, by a periodic ping), reconnects, and then tells every stream to re-read
+the events table (``EventBus.resync``) and wakes the worker for jobs it may not have heard of.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 
+from vidgate.gateway.auth import KEY_REVOKED
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.outbox import CHANNEL, NOTIFY_ORIGIN, event_from_row
 from vidgate.gateway.storage.db import Database, Q
@@ -20,6 +27,9 @@ log = logging.getLogger("vidgate.events")
 _EVENT = Q("SELECT * FROM events WHERE id = :id")
 WAKE_TYPES = frozenset({"video.created", "video.cancelled"})
 STOP_TYPES = frozenset({"video.cancelled", "video.expired"})
+PING_SECONDS = 5.0  # how long a silently dead connection can go unnoticed, about
+RETRY_SECONDS = 1.0
+APPLICATION_NAME = "vidgate-listen"  # with the pid: operators (and tests) can find this connection
 
 
 class PgListener:
@@ -30,14 +40,17 @@ class PgListener:
         bus: EventBus,
         wake: Callable[[], None] = lambda: None,
         stop_job: Callable[[str], None] = lambda job_id: None,
+        revoked: Callable[[str], None] = lambda owner_id: None,
     ) -> None:
         self.url = url
         self.db = db
         self.bus = bus
         self.wake = wake
         self.stop_job = stop_job
+        self.revoked = revoked
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._conn: object | None = None
+        self._lost = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -50,13 +63,24 @@ class PgListener:
     async def _connect(self) -> None:
         import asyncpg
 
-        conn = await asyncpg.connect(self.url)
-        await conn.add_listener(CHANNEL, self._on_notify)
+        conn = await asyncpg.connect(
+            self.url, timeout=5, server_settings={"application_name": f"{APPLICATION_NAME}-{os.getpid()}"}
+        )
+        try:
+            await conn.add_listener(CHANNEL, self._on_notify)
+        except BaseException:
+            conn.terminate()
+            raise
+        conn.add_termination_listener(lambda _conn: self._lost.set())
+        self._lost.clear()
         self._conn = conn
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         event_id, event_type, origin = [*payload.split(" "), "", ""][:3]
         if origin == NOTIFY_ORIGIN:
+            return
+        if event_type == KEY_REVOKED:
+            self.revoked(event_id)  # the revoked key's owner
             return
         if event_type in WAKE_TYPES:
             self.wake()
@@ -76,17 +100,34 @@ class PgListener:
                 log.exception("could not relay event %s", event_id)
 
     async def _watch(self) -> None:
-        """Reconnect when the listening connection drops (the database restarted, say)."""
+        """Reconnect when the listening connection drops (the database restarted, the connection was
+        killed) or stops answering, then have every stream re-read what it missed meanwhile."""
         while True:
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), PING_SECONDS)
             conn = self._conn
-            if conn is not None and not conn.is_closed():  # type: ignore[attr-defined]
+            if conn is not None and not conn.is_closed() and await self._alive(conn):  # type: ignore[attr-defined]
                 continue
+            if conn is not None:
+                conn.terminate()  # type: ignore[attr-defined]
             try:
                 await self._connect()
-                log.info("re-established LISTEN %s", CHANNEL)
             except Exception as exc:
                 log.warning("LISTEN reconnect failed: %s", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                self._lost.set()  # try again at once after the pause, not after a ping interval
+                continue
+            log.info("re-established LISTEN %s", CHANNEL)
+            self.bus.resync()
+            self.wake()
+
+    async def _alive(self, conn: object) -> bool:
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), PING_SECONDS)  # type: ignore[attr-defined]
+            return True
+        except Exception as exc:
+            log.warning("LISTEN connection is not answering: %s", exc)
+            return False
 
     async def close(self) -> None:
         for task in self._tasks:

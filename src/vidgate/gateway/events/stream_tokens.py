@@ -1,5 +1,6 @@
 """Stream tokens: short-lived HMAC tokens that let a browser open a job's websocket without putting
-an API key in the URL. Bound to the job and its owner, domain-separated from download links."""
+an API key in the URL. Bound to the job and the key that asked for it, domain-separated from download
+links. The websocket checks the key afresh when a token is used, so a revoked key's tokens stop at once."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from starlette.responses import Response
 
 from vidgate.errors import ValidationError
 from vidgate.gateway.api.http import decode, json_response, read_body
-from vidgate.gateway.api.videos import gw, owner
+from vidgate.gateway.api.videos import gw
 from vidgate.gateway.ids import now_s
+from vidgate.gateway.secret import Secret, reveal
 
-TOKEN_PREFIX = "st1"
+TOKEN_PREFIX = "st2"
 TOKEN_TTL_MAX = 300
 
 
@@ -36,41 +38,42 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _token_mac(secret: str, job_id: str, owner_id: str, expires: int) -> str:
+def _token_mac(secret: Secret | str, job_id: str, key_id: str, expires: int) -> str:
     # Domain-separated from download-link signatures, which share the secret.
-    msg = f"vidgate-stream-token\n{job_id}\n{owner_id}\n{expires}".encode()
-    return _b64(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
+    msg = f"vidgate-stream-token/2\n{job_id}\n{key_id}\n{expires}".encode()
+    return _b64(hmac.new(reveal(secret).encode(), msg, hashlib.sha256).digest())
 
 
-def issue_token(secret: str, job_id: str, owner_id: str, ttl: int) -> tuple[str, int]:
+def issue_token(secret: Secret | str, job_id: str, key_id: str, ttl: int) -> tuple[str, int]:
     expires = now_s() + ttl
-    mac = _token_mac(secret, job_id, owner_id, expires)
-    return f"{TOKEN_PREFIX}.{expires}.{_b64(owner_id.encode())}.{mac}", expires
+    mac = _token_mac(secret, job_id, key_id, expires)
+    return f"{TOKEN_PREFIX}.{expires}.{_b64(key_id.encode())}.{mac}", expires
 
 
-def verify_token(secret: str, job_id: str, token: str) -> str:
-    """The owner a token was issued to for ``job_id``."""
+def verify_token(secret: Secret | str, job_id: str, token: str) -> str:
+    """The id of the key a token was issued to for ``job_id`` (whether it is still live is the caller's check)."""
     try:
-        prefix, expires_s, owner_b64, mac = token.split(".")
-        expires, owner_id = int(expires_s), _unb64(owner_b64).decode()
+        prefix, expires_s, key_b64, mac = token.split(".")
+        expires, key_id = int(expires_s), _unb64(key_b64).decode()
     except (ValueError, UnicodeDecodeError):
         raise InvalidToken("malformed stream token") from None
     if prefix != TOKEN_PREFIX or not hmac.compare_digest(
-        mac.encode("utf-8", "surrogatepass"), _token_mac(secret, job_id, owner_id, expires).encode()
+        mac.encode("utf-8", "surrogatepass"), _token_mac(secret, job_id, key_id, expires).encode()
     ):
         raise InvalidToken("invalid stream token")
     if expires < now_s():
         raise InvalidToken("stream token expired; request a new one")
-    return owner_id
+    return key_id
 
 
 async def stream_token(request: Request) -> Response:
     g = gw(request)
-    who = await owner(request)
+    principal = await g.keys.authenticate(request.headers.get("authorization"))
+    g.keys.throttle(principal)
     job_id = request.path_params["video_id"]
-    await g.jobs.row(who, job_id)
+    await g.jobs.row(principal.owner_id, job_id)
     opts: StreamTokenRequest = decode(await read_body(request, 4096, json=False), StreamTokenRequest)
     if not 1 <= opts.ttl_seconds <= TOKEN_TTL_MAX:
         raise ValidationError(f"ttl_seconds must be between 1 and {TOKEN_TTL_MAX}", param="ttl_seconds")
-    token, expires = issue_token(g.settings.signing_secret, job_id, who, opts.ttl_seconds)
+    token, expires = issue_token(g.settings.signing_secret, job_id, principal.key_id, opts.ttl_seconds)
     return json_response({"token": token, "expires_at": expires, "url": f"/v1/async/video/{job_id}/ws?token={token}"})

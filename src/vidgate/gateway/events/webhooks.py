@@ -3,6 +3,12 @@
 Delivery rows are queued by the outbox in the job's own transaction; the deliverer claims due
 rows with a lease, so a crash mid-send only delays a delivery and another process may take it
 over. The ``webhook-id`` header is the event id on every attempt, so receivers can deduplicate.
+
+Receivers are independent: each endpoint (scheme, host, port) has a few slots per process, and a
+row claimed for a full endpoint is parked (its next attempt moved past the time a slot should
+free up, with no attempt counted) and started as soon as one of that endpoint's sends ends, so a
+receiver that hangs holds its own slots and never the others'. Every attempt, whatever goes
+wrong in it, is recorded and backed off; none is retried at once.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 from standardwebhooks import Webhook
@@ -35,12 +43,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vidgate.webhooks")
 
-BATCH = 16  # deliveries in flight per process
+BATCH = 64  # deliveries in flight per process, over all endpoints
 # A delivery held by a process that died is retried once its lease runs out, so the lease is only a
-# little longer than one attempt may take (the send itself times out after 10 s).
-LEASE_MS = 15_000
-ATTEMPT_SECONDS = 12.0
+# little longer than one attempt may take (``webhook_timeout_seconds``, 10 s by default).
+LEASE_MARGIN_MS = 5_000
+LEASE_MS = 15_000  # with the default attempt timeout
 MAX_BACKOFF_SECONDS = 3600.0
+MAX_PARK_SECONDS = 600.0
+UNEXPECTED = "not sent: the delivery failed unexpectedly"
 GIVE_UP_MS = 24 * 3600 * 1000  # after the delivery was queued
 IDLE_SECONDS = 1.0  # fallback wake-up for retries due later and rows other processes queued
 LOG_LIMIT = 50
@@ -67,6 +77,12 @@ _RECORD = Q(
     "WHERE id = :id"
 )
 _RELEASE = Q("UPDATE webhook_deliveries SET lease_until = NULL WHERE id = :id")
+_PARK = Q("UPDATE webhook_deliveries SET next_attempt_at = :next, lease_until = NULL WHERE id = :id")
+# A parked row, unless something else has had it since (attempted, rescheduled, finished).
+_RECALL = Q(
+    "UPDATE webhook_deliveries SET lease_until = :until WHERE id = :id AND status = 'pending' "
+    "AND next_attempt_at = :parked AND (lease_until IS NULL OR lease_until < :now) RETURNING *"
+)
 _LIST = Q(
     "SELECT d.*, e.type AS event_type FROM webhook_deliveries d LEFT JOIN events e ON e.id = d.event_id "
     "WHERE d.job_id = :job AND d.owner_id = :owner ORDER BY d.created_at, d.id"
@@ -90,18 +106,41 @@ def backoff_seconds(attempts: int, base: float) -> float:
     return random.uniform(0, min(2 ** min(attempts, 32) * base, MAX_BACKOFF_SECONDS))
 
 
+def endpoint_of(url: str) -> str:
+    """The receiver a URL reaches (scheme, host, port); a URL that does not parse is its own endpoint."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{parts.hostname or ''}:{port or {'https': 443, 'http': 80}.get(scheme, 0)}"
+
+
 class Deliverer:
     """Sends due webhook deliveries; woken by every bus publish, with a short fallback sleep."""
 
     def __init__(self, db: Database, settings: Settings, bus: EventBus) -> None:
-        import httpx  # here, not at the top: API-only processes serve the delivery routes but send nothing
+        # Here, not at the top: API-only processes serve the delivery routes but send nothing.
+        import httpx
+
+        from vidgate.gateway.outbound import guarded_client
 
         self.db = db
         self.settings = settings
-        self.http: httpx.AsyncClient = httpx.AsyncClient(
-            follow_redirects=False, timeout=10.0, trust_env=False, headers={"User-Agent": USER_AGENT}
+        self.attempt_seconds = settings.webhook_timeout_seconds
+        self.lease_ms = int(self.attempt_seconds * 1000) + LEASE_MARGIN_MS
+        self.per_endpoint = max(1, settings.webhook_max_in_flight_per_endpoint)
+        self.http: httpx.AsyncClient = guarded_client(
+            allow_private=settings.allow_private_urls,
+            timeout=httpx.Timeout(self.attempt_seconds, connect=settings.webhook_connect_timeout_seconds),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
         )
         self.running: dict[str, asyncio.Task[None]] = {}
+        self.in_flight: Counter[str] = Counter()
+        # Rows parked per endpoint, oldest first: delivery id -> the next_attempt_at it was parked at.
+        self.parked: dict[str, dict[str, int]] = {}
         self._wake = asyncio.Event()
         bus.on_event(self.wake)
 
@@ -138,6 +177,8 @@ class Deliverer:
     async def _tick(self) -> float:
         """Claim and start what is due; how long to sleep before looking again."""
         free = BATCH - len(self.running)
+        if free > 0 and self.parked:
+            free -= await self._recall(free)
         if free <= 0:
             return IDLE_SECONDS  # a finishing delivery wakes the loop
         # A cheap read first: every bus publish wakes this loop, and most find nothing due.
@@ -148,37 +189,83 @@ class Deliverer:
         if row["due"] > now:
             return min(IDLE_SECONDS, (row["due"] - now) / 1000)
         async with self.db.transaction() as tx:
-            rows = await tx.fetchall(_CLAIM, {"until": now + LEASE_MS, "now": now, "n": free})
+            rows = await tx.fetchall(_CLAIM, {"until": now + self.lease_ms, "now": now, "n": free})
+        full: list[tuple[Row, str]] = []
         for row in rows:
-            self.running[row["id"]] = asyncio.create_task(self._deliver(row), name=f"webhook {row['id']}")
+            endpoint = endpoint_of(row["url"])
+            if self.in_flight[endpoint] < self.per_endpoint:
+                self._start(row, endpoint)
+            else:
+                full.append((row, endpoint))
+        if full:
+            await self._park(full, now)
         return 0 if rows else 0.05
 
-    async def _deliver(self, row: Row) -> None:
+    def _start(self, row: Row, endpoint: str) -> None:
+        if (waiting := self.parked.get(endpoint)) is not None:
+            waiting.pop(row["id"], None)
+        self.in_flight[endpoint] += 1
+        self.running[row["id"]] = asyncio.create_task(self._deliver(row, endpoint), name=f"webhook {row['id']}")
+
+    async def _park(self, rows: list[tuple[Row, str]], now: int) -> None:
+        """Hand rows for full endpoints back, due once a slot there should have freed up for them."""
+        async with self.db.transaction() as tx:
+            for row, endpoint in rows:
+                waiting = self.parked.setdefault(endpoint, {})
+                waiting.pop(row["id"], None)
+                # Each attempt ahead of it in the queue holds a slot for at most one attempt timeout.
+                rounds = len(waiting) // self.per_endpoint + 1
+                seconds = min(rounds * self.attempt_seconds, MAX_PARK_SECONDS) * random.uniform(1.0, 1.5)
+                until = now + int(seconds * 1000)
+                await tx.execute(_PARK, {"id": row["id"], "next": until})
+                waiting[row["id"]] = until
+
+    async def _recall(self, free: int) -> int:
+        """Start parked rows whose endpoint has a free slot again; how many were started."""
+        started = 0
+        for endpoint, waiting in list(self.parked.items()):
+            while waiting and started < free and self.in_flight[endpoint] < self.per_endpoint:
+                delivery_id, parked = next(iter(waiting.items()))
+                del waiting[delivery_id]
+                now = now_ms()
+                params = {"id": delivery_id, "until": now + self.lease_ms, "now": now, "parked": parked}
+                async with self.db.transaction() as tx:
+                    row = await tx.fetchone(_RECALL, params)
+                if row is not None:
+                    self._start(row, endpoint)
+                    started += 1
+            if not waiting:
+                del self.parked[endpoint]
+        return started
+
+    async def _deliver(self, row: Row, endpoint: str) -> None:
         try:
             await self.attempt(row)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("webhook delivery %s failed unexpectedly", row["id"])
-            with contextlib.suppress(Exception):  # else its lease runs out and it is retried then
-                async with self.db.transaction() as tx:
-                    await tx.execute(_RELEASE, {"id": row["id"]})
+            # Recording the attempt failed (the database, most likely). The lease is kept: it runs
+            # out and the delivery is retried then, not at once.
+            log.exception("webhook delivery %s: recording the attempt failed", row["id"])
         finally:
             self.running.pop(row["id"], None)
+            self.in_flight[endpoint] -= 1
+            if self.in_flight[endpoint] <= 0:
+                del self.in_flight[endpoint]
             self.wake()
 
     async def attempt(self, row: Row) -> None:
         """Send one delivery once and record the outcome (delivered, retry later, or failed)."""
-        started = time.monotonic()
-        code: int | None = None
         import httpx
 
+        started = time.monotonic()
+        code: int | None = None
         error: str | None = None
         permanent = False
         try:
             url, body, headers = await self._request(row)
-            await check_url(url, allow_private=self.settings.allow_private_urls)
-            async with asyncio.timeout(ATTEMPT_SECONDS):
+            async with asyncio.timeout(self.attempt_seconds):
+                await check_url(url, allow_private=self.settings.allow_private_urls)
                 async with self.http.stream("POST", url, content=body, headers=headers) as response:
                     code = response.status_code
             if not 200 <= code < 300:
@@ -189,6 +276,11 @@ class Deliverer:
             error = "timed out"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except Exception:
+            # A URL that does not parse, a secret that does not decode, a bug: a failed attempt like
+            # any other, backed off, so it can never spin; the details go to the log, not the API.
+            log.exception("webhook delivery %s failed unexpectedly", row["id"])
+            error = UNEXPECTED
         await self._record(row, code, error, permanent, latency_ms=int((time.monotonic() - started) * 1000))
 
     async def _request(self, row: Row) -> tuple[str, bytes, dict[str, str]]:
@@ -220,7 +312,12 @@ class Deliverer:
     async def _record(self, row: Row, code: int | None, error: str | None, permanent: bool, latency_ms: int) -> None:
         now = now_ms()
         attempts = row["attempts"] + 1
-        entries = orjson.loads(row["log"] or "[]")
+        try:
+            entries = orjson.loads(row["log"] or "[]")
+        except orjson.JSONDecodeError:
+            entries = []
+        if not isinstance(entries, list):
+            entries = []
         entries.append({"at": now // 1000, "status_code": code, "latency_ms": latency_ms, "error": error})
         params: dict[str, Any] = {
             "id": row["id"],

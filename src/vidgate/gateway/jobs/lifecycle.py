@@ -19,6 +19,7 @@ from vidgate.gateway.events.outbox import emit
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs import state
 from vidgate.gateway.jobs.views import render
+from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.db import Database, Q, Row, Tx
 from vidgate.types import JobEvent
 
@@ -42,7 +43,7 @@ def dumps(value: Any) -> str | None:
 
 
 class Lifecycle:
-    def __init__(self, db: Database, catalog: Catalog, bus: EventBus, secret: str) -> None:
+    def __init__(self, db: Database, catalog: Catalog, bus: EventBus, secret: Secret | str) -> None:
         self.db = db
         self.catalog = catalog
         self.bus = bus
@@ -112,6 +113,9 @@ class Lifecycle:
             values["lease_until"] = None
             if not keep_schedule:
                 values["next_run_at"] = None
+                # The owner's own provider keys go with the last write that needs them: this one, or
+                # the worker's upstream clean-up when a schedule is kept for it.
+                values["byok"] = None
         if happening == "done":
             values.update(progress=100, progress_source=values.get("progress_source", "final"))
         event: JobEvent | None = None

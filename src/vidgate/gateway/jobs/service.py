@@ -21,8 +21,10 @@ from vidgate.gateway.jobs import state
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.views import render
 from vidgate.gateway.providers.registry import Providers
-from vidgate.gateway.storage.blobs import BlobStore
+from vidgate.gateway.secret import Secret, SecretBox, reveal_for_storage, seal_keys
+from vidgate.gateway.storage.blobs import BlobStore, schedule_removal
 from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.gateway.storage.space import DiskSpace
 from vidgate.types import Video, VideoDeleted, VideoList
 
 STATUS_ALIASES = {
@@ -89,7 +91,7 @@ class JobService:
         blobs: BlobStore,
         lifecycle: Lifecycle,
         *,
-        secret: str,
+        secret: Secret | str,
         default_ttl: int = 900,
     ) -> None:
         self.db = db
@@ -102,8 +104,11 @@ class JobService:
         self.default_ttl = default_ttl
         self.expected: dict[str, float] = {}
         self.max_concurrent_jobs = 0
+        self.space: DiskSpace | None = None  # refuses creates on a full disk, keeps room for deletes
         self.deadline_override = 0
         self.byok_fee = 0  # micro-dollars per output second on jobs that bring their own provider key
+        self.box: SecretBox | None = None  # seals those keys in the job's row while it runs
+        self.allow_http_urls = False  # plain http:// image and webhook URLs (where private URLs are allowed)
         self.wake_worker: Callable[[], None] = lambda: None
         self.on_cancel: Callable[[str], None] = lambda job_id: None
         self._lists: dict[tuple[int, bool, bool], Q] = {}
@@ -138,14 +143,16 @@ class JobService:
         *,
         idempotency_key: str | None,
         request_id: str,
-        byok: dict[str, str] | None = None,
+        byok: dict[str, Secret] | None = None,
     ) -> tuple[Row, bool]:
         """Validate, plan, price, hold and insert in one transaction; ``(row, created)``.
 
         With ``byok`` (the owner's own provider keys) the job may only run on those providers and
         is charged the gateway fee alone.
         """
-        n = validate(body, self.catalog)
+        if self.space is not None:
+            self.space.check()
+        n = validate(body, self.catalog, allow_http=self.allow_http_urls)
         model = self.catalog.by_id[n.model]
         spec = spec_of(n)
         available = self.providers.available
@@ -182,12 +189,13 @@ class JobService:
             )
         )
         now = now_ms()
+        job_id = new_id("vid")
         params = {
-            "id": new_id("vid"),
+            "id": job_id,
             "owner": owner,
             "model": model.id,
             "provider": plan.candidates[0].provider,
-            "spec": orjson.dumps(spec).decode(),
+            "spec": orjson.dumps(spec, default=reveal_for_storage).decode(),
             "now": now,
             "deadline": now + (self.deadline_override or model.deadline_seconds) * 1000,
             "expected": int(self.expected.get(model.id, model.expected_seconds)),
@@ -197,7 +205,7 @@ class JobService:
             "quote": quote,
             "billing_state": "held" if quote else "none",
             "is_byok": 1 if byok else 0,
-            "byok": orjson.dumps(byok).decode() if byok else None,
+            "byok": self._sealed(job_id, byok) if byok else None,
         }
         try:
             async with self.db.transaction() as tx:
@@ -222,6 +230,12 @@ class JobService:
         self.bus.publish(event)
         self.wake_worker()
         return row, True
+
+    def _sealed(self, job_id: str, byok: dict[str, Secret]) -> str:
+        """The request's own provider keys as the job's row keeps them: sealed, never in the clear."""
+        if self.box is None:
+            raise RuntimeError("JobService.box is not set: a request's own provider keys cannot be stored")
+        return seal_keys(self.box, job_id, byok)
 
     async def _replay(self, owner: str, key: str, digest: str) -> Row | None:
         row = await self.db.fetchone(_BY_IDEMPOTENCY, {"owner": owner, "key": key})
@@ -289,12 +303,19 @@ class JobService:
             raise ConflictError(
                 f"video {job_id} is {row['status']}; cancel it before deleting", details={"status": row["status"]}
             )
-        async with self.db.transaction() as tx:
-            if await tx.execute(_DELETE, {"id": job_id, "owner": owner}) != 1:
-                raise NotFoundError(f"no video {job_id}", param="video_id")
-            await tx.execute(_DELETE_EVENTS, {"id": job_id})
+        keys = [out["key"] for out in orjson.loads(row["outputs"] or "[]")]
+
+        async def remove() -> None:
+            async with self.db.transaction() as tx:
+                if await tx.execute(_DELETE, {"id": job_id, "owner": owner}) != 1:
+                    raise NotFoundError(f"no video {job_id}", param="video_id")
+                await tx.execute(_DELETE_EVENTS, {"id": job_id})
+                await schedule_removal(tx, job_id, keys, now_ms())
+
+        # A delete must work on a full disk, when it is the only way to free space.
+        await (self.space.freeing(remove) if self.space is not None else remove())
         self.bus.publish_deleted(job_id)
-        # Blobs go after the row: a crash in between leaves an unreachable blob, never a job without bytes.
-        for out in orjson.loads(row["outputs"] or "[]"):
-            await self.blobs.delete(out["key"])
+        # The objects go after the row, whose transaction recorded them: a crash or an unreachable
+        # store leaves them to the worker's retry sweep, never a job without bytes or a failed delete.
+        await self.blobs.remove(keys)
         return VideoDeleted(id=job_id)

@@ -11,6 +11,7 @@ import msgspec
 from vidgate.gateway.billing.pricing import usd
 from vidgate.gateway.jobs.signing import sign_path
 from vidgate.gateway.jobs.state import TERMINAL
+from vidgate.gateway.secret import Secret
 from vidgate.types import Asset, Billing, JobError, ProviderAttempt, Usage, Video, VideoOutput
 
 UNSET = msgspec.UNSET
@@ -73,7 +74,7 @@ def _seconds(ms: int | None) -> int | None:
     return None if ms is None else ms // 1000
 
 
-def render(row: Mapping[str, Any], *, secret: str, now: int, ttl: int = 900) -> Video:
+def render(row: Mapping[str, Any], *, secret: Secret | str, now: int, ttl: int = 900) -> Video:
     """Build the public ``Video`` from a ``jobs`` row."""
     spec = _SPEC.decode(row["spec"])
     status = row["status"]

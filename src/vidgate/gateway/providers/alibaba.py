@@ -9,8 +9,10 @@ The catalogue names the text-to-video model; a job with a first frame goes to it
 twin, one with first and last frames to its keyframe twin (fal's convention, see fal.py).
 
 DashScope documents no idempotency key, so none is sent: a retried submit may create a second
-task. The newer ``wan2.7``/``wan3.0`` ``input.media`` protocol is too thinly documented to map; such
-model ids get the legacy body and DashScope's own 400 if it does not fit.
+task. Its generic task list (``GET /tasks`` by time, model and status) echoes nothing of the
+request, and its answer's shape is [unverified], so it cannot prove a task absent either:
+``reconcile`` is ``none``. The newer ``wan2.7``/``wan3.0`` ``input.media`` protocol is too thinly
+documented to map; such model ids get the legacy body and DashScope's own 400 if it does not fit.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from vidgate.gateway.providers.base import (
     ProviderError,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import no_lookup
 
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
 SYNTHESIS = "/services/aigc/video-generation/video-synthesis"
@@ -117,8 +121,9 @@ def body_error(data: Any, *, phase: str, request_id: str | None) -> ProviderErro
     """DashScope sometimes answers 200 with ``code``/``message`` and no ``output``: an error."""
     error_cls = Rejected if phase == "submit" else PollFailed
     code = data.get("code") if isinstance(data, dict) else None
-    if not isinstance(code, str) or not code:
-        return error_cls(f"dashscope answered without an output during {phase}", retryable=True, request_id=request_id)
+    if not isinstance(code, str) or not code:  # no error named: on submit, the task may exist
+        unsure = UnknownOutcome if phase == "submit" else PollFailed
+        return unsure(f"dashscope answered without an output during {phase}", retryable=True, request_id=request_id)
     message = str(data.get("message") or code)
     if code.startswith(_RATE_LIMITED):
         return error_cls(message, retryable=True, request_id=request_id, code="upstream_rate_limited")
@@ -132,11 +137,12 @@ class AlibabaProvider:
     # Only PENDING tasks can be cancelled (DashScope SDK); for a running task the cancel call is
     # refused, cancel() gives False and polling continues.
     cancellable = True
+    reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # Sent per call, not as a client default, so open_output never hands the key to the OSS host.
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
 
     def _model_for(self, job: JobSpec) -> tuple[str, _Model | None]:
@@ -236,8 +242,16 @@ class AlibabaProvider:
             raise body_error(data, phase="submit", request_id=rid)
         task_id = output.get("task_id")
         if not isinstance(task_id, str) or not task_id:
-            raise Rejected("dashscope answered without a task_id", retryable=True, request_id=rid)
+            raise UnknownOutcome("dashscope answered without a task_id", retryable=True, request_id=rid)
         return Accepted(native_id=task_id, request_id=rid)
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """DashScope offers no way to look a job up: only a job never sent is surely absent."""
+        try:
+            self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        raise no_lookup(self.name)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(

@@ -1,16 +1,20 @@
 """The contract between the worker and one upstream: the only types an adapter needs to know.
 
 A remote adapter maps our ``JobSpec`` onto its upstream's wire format and the upstream's answers
-back onto ``Upstream``. Everything before ``Accepted`` may fail over to another provider
-(``Rejected(retryable=True)``); everything after it belongs to that provider until terminal.
+back onto ``Upstream``. A definite refusal before ``Accepted`` may fail over to another provider
+(``Rejected(retryable=True)``); a create whose answer was lost (``UnknownOutcome``) and everything
+after ``Accepted`` belong to that provider.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
+
+from vidgate.gateway.secret import Secret, reveal, secret
 
 UpstreamStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
@@ -101,7 +105,10 @@ class Upstream:
 
 
 class ProviderError(Exception):
-    """An upstream answered with an error; ``retryable`` says whether trying again can help."""
+    """An upstream answered with an error; ``retryable`` says whether trying again can help.
+
+    ``retry_after`` is the upstream's own ``Retry-After`` in seconds, when it sent one.
+    """
 
     def __init__(
         self,
@@ -111,6 +118,7 @@ class ProviderError(Exception):
         status_code: int | None = None,
         request_id: str | None = None,
         code: str = "upstream_error",
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -118,10 +126,19 @@ class ProviderError(Exception):
         self.status_code = status_code
         self.request_id = request_id
         self.code = code
+        self.retry_after = retry_after
 
 
 class Rejected(ProviderError):
     """Submit did not create an upstream job; with ``retryable`` routing tries the next provider."""
+
+
+class UnknownOutcome(ProviderError):
+    """A create was sent but its answer was lost (timeout, reset, garbled 2xx): the job may exist.
+
+    Also what ``find`` raises when it cannot tell. Not a rejection: the worker reconciles with
+    ``find`` before it sends the job anywhere again, and never fails over on it.
+    """
 
 
 class PollFailed(ProviderError):
@@ -130,18 +147,43 @@ class PollFailed(ProviderError):
 
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
-    """One ``[providers.NAME]`` table of the settings."""
+    """One ``[providers.NAME]`` table of the settings; its credentials are held as ``Secret``."""
 
     name: str
     enabled: bool = True
-    api_key: str | None = None
+    api_key: Secret | None = None
     base_url: str | None = None
     alpha: bool = False
     timeout_seconds: float = 30.0
     connect_timeout_seconds: float = 5.0
     max_concurrency: int = 16
     poll_interval_seconds: float = 5.0
+    # How long the upstream keeps a finished job's outputs: storing them is retried no longer than this.
+    output_ttl_seconds: float = 3600.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_key", secret(self.api_key))
+        hidden = {k: Secret(v) for k, v in self.extra.items() if isinstance(v, str) and _SECRET_EXTRA.search(k)}
+        if hidden:  # a secret in an adapter's own settings (kling's secret_key)
+            object.__setattr__(self, "extra", {**self.extra, **hidden})
+
+    def revealed_api_key(self) -> str:
+        """The API key itself, for the request header that sends it ("" when there is none)."""
+        return reveal(self.api_key)
+
+
+_SECRET_EXTRA = re.compile(r"secret|password|token", re.IGNORECASE)
+
+
+Reconcile = Literal["lookup", "list", "none"]
+"""How ``find`` learns whether a create whose answer was lost made the job upstream.
+
+``lookup``: read back by a marker the create carried (Kling's ``external_task_id``); exact.
+``list``: scan the upstream's recent jobs for one matching what it echoes of our request; exact
+when the echo is (it answers "unknown" rather than guess between look-alikes).
+``none``: the upstream offers no way; ``find`` always raises ``UnknownOutcome``.
+"""
 
 
 @runtime_checkable
@@ -150,8 +192,14 @@ class RemoteProvider(Protocol):
 
     name: str
     cancellable: bool
+    reconcile: Reconcile
 
     async def submit(self, job: JobSpec) -> Accepted: ...
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """After ``UnknownOutcome`` on submit: the job's ``Accepted`` if the upstream holds it, None if
+        it surely does not, ``UnknownOutcome`` if it cannot tell. ``since`` (epoch seconds) bounds
+        when the create can have been made; by default the job id's own creation time."""
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream: ...
 

@@ -8,7 +8,10 @@ get flags (their documented form), 1.5/2.0 get fields (``generate_audio`` exists
 ``[providers.byteplus] param_style = "flags" | "fields"`` overrides that. Flags a caller typed into
 the prompt are removed so they cannot change what we priced (resolution, duration, ...).
 
-Ark documents no idempotency key, so none is sent: a retried submit may create a second task.
+Ark documents no idempotency key, so none is sent: a retried submit may create a second task. Its
+task list (``GET /contents/generations/tasks``, newest first, filterable by model) echoes nothing
+of the request we could mark, so ``find`` can only tell absence: no task of the model made since
+the job means none was made; any such task leaves the outcome unknown.
 Per-model limits beyond resolution and ratio (durations, which image roles each model takes) are
 [unverified], so the adapter leaves those to the catalogue and to Ark's own 400s.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -30,12 +33,14 @@ from vidgate.gateway.providers.base import (
     ProviderError,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import asking, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
 MAX_DATA_URI_BYTES = 10 * 1024 * 1024  # Ark's image cap [unverified]; larger images go by URL
@@ -113,6 +118,11 @@ def image_ref(ref: ReferenceImage) -> str:
     raise Rejected(f"{ref.role} image is too large to inline and has no URL", retryable=False, code="invalid_reference")
 
 
+def _created(task: dict[str, Any]) -> float | None:
+    stamp = task.get("created_at")
+    return float(stamp) if isinstance(stamp, int | float) and not isinstance(stamp, bool) else None
+
+
 def _flag_value(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
@@ -125,11 +135,12 @@ class BytePlusProvider:
     # answers an error, cancel() gives False and polling continues). On a finished task DELETE
     # removes its record, which is harmless once we have stopped tracking it.
     cancellable = True
+    reconcile = "list"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # Sent per call, not as a client default, so open_output never hands the key to the CDN.
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         style = config.extra.get("param_style")
         self._style: str | None = style if style in ("flags", "fields") else None
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
@@ -194,8 +205,32 @@ class BytePlusProvider:
         data, response = await request(self._client, "POST", TASKS, phase="submit", json=body, headers=self._auth)
         task_id = require(data, "id", phase="submit")
         if not isinstance(task_id, str) or not task_id:
-            raise Rejected("ark answered without a task id", retryable=True, request_id=request_id_of(response))
+            raise UnknownOutcome("ark answered without a task id", retryable=True, request_id=request_id_of(response))
         return Accepted(native_id=task_id, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """None when Ark made no task of the job's model since the job; otherwise unknown."""
+        try:
+            model = self.build_request(job)["model"]
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        with asking(self.name):
+            found = await recent(self.name, self._pages(model), _created, window_start(job, since))
+        # Nothing in a task tells ours from another of the same model: any candidate is "perhaps".
+        return pick(self.name, [t for t in found if t.get("model") == model], lambda t: False, lambda t: str(t["id"]))
+
+    async def _pages(self, model: str) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        number, size = 1, 100
+        while True:
+            params = {"page_num": number, "page_size": size, "filter.model": model}
+            data, _ = await request(
+                self._client, "GET", TASKS, phase="reconcile", expect=(200,), params=params, headers=self._auth
+            )
+            items, total = listed(self.name, require(data, "items")), data.get("total")
+            yield items
+            if len(items) < size or (isinstance(total, int) and number * size >= total):
+                return
+            number += 1
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(

@@ -3,7 +3,11 @@
 The status, result and cancel URLs use only the ``owner/app`` part of the model id (the endpoint
 sub-path is dropped), so the native id stores ``owner/app|request_id``. The app is read from the
 ``response_url`` the submit answer returns when that URL is on our queue host, else derived from
-the model id. fal documents no idempotency key, so none is sent.
+the model id. fal documents no idempotency key, so none is sent, and the queue has no way to
+list requests or tag one with our id, so after a lost create answer nothing can find the request
+again: ``reconcile`` is ``none``. (fal's separate platform API keeps a request history by
+endpoint, but sorted by end time: whether it shows requests still queued is [unverified], so it
+cannot prove one absent.)
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from vidgate.gateway.providers.base import (
     ProviderError,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import no_lookup
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 _NAMESPACES = ("workflows", "comfy")  # namespaced apps keep three path segments
@@ -91,12 +97,13 @@ class FalProvider:
     # Cancel removes a request that is still IN_QUEUE. Once IN_PROGRESS fal only signals the
     # runner, which may ignore it and finish (and bill) anyway; polling then shows the outcome.
     cancellable = True
+    reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # Sent per call rather than as a client default: open_output uses the same client for
         # plain CDN URLs, which must never receive the fal key.
-        self._auth = {"Authorization": f"Key {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Key {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
         self._base = urlsplit(str(self._client.base_url))
 
@@ -189,10 +196,18 @@ class FalProvider:
         data, response = await self._call("POST", f"/{model}", phase="submit", ok=(200, 201, 202), json=body)
         request_id = require(data, "request_id", phase="submit")
         if not isinstance(request_id, str) or not request_id or "|" in request_id:
-            raise Rejected("fal answered without a usable request_id", retryable=True)
+            raise UnknownOutcome("fal answered without a usable request_id", retryable=True)
         app = self._app_from(data.get("response_url") or data.get("status_url"), app_of(model))
         rid = request_id_of(response) or data.get("gateway_request_id") or request_id
         return Accepted(native_id=f"{app}|{request_id}", request_id=rid)
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """fal's queue offers no way to look a job up: only a job never sent is surely absent."""
+        try:
+            self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        raise no_lookup(self.name)
 
     @staticmethod
     def _split(native_id: str) -> tuple[str, str]:

@@ -4,6 +4,11 @@ Wire format per providers.md §2.1: create with ``x-goog-api-key`` at
 ``models/{model}:predictLongRunning``, poll ``GET /v1beta/{operation name}``, download each sample's
 file URI with the same key (the file endpoint redirects to signed storage, so redirects are
 followed). The API offers no supported cancel for Veo, so this provider is not cancellable.
+
+A create takes no idempotency key or caller-chosen id, and no call lists Veo operations (the
+official SDK has only ``operations.get``), so after a lost answer nothing can find the operation
+again: ``reconcile`` is ``none``. ``webhookConfig.userMetadata`` could carry our job id, but only
+to a webhook receiver, which the gateway does not run.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from vidgate.gateway.providers.base import (
     ProviderConfig,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import no_lookup
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -114,10 +121,11 @@ class GoogleProvider:
     # Veo operations have no supported cancel on the Gemini API (providers.md §2.1); a generic
     # google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
     cancellable = False
+    reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self._auth = {"x-goog-api-key": config.api_key or ""}
+        self._auth = {"x-goog-api-key": config.revealed_api_key()}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers=self._auth)
 
     def _body(self, job: JobSpec) -> dict[str, Any]:
@@ -142,8 +150,16 @@ class GoogleProvider:
         name = require(body, "name", phase="submit")
         if not isinstance(name, str) or "/operations/" not in name:
             rid = request_id_of(response)
-            raise Rejected("upstream returned no operation name", retryable=True, request_id=rid)
+            raise UnknownOutcome("upstream returned no operation name", retryable=True, request_id=rid)
         return Accepted(native_id=name, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """The Gemini API offers no way to look a job up: only a job never sent is surely absent."""
+        try:
+            self._body(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        raise no_lookup(self.name)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         body, response = await request(self._client, "GET", f"/{quote(native_id, safe='/')}", phase="poll")

@@ -13,6 +13,8 @@ own storage host, never a third party. ``config.extra["storage_base_url"]`` over
 job (each job writes under ``{prefix}/{job_id}/``).
 
 Vertex documents no idempotency key and no supported cancel for Veo operations, so neither is used.
+No call lists Veo operations either (top-level ``labels`` only attribute billing), so after a lost
+create answer nothing can find the operation again: ``reconcile`` is ``none``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from vidgate.gateway.providers.base import (
     PollFailed,
     ProviderConfig,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamOutput,
 )
@@ -39,6 +42,7 @@ from vidgate.gateway.providers.google import (
     veo_parameters,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import no_lookup
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_STORAGE_BASE_URL = "https://storage.googleapis.com"
@@ -68,6 +72,7 @@ class VertexProvider:
     # Neither §2.1 nor §2.2 documents a supported cancel for Veo operations; a generic
     # google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
     cancellable = False
+    reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
@@ -78,7 +83,7 @@ class VertexProvider:
         self.storage_uri = str(extra["storage_uri"]).rstrip("/") if extra.get("storage_uri") else None
         # Sent per call (and with each gs:// download, which goes to Google's storage host) rather
         # than as a client default, so no other URL can ever receive the token.
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=default_base_url(self.location))
 
     def model_path(self, provider_model: str) -> str:
@@ -131,8 +136,18 @@ class VertexProvider:
         )
         name = require(data, "name", phase="submit")
         if not isinstance(name, str) or "/operations/" not in name:
-            raise Rejected("vertex returned no operation name", retryable=True, request_id=request_id_of(response))
+            rid = request_id_of(response)
+            raise UnknownOutcome("vertex returned no operation name", retryable=True, request_id=rid)
         return Accepted(native_id=name, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """Vertex offers no way to look a job up: only a job never sent is surely absent."""
+        try:
+            self.model_path(job.provider_model)
+            self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        raise no_lookup(self.name)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         # The SDK splits the operation name at /operations/ to find the model to POST to.

@@ -3,16 +3,24 @@
 Adapters call ``request`` for every upstream call so timeouts, error classification and
 malformed-body handling are the same everywhere. The client is aiohttp: per request it costs a
 fraction of the CPU httpx does, and that CPU bounds how many upstream jobs one worker can poll.
+
+The configured upstream is trusted; a host it merely names (an output's CDN link) is not, and
+downloads from one go through sessions whose resolver hands the connector only addresses the
+SSRF guard passed, unless private URLs are allowed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json as jsonlib
+import math
 import re
+import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -20,10 +28,12 @@ from urllib.parse import urlencode
 import aiohttp
 import certifi
 import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from vidgate.gateway.providers.base import PollFailed, ProviderConfig, ProviderError, Rejected
+from vidgate.gateway.net import BlockedURL, allowed_addresses, ip_literal, private_urls_allowed
+from vidgate.gateway.providers.base import PollFailed, ProviderConfig, ProviderError, Rejected, UnknownOutcome
 
 MAX_REDIRECTS = 5
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-goog-request-id", "cf-ray", "x-amzn-requestid")
@@ -36,6 +46,9 @@ _PATH_UNSAFE = re.compile(r'[\x00-\x20\x7f"<>`{}]')
 _QUERY_UNSAFE = re.compile(r'[\x00-\x20\x7f"<>]')
 # Transport failures: aiohttp's own, socket errors, and URLs that do not parse.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, ValueError)
+# Failures before a byte of the request left (no connection, a URL that does not parse): the
+# upstream cannot have acted on it. Any other failure may come after the upstream did.
+_UNSENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, ValueError)
 
 
 @cache
@@ -71,6 +84,24 @@ def _form(files: Sequence[tuple[str, tuple[Any, ...]]]) -> aiohttp.FormData:
     return form
 
 
+class _CheckedResolver(AbstractResolver):
+    """Looks a name up once and returns only addresses the SSRF guard passed, so those are what is dialled.
+
+    The connector still connects to the name, so the ``Host`` header and TLS (SNI, certificate)
+    are the name's; its DNS cache only ever holds checked answers.
+    """
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0, flags=flags)
+            for fam, address in await allowed_addresses(host, port, family)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
 def _abandon(loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession) -> None:
     """Release a session made on another loop: closed there if that loop still runs, else dropped."""
     if loop.is_running():
@@ -85,6 +116,7 @@ class Client:
     A session is bound to its event loop, and providers are built before the worker's loop runs.
     ``bare`` is a second session with no default headers and no cookies, for hosts the upstream
     merely named (a redirect to a CDN), so the upstream's credentials never reach them.
+    ``guarded`` sessions resolve through the SSRF guard, for downloads from such hosts.
     """
 
     def __init__(self, config: ProviderConfig, base_url: str, headers: Mapping[str, str]) -> None:
@@ -95,22 +127,31 @@ class Client:
         # pooled connection; nothing caps a long download that keeps moving.
         connect, timeout = config.connect_timeout_seconds, config.timeout_seconds
         self.timeout = aiohttp.ClientTimeout(connect=timeout, sock_connect=connect, sock_read=timeout)
-        self._sessions: dict[bool, tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
+        base = URL(self.base_url)
+        self.trusted = (base.host, base.port)
+        self._sessions: dict[tuple[bool, bool], tuple[asyncio.AbstractEventLoop, aiohttp.ClientSession]] = {}
 
-    def session(self, *, bare: bool = False) -> aiohttp.ClientSession:
+    def session(self, *, bare: bool = False, guarded: bool = False) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        if (entry := self._sessions.get(bare)) is not None and entry[0] is loop and not entry[1].closed:
+        key = (bare, guarded)
+        if (entry := self._sessions.get(key)) is not None and entry[0] is loop and not entry[1].closed:
             return entry[1]
         if entry is not None:
             _abandon(*entry)
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            keepalive_timeout=5.0,
+            ssl=_ssl_context(),
+            resolver=_CheckedResolver() if guarded else None,
+        )
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_connections, keepalive_timeout=5.0, ssl=_ssl_context()),
+            connector=connector,
             headers=None if bare else self.headers,
             timeout=self.timeout,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar() if bare else None,
         )
-        self._sessions[bare] = (loop, session)
+        self._sessions[key] = (loop, session)
         return session
 
     def url(self, url: str, params: Mapping[str, Any] | None = None) -> URL:
@@ -186,9 +227,12 @@ async def request(
     """Send one request and decode its JSON body.
 
     ``phase`` is ``"submit"`` (failures raise ``Rejected``, which routing may fail over on) or
-    anything else (failures raise ``PollFailed``, and the job is kept for the next poll).
+    anything else (failures raise ``PollFailed``, and the job is kept for the next poll). A submit
+    that was sent but got no whole answer (timeout, reset, a garbled 2xx) raises ``UnknownOutcome``:
+    the upstream may have made the job, so it must be reconciled, not failed over.
     """
     error_cls: type[ProviderError] = Rejected if phase == "submit" else PollFailed
+    unsure_cls: type[ProviderError] = UnknownOutcome if phase == "submit" else PollFailed
     data: bytes | aiohttp.FormData | None = None
     ctype = ""
     if files:
@@ -204,9 +248,11 @@ async def request(
         async with client.session().request(method, target, data=data, headers=sent, allow_redirects=False) as raw:
             response = Response(raw.status, raw.headers, await raw.read())
     except TimeoutError as exc:
-        raise error_cls(f"upstream timed out during {phase}", retryable=True, code="upstream_timeout") from exc
+        cls = error_cls if isinstance(exc, _UNSENT) else unsure_cls
+        raise cls(f"upstream timed out during {phase}", retryable=True, code="upstream_timeout") from exc
     except _TRANSPORT_ERRORS as exc:
-        raise error_cls(f"upstream unreachable during {phase}: {exc or type(exc).__name__}", retryable=True) from exc
+        cls = error_cls if isinstance(exc, _UNSENT) else unsure_cls
+        raise cls(f"upstream unreachable during {phase}: {exc or type(exc).__name__}", retryable=True) from exc
     rid = request_id_of(response)
     if response.status_code == 204 or not response.content:
         body: Any = None
@@ -215,7 +261,7 @@ async def request(
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError as exc:
             if response.status_code in expect:
-                raise error_cls(
+                raise unsure_cls(
                     f"upstream sent a malformed body during {phase}",
                     retryable=True,
                     request_id=rid,
@@ -227,16 +273,38 @@ async def request(
         retryable = status in (408, 409, 425, 429) or status >= 500
         message = _message_of(body, f"upstream answered {status} during {phase}")
         code = "upstream_rate_limited" if status == 429 else "upstream_error"
-        raise error_cls(message, retryable=retryable, status_code=status, request_id=rid, code=code)
+        wait = retry_after(response.headers.get("retry-after"))
+        raise error_cls(message, retryable=retryable, status_code=status, request_id=rid, code=code, retry_after=wait)
     return body, response
 
 
+def retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
 def require(body: Any, *keys: str, phase: str = "poll") -> Any:
-    """Walk ``keys`` into a decoded body, raising a retryable failure when the shape is wrong."""
+    """Walk ``keys`` into a decoded body, raising a retryable failure when the shape is wrong.
+
+    On submit the body is a 2xx answer, so a wrong shape leaves the outcome unknown.
+    """
     value = body
     for key in keys:
         if not isinstance(value, dict) or key not in value:
-            error_cls = Rejected if phase == "submit" else PollFailed
+            error_cls = UnknownOutcome if phase == "submit" else PollFailed
             raise error_cls(f"upstream body lacks {'.'.join(keys)}", retryable=True)
         value = value[key]
     return value
@@ -249,13 +317,18 @@ async def stream_url(
 
     A hop to another host goes out on the bare session: the upstream's credentials (default
     headers of ``client`` and ``headers``) never travel to a host the upstream merely named.
+    A hop to any host but the configured upstream's is checked by the SSRF guard, unless
+    ``net.private_urls`` allows private addresses; a refused one is final, not retried.
     """
     try:
         current = _parse(url) if _SCHEME.match(url) else _parse(client.base_url).join(_parse(url))
         origin = (current.host, current.port)
         for _ in range(MAX_REDIRECTS + 1):
             same_host = (current.host, current.port) == origin
-            session = client.session(bare=not same_host)
+            guarded = (current.host, current.port) != client.trusted and not private_urls_allowed()
+            if guarded and current.host and ip_literal(current.host):  # the connector never resolves these
+                await allowed_addresses(current.host, current.port or 0)
+            session = client.session(bare=not same_host, guarded=guarded)
             sent = dict(headers) if same_host else None
             async with session.get(current, headers=sent, allow_redirects=False) as response:
                 location = response.headers.get("location")
@@ -274,5 +347,7 @@ async def stream_url(
                     yield chunk
                 return
         raise PollFailed("output download redirected too many times", retryable=False)
+    except BlockedURL as exc:
+        raise PollFailed(f"output download refused: {exc}", retryable=False) from exc
     except (TimeoutError, *_TRANSPORT_ERRORS) as exc:
         raise PollFailed(f"output download failed: {exc or type(exc).__name__}", retryable=True) from exc

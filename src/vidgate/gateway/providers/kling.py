@@ -6,9 +6,11 @@ standard library (PyJWT is not a dependency). ``duration`` is a string (``"5"``)
 ``std`` (720p) or ``pro`` (1080p), images are raw base64 (no ``data:`` prefix).
 
 The native id is ``{endpoint}/{task_id}`` because a task is queried under the endpoint that
-created it. Our job id goes out as ``external_task_id`` (Kling's caller-chosen task id, the closest
-thing it has to an idempotency key). Kling documents no cancel endpoint [unverified], so this
-provider is not cancellable.
+created it. Our job id goes out as ``external_task_id``: Kling's caller-chosen task id, unique per
+account, which its single-task query also accepts in place of the task id. That is how ``find``
+reads a task back after a lost answer. A repeated create makes no second task: Kling refuses the
+reused id (with an error, not the first task), so reconcile with ``find``, never by re-submitting.
+Kling documents no cancel endpoint [unverified], so this provider is not cancellable.
 """
 
 from __future__ import annotations
@@ -28,12 +30,15 @@ from vidgate.gateway.providers.base import (
     PollFailed,
     ProviderConfig,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import asking, unknown
+from vidgate.gateway.secret import Secret, reveal
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 TOKEN_SECONDS = 1800
@@ -95,17 +100,19 @@ class KlingProvider:
 
     name = "kling"
     cancellable = False
+    reconcile = "lookup"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self.access_key = config.api_key or ""
-        self.secret_key = str(config.extra.get("secret_key") or "")
+        # Both kept as Secret, revealed only to sign each call's token.
+        self.access_key = Secret(config.revealed_api_key())
+        self.secret_key = Secret(reveal(config.extra.get("secret_key")))
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
 
     def _auth(self) -> dict[str, str]:
         # A fresh token per call (cheap) rather than a cached one near its expiry. Sent per call,
         # never as a client default: outputs are on Kling's CDN, which must not see it.
-        return {"Authorization": f"Bearer {make_jwt(self.access_key, self.secret_key)}"}
+        return {"Authorization": f"Bearer {make_jwt(self.access_key.reveal(), self.secret_key.reveal())}"}
 
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
         """The endpoint (``text2video``/``image2video``) and body; mapped fields win over ``provider_params``."""
@@ -177,7 +184,37 @@ class KlingProvider:
             )
         task_id = require(data, "data", "task_id", phase="submit")
         if not isinstance(task_id, str | int) or not str(task_id):
-            raise Rejected("kling answered without a task id", retryable=True, request_id=rid)
+            raise UnknownOutcome("kling answered without a task id", retryable=True, request_id=rid)
+        return Accepted(native_id=f"{endpoint}/{task_id}", request_id=rid)
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """The task whose ``external_task_id`` is our job id, read back by that id."""
+        try:
+            endpoint, _ = self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        if not self.secret_key:
+            return None
+        with asking(self.name):
+            data, response = await request(
+                self._client,
+                "GET",
+                f"/v1/videos/{endpoint}/{quote(job.job_id, safe='')}",
+                phase="reconcile",
+                expect=(200, 404),
+                headers=self._auth(),
+            )
+            rid = request_id_of(response) or (data.get("request_id") if isinstance(data, dict) else None)
+            code = data.get("code") if isinstance(data, dict) else None
+            if code == 1203:  # Kling's "no such task" [its answer for an unknown external id is unverified]
+                return None
+            if response.status_code == 404 or code != 0:
+                raise PollFailed(f"kling answered {response.status_code} with code {code}", retryable=True)
+            task = require(data, "data")
+            info = task.get("task_info") if isinstance(task, dict) else None
+            task_id = task.get("task_id") if isinstance(task, dict) else None
+            if not isinstance(info, dict) or info.get("external_task_id") != job.job_id or not task_id:
+                raise unknown(self.name, "the task it answered is not the one our job id names")
         return Accepted(native_id=f"{endpoint}/{task_id}", request_id=rid)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:

@@ -6,13 +6,17 @@ is lower case (``"4k"``), keyframes are ``frame0`` (first frame) and ``frame1`` 
 is sent per call and never as a client default).
 
 Luma v1 documents no seed, negative prompt, audio, multiple samples or idempotency key; jobs using
-the first four are refused before any call so routing can try another provider.
+the first four are refused before any call so routing can try another provider. Each generation
+echoes the request that made it, so after a lost answer ``find`` scans ``GET /generations`` for
+the one made since the job whose echo matches what we sent (the list's order is [unverified]:
+the scan refuses to answer from a list that is not newest first). ``callback_url`` would be a
+marker Luma echoes too, but it makes Luma call that URL, so it is not used for this.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,12 +27,14 @@ from vidgate.gateway.providers.base import (
     ProviderConfig,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
 ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
@@ -83,10 +89,11 @@ class LumaProvider:
     # Luma has no cancel endpoint. DELETE /generations/{id} removes a generation, but providers.md
     # does not say it stops (or stops billing for) one still dreaming, so it is not used as cancel.
     cancellable = False
+    reconcile = "list"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
 
     def build_request(self, job: JobSpec) -> dict[str, Any]:
@@ -125,8 +132,44 @@ class LumaProvider:
         )
         generation_id = require(data, "id", phase="submit")
         if not isinstance(generation_id, str) or not generation_id:
-            raise Rejected("luma answered without a generation id", retryable=True)
+            raise UnknownOutcome("luma answered without a generation id", retryable=True)
         return Accepted(native_id=generation_id, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """The generation made since the job whose echoed ``request`` is the body we sent."""
+        try:
+            sent = self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        with asking(self.name):
+            found = await recent(
+                self.name, self._pages(), lambda g: iso_seconds(g.get("created_at")), window_start(job, since)
+            )
+        videos = [g for g in found if g.get("generation_type") in (None, "video")]
+
+        def same(generation: dict[str, Any]) -> bool:
+            echo = generation.get("request")
+            return isinstance(echo, dict) and all(echo.get(k) == v for k, v in sent.items())
+
+        return pick(self.name, videos, same, lambda g: str(g["id"]))
+
+    async def _pages(self) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        offset = 0
+        while True:
+            data, _ = await request(
+                self._client,
+                "GET",
+                "/generations",
+                phase="reconcile",
+                expect=(200,),
+                params={"limit": 100, "offset": offset},
+                headers=self._auth,
+            )
+            page = listed(self.name, require(data, "generations"))
+            yield page
+            if not data.get("has_more") or not page:
+                return
+            offset += len(page)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(

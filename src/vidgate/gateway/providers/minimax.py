@@ -5,7 +5,9 @@ Wire format per providers.md §8 (medium confidence). MiniMax answers most error
 body with a non-zero ``base_resp.status_code``, so every answer's ``base_resp`` is checked. A finished
 task names a ``file_id``; the file call that turns it into a download URL is made inside ``poll`` so
 the ``Upstream`` it returns carries a real URL. The v1 API has no cancel and documents no
-idempotency key, so a retried submit may create a second task.
+idempotency key, so a retried submit may create a second task. It lists no tasks and takes no
+caller-chosen id either (only the v2 API has a task list), so after a lost create answer nothing
+can find the task again: ``reconcile`` is ``none``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from vidgate.gateway.providers.base import (
     ProviderError,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import no_lookup
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 MAX_DATA_URI_BYTES = 20 * 1024 * 1024  # MiniMax's image size cap [unverified]; larger images go by URL
@@ -122,12 +126,13 @@ class MiniMaxProvider:
 
     name = "minimax"
     cancellable = False  # the v1 API has no cancel (providers.md §8.4)
+    reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # Sent per call, not as a client default, so open_output (same client, CDN URLs) never
         # carries the key even when the CDN shares the API host.
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         # Older docs required a GroupId query on some endpoints [unverified whether still needed]:
         # sent only when configured as ``[providers.minimax] group_id = "..."``.
         group_id = config.extra.get("group_id")
@@ -193,8 +198,8 @@ class MiniMaxProvider:
         body, response = await request(
             self._client, method, path, phase=phase, expect=(200,), headers=self._auth, params=params, **kwargs
         )
-        if not isinstance(body, dict):
-            error_cls = Rejected if phase == "submit" else PollFailed
+        if not isinstance(body, dict):  # a 200 we cannot read: on submit, the task may exist
+            error_cls = UnknownOutcome if phase == "submit" else PollFailed
             raise error_cls(f"minimax sent a non-object body during {phase}", retryable=True)
         return body, response
 
@@ -206,8 +211,16 @@ class MiniMaxProvider:
             raise error
         task_id = require(data, "task_id", phase="submit")
         if not isinstance(task_id, str | int) or not str(task_id):
-            raise Rejected("minimax answered without a task_id", retryable=True, request_id=rid)
+            raise UnknownOutcome("minimax answered without a task_id", retryable=True, request_id=rid)
         return Accepted(native_id=str(task_id), request_id=rid)
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """MiniMax's v1 API offers no way to look a job up: only a job never sent is surely absent."""
+        try:
+            self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        raise no_lookup(self.name)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await self._call(

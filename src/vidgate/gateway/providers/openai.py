@@ -3,11 +3,17 @@
 Wire format per providers.md §1. The create body is always multipart, as the official SDK sends
 it, so one code path covers jobs with and without a first-frame image. There is no cancel
 endpoint, so this provider is not cancellable.
+
+Every create carries our job id as ``Idempotency-Key``. Whether the Videos API honours it is
+[unverified]: neither the official SDK (which sends none) nor the OpenAPI spec mentions it, so a
+repeated create is not assumed safe. After a lost answer ``find`` scans ``GET /videos`` (newest
+first) for a video made since the job with the prompt, model, size and seconds we sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -19,12 +25,14 @@ from vidgate.gateway.providers.base import (
     PollFailed,
     ProviderConfig,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import asking, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -69,10 +77,11 @@ class OpenAIProvider:
 
     name = "openai"
     cancellable = False
+    reconcile = "list"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers=self._auth)
 
     def _form(self, job: JobSpec) -> FormParts:
@@ -127,8 +136,39 @@ class OpenAIProvider:
         native_id = require(body, "id", phase="submit")
         if not isinstance(native_id, str) or not native_id:
             rid = request_id_of(response)
-            raise Rejected("upstream returned no video id", retryable=True, request_id=rid)
+            raise UnknownOutcome("upstream returned no video id", retryable=True, request_id=rid)
         return Accepted(native_id=native_id, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """The video our create made, matched on what the Video object echoes of it."""
+        try:
+            self._form(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        seconds, size = str(job.duration), job.size
+        with asking(self.name):
+            videos = await recent(self.name, self._pages(), _created, window_start(job, since))
+        # Size and seconds are enums we sent, echoed as sent; whether ``model`` comes back as a
+        # dated snapshot is [unverified], so a snapshot of ours counts, on the stricter side only.
+        snapshot = re.compile(re.escape(job.provider_model) + r"(-\d{4}-\d{2}-\d{2})?")
+        same_kind = [v for v in videos if v.get("size") == size and str(v.get("seconds")) == seconds]
+        return pick(
+            self.name,
+            same_kind,
+            lambda v: v.get("prompt") == job.prompt and bool(snapshot.fullmatch(str(v.get("model")))),
+            lambda v: str(v["id"]),
+        )
+
+    async def _pages(self) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100, "order": "desc", **({"after": after} if after else {})}
+            body, _ = await request(self._client, "GET", "/videos", phase="reconcile", expect=(200,), params=params)
+            data = listed(self.name, require(body, "data"))
+            yield data
+            if not body.get("has_more") or not data:
+                return
+            after = data[-1]["id"]
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         path = f"/videos/{quote(native_id, safe='')}"
@@ -167,6 +207,11 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _created(video: dict[str, Any]) -> float | None:
+    stamp = video.get("created_at")
+    return float(stamp) if isinstance(stamp, int | float) and not isinstance(stamp, bool) else None
 
 
 def _seconds_of(value: Any) -> float | None:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from vidgate.gateway.providers.base import LocalProvider, ProviderConfig, RemoteProvider
+from vidgate.gateway.secret import Secret
 
 ADAPTERS: dict[str, str] = {
     "vidgate": "vidgate.gateway.providers.procedural:ProceduralProvider",
@@ -71,7 +72,7 @@ class Providers:
     def available(self) -> frozenset[str]:
         return frozenset(n for n in self.configs if self.is_available(n))
 
-    def get(self, name: str, api_key: str | None = None) -> RemoteProvider | LocalProvider:
+    def get(self, name: str, api_key: Secret | None = None) -> RemoteProvider | LocalProvider:
         """The shared adapter, or with ``api_key`` one that speaks with the owner's own credentials."""
         if api_key is not None:
             return self._byok(name, api_key)
@@ -79,8 +80,8 @@ class Providers:
             self._instances[name] = load_adapter(name, self.configs[name])
         return self._instances[name]
 
-    def _byok(self, name: str, api_key: str) -> RemoteProvider | LocalProvider:
-        cache_key = f"{name}:{hashlib.sha256(api_key.encode()).hexdigest()}"
+    def _byok(self, name: str, api_key: Secret) -> RemoteProvider | LocalProvider:
+        cache_key = f"{name}:{hashlib.sha256(api_key.reveal().encode()).hexdigest()}"
         adapter = self._byok_instances.pop(cache_key, None)
         if adapter is None:
             base = self.configs.get(name) or ProviderConfig(name=name)

@@ -8,7 +8,9 @@ mapping (``prompt``, ``duration``, ``aspect_ratio``, ``resolution``, ``seed``,
 
 ``Prefer: wait`` is never sent (the worker polls). ``Cancel-After`` carries the job's deadline as a
 duration, so Replicate stops a prediction we would give up on anyway. Replicate documents no
-idempotency key, so none is sent: a retried submit may create a second prediction.
+idempotency key, so none is sent: a retried submit may create a second prediction. After a lost
+answer ``find`` lists ``GET /predictions?created_after=…`` (newest first, each with its model and
+input) for the one prediction of our model whose plain inputs are the ones we sent.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -29,11 +32,13 @@ from vidgate.gateway.providers.base import (
     ProviderError,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 MAX_DATA_URL_BYTES = 256 * 1024  # Replicate's recommended ceiling for data: URL inputs
@@ -172,11 +177,12 @@ class ReplicateProvider:
     name = "replicate"
     # POST /predictions/{id}/cancel stops a starting or processing prediction (status canceled).
     cancellable = True
+    reconcile = "list"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # Per call, never a client default: outputs live on another host (replicate.delivery).
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL)
 
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
@@ -272,8 +278,45 @@ class ReplicateProvider:
         )
         prediction_id = require(data, "id", phase="submit")
         if not isinstance(prediction_id, str) or not prediction_id:
-            raise Rejected("replicate answered without a prediction id", retryable=True)
+            raise UnknownOutcome("replicate answered without a prediction id", retryable=True)
         return Accepted(native_id=prediction_id, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """The prediction of our model made since the job whose plain inputs are the ones we sent."""
+        try:
+            path, body = self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        version = body.get("version")
+        model = "/".join(path.split("/")[2:4]) if not version else None
+        # Files may come back re-hosted, so only plain values are compared.
+        plain = {k: v for k, v in body["input"].items() if isinstance(v, str | int | float | bool) and not _is_file(v)}
+        start = window_start(job, since)
+        with asking(self.name):
+            found = await recent(self.name, self._pages(start), lambda p: iso_seconds(p.get("created_at")), start)
+        ours = [p for p in found if (p.get("version") == version if version else p.get("model") == model)]
+
+        def same(prediction: dict[str, Any]) -> bool:
+            echo = prediction.get("input")
+            return isinstance(echo, dict) and all(echo.get(k) == v for k, v in plain.items())
+
+        return pick(self.name, ours, same, lambda p: str(p["id"]))
+
+    async def _pages(self, start: float | None) -> AsyncIterator[Sequence[dict[str, Any]]]:
+        url = "/predictions"
+        params = {"created_after": datetime.fromtimestamp(start, UTC).isoformat()} if start is not None else None
+        while True:
+            data, _ = await request(
+                self._client, "GET", url, phase="reconcile", expect=(200,), params=params, headers=self._auth
+            )
+            page = listed(self.name, require(data, "results"))
+            yield page
+            url, params = data.get("next"), None
+            if not url or not page:
+                return
+            # The key goes with the request: follow only a cursor on the API's own host.
+            if not isinstance(url, str) or not url.startswith(self._client.base_url):
+                raise PollFailed("replicate's next page is not on its API host", retryable=True)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(
@@ -329,6 +372,10 @@ class ReplicateProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _is_file(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("data:", "https://", "http://"))
 
 
 def _progress(logs: Any) -> int | None:

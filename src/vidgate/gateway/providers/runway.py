@@ -3,7 +3,9 @@
 Runway rejects unknown body fields and only accepts fixed ``W:H`` ratios and durations per model,
 so the mapping below snaps our width/height/duration onto what each model takes and only sends
 the extras (seed, audio, negative prompt) a model is documented to accept. Runway documents no
-idempotency key, so none is sent: a retried submit may create a second task.
+idempotency key, so none is sent: a retried submit may create a second task. Its API has no task
+list and takes no caller-chosen id (the official SDK has only retrieve and delete), so after a
+lost create answer nothing can find the task again: ``reconcile`` is ``none``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from vidgate.gateway.providers.base import (
     ProviderError,
     ReferenceImage,
     Rejected,
+    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.reconcile import no_lookup
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 API_VERSION = "2024-11-06"
@@ -111,12 +115,13 @@ class RunwayProvider:
     # DELETE cancels PENDING/THROTTLED/RUNNING tasks (they become CANCELLED). On a finished task
     # it deletes the task and its outputs, so it must only be sent for jobs not yet terminal.
     cancellable = True
+    reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
         # The key is sent per call, not as a client default, so that open_output (same client,
         # plain CDN URLs) never hands the Runway key to the CDN host.
-        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(
             config, default_base_url=DEFAULT_BASE_URL, headers={"X-Runway-Version": API_VERSION}
         )
@@ -171,8 +176,16 @@ class RunwayProvider:
         )
         task_id = require(data, "id", phase="submit")
         if not isinstance(task_id, str) or not task_id:
-            raise Rejected("runway answered without a task id", retryable=True)
+            raise UnknownOutcome("runway answered without a task id", retryable=True)
         return Accepted(native_id=task_id, request_id=request_id_of(response))
+
+    async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
+        """Runway offers no way to look a job up: only a job never sent is surely absent."""
+        try:
+            self.build_request(job)
+        except Rejected:
+            return None  # refused before sending: nothing was created
+        raise no_lookup(self.name)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(

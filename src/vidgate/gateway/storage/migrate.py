@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # Alembic and SQLAlchemy load only when a migration really ru
     from alembic.config import Config
 
 _LOCK = threading.Lock()
-HEAD = "0004"  # the newest revision; tests/unit/test_migrations.py keeps it equal to Alembic's head
+HEAD = "0007"  # the newest revision; tests/unit/test_migrations.py keeps it equal to Alembic's head
 
 
 def alembic_url(database_url: str) -> str:

@@ -94,6 +94,45 @@ jobs = Table(
         sqlite_where=text("next_run_at IS NOT NULL"),
         postgresql_where=text("next_run_at IS NOT NULL"),
     ),
+    Index(  # fair claims: each owner's oldest queued job per provider, found by skipping from owner to owner
+        "ix_jobs_queue",
+        "provider",
+        "owner_id",
+        "next_run_at",
+        "id",
+        sqlite_where=text("status = 'queued'"),
+        postgresql_where=text("status = 'queued'"),
+    ),
+    Index(  # the built-in renders each owner runs now (leased), for the per-key limit
+        "ix_jobs_renders",
+        "owner_id",
+        sqlite_where=text("provider = 'vidgate' AND lease_until IS NOT NULL"),
+        postgresql_where=text("provider = 'vidgate' AND lease_until IS NOT NULL"),
+    ),
+)
+
+# Object keys recorded before their bytes are written, so nothing in the store is ever unowned.
+pending_objects = Table(
+    "pending_objects",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("job_id", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Objects whose job no longer owns them (deleted, or expired by retention), recorded in the same
+# transaction that disowns them and kept until the store confirms their removal, so an unreachable
+# store delays the removal instead of losing it.
+pending_deletions = Table(
+    "pending_deletions",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("job_id", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text),
+    Index("ix_pending_deletions_due", "next_attempt_at"),
 )
 
 ledger = Table(

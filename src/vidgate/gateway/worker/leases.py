@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import TYPE_CHECKING
 
 from vidgate.gateway.ids import now_ms
@@ -21,6 +22,13 @@ log = logging.getLogger("vidgate.worker")
 
 _RENEW = Q("UPDATE jobs SET lease_until = :until WHERE id = :id AND lease_owner = :w")
 _LEASED = Q("SELECT id, status FROM jobs WHERE lease_owner = :w")
+MAX_RETRY_SECONDS = 300.0
+
+
+def retry_delay(failures: int, base: float) -> float:
+    """Seconds until a step that failed ``failures`` times in a row runs again: doubling from
+    ``base``, capped, and spread by up to a quarter so jobs failing together do not retry together."""
+    return min(MAX_RETRY_SECONDS, base * 2 ** min(max(failures, 1) - 1, 20)) * random.uniform(1.0, 1.25)
 
 
 class LeaseKeeper:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vidgate.gateway.ids import new_id, token
+from vidgate.gateway.net import private_urls
 from vidgate.gateway.render.probe import probe
 from vidgate.gateway.storage.blobs import BlobStore
 
@@ -23,13 +24,17 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-async def download(chunks: AsyncIterator[bytes], tmpdir: Path) -> Path:
-    """Stream an upstream output to a temporary file."""
+async def download(chunks: AsyncIterator[bytes], tmpdir: Path, *, allow_private: bool = False) -> Path:
+    """Stream an upstream output to a temporary file.
+
+    ``allow_private`` is the setting: whether a host the upstream names (a CDN link) may be a
+    private address; the provider's client reads it while ``chunks`` runs.
+    """
     tmpdir.mkdir(parents=True, exist_ok=True)
     path = tmpdir / f"dl-{token(8)}.part"
     total = 0
     try:
-        with path.open("wb") as fh:
+        with private_urls(allow_private), path.open("wb") as fh:
             async for chunk in chunks:
                 total += len(chunk)
                 if total > MAX_OUTPUT_BYTES:
@@ -41,15 +46,36 @@ async def download(chunks: AsyncIterator[bytes], tmpdir: Path) -> Path:
     return path
 
 
-async def ingest(blobs: BlobStore, job_id: str, index: int, path: Path, mime_type: str = "video/mp4") -> dict[str, Any]:
-    """Hash and probe ``path`` off the event loop, then move it into the store (the file is gone either way)."""
+class StoreFailed(Exception):
+    """The blob store (or the record written before it) did not take an output; the file is intact.
+
+    Its message is generic: what the store said names hosts, buckets and paths, so it goes to the
+    log (the exception's cause), never to a job's error or attempts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("the output store is unavailable")
+
+
+async def ingest(
+    blobs: BlobStore, job_id: str, index: int, path: Path, mime_type: str = "video/mp4", *, keep: bool = False
+) -> dict[str, Any]:
+    """Hash and probe ``path`` off the event loop, then move it into the store.
+
+    Stored, the file is gone. On a failure it is removed too, unless ``keep``: a rendered file kept
+    for the next try rather than rendered again. A store failure raises ``StoreFailed``.
+    """
     try:
         sha, info = await asyncio.gather(asyncio.to_thread(_sha256_file, path), asyncio.to_thread(probe, path))
         size = path.stat().st_size
         key = f"videos/{job_id}/{index}-{sha[:16]}.mp4"
-        await blobs.put_file(key, path)
+        try:
+            await blobs.put_file(key, path)
+        except Exception as exc:
+            raise StoreFailed() from exc
     except BaseException:
-        path.unlink(missing_ok=True)
+        if not keep:
+            path.unlink(missing_ok=True)
         raise
     return {
         "index": index,

@@ -1,9 +1,11 @@
 """The job worker: claims due jobs with a lease and moves each one step along.
 
 A job is worked by one worker at a time (its lease, renewed while the work lasts). A worker that
-dies simply stops renewing; another claims the job when the lease runs out. Submission is
-recorded as ``pending`` before the upstream call, so a crash mid-submit resubmits to the same
-provider with the same idempotency key and never fails over to a second one.
+dies simply stops renewing; another claims the job when the lease runs out. One that is asked to
+stop (SIGTERM) claims nothing more, lets the steps in flight finish within a grace period, cancels
+the rest and hands every lease back at once. The steps themselves live apart: submitting with
+reconcile of lost answers (``submit``), storing outputs (``store``); here are the claim loop,
+polling and clean-ups.
 """
 
 from __future__ import annotations
@@ -13,59 +15,37 @@ import contextlib
 import logging
 import shutil
 import time
-from typing import Any
 
 import httpx
 import orjson
 
-from vidgate.gateway import routing
 from vidgate.gateway.catalog.catalog import Catalog
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.logs import bind_contextvars
 from vidgate.gateway.metrics import observe_upstream
-from vidgate.gateway.net import BlockedURL
-from vidgate.gateway.providers.base import (
-    JobSpec,
-    LocalProvider,
-    PollFailed,
-    ProviderError,
-    Rejected,
-    RemoteProvider,
-    Upstream,
-    is_local,
-)
+from vidgate.gateway.outbound import guarded_client
+from vidgate.gateway.providers.base import PollFailed, ProviderError, RemoteProvider, Upstream, is_local
 from vidgate.gateway.providers.registry import Providers
-from vidgate.gateway.render.image import ImageDecodeError
-from vidgate.gateway.render.probe import ProbeError
+from vidgate.gateway.secret import SealError
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.storage.db import Database, Q, Row
-from vidgate.gateway.worker.jobspec import fetch_references, job_error, job_spec, own_keys
-from vidgate.gateway.worker.leases import LeaseKeeper
-from vidgate.gateway.worker.outputs import download, ingest
-from vidgate.gateway.worker.retention import sweep_retention
+from vidgate.gateway.worker.claims import Claims
+from vidgate.gateway.worker.jobspec import job_error, job_spec, own_keys
+from vidgate.gateway.worker.leases import LeaseKeeper, retry_delay
+from vidgate.gateway.worker.retention import OrphanSweeper, sweep_retention
+from vidgate.gateway.worker.store import OutputStore
+from vidgate.gateway.worker.submit import Submitter
 
 log = logging.getLogger("vidgate.worker")
 
-_CLAIM_SQL = (
-    "UPDATE jobs SET lease_owner = :w, lease_until = :until WHERE id IN (SELECT id FROM jobs "
-    "WHERE {which} AND next_run_at <= :now AND (lease_until IS NULL OR lease_until < :now) "
-    "ORDER BY next_run_at LIMIT :n{lock}) RETURNING *"
-)
-
-
-def _claim(which: str) -> Q:
-    return Q(_CLAIM_SQL.format(which=which, lock=""), pg=_CLAIM_SQL.format(which=which, lock=" FOR UPDATE SKIP LOCKED"))
-
-
-# Polls of accepted jobs are claimed apart from the rest (submits, clean-ups): a burst of new jobs,
-# all due before any poll, would otherwise hold every poll back until the last one was submitted.
-_CLAIM_POLLS = _claim("status = 'processing'")
-_CLAIM_OTHERS = _claim("status <> 'processing'")
 _RECLAIM = Q("UPDATE jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = :w")
-_NEXT_DUE = Q("SELECT MIN(next_run_at) AS due FROM jobs WHERE next_run_at IS NOT NULL")
-MAX_POLL_FAILURES = 30
+# On a graceful stop: live jobs are due again at once, for whichever worker claims next.
+_HAND_BACK = Q(
+    "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_run_at = :now "
+    "WHERE lease_owner = :w AND status IN ('queued', 'processing')"
+)
 IDLE_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 8.0
 
@@ -92,6 +72,9 @@ class Worker:
         self.tmpdir = settings.data_dir / "tmp"
         self.running: dict[str, asyncio.Task[None]] = {}
         self.leases = LeaseKeeper(self)
+        self.claims = Claims(self)
+        self.submitter = Submitter(self)
+        self.outputs = OutputStore(self)
         self.cancelled: set[str] = set()
         self._wake = asyncio.Event()
         self._http: httpx.AsyncClient | None = None
@@ -107,7 +90,9 @@ class Worker:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(20.0, connect=5.0), trust_env=False)
+            self._http = guarded_client(
+                allow_private=self.settings.allow_private_urls, timeout=httpx.Timeout(20.0, connect=5.0)
+            )
         return self._http
 
     async def run(self, stop: asyncio.Event, *, reclaim_own: bool = False) -> None:
@@ -116,7 +101,9 @@ class Worker:
         if reclaim_own:
             async with self.db.transaction() as tx:
                 await tx.execute(_RECLAIM, {"w": self.worker_id})
-        keeper = asyncio.create_task(self.leases.run(stop), name="lease keeper")
+        halt = asyncio.Event()  # the lease keeper runs on through the grace period
+        keeper = asyncio.create_task(self.leases.run(halt), name="lease keeper")
+        sweeper = asyncio.create_task(OrphanSweeper(self.db, self.blobs, self.settings).run(stop), name="orphans")
         failures = 0
         while not stop.is_set():
             # Any failure (the database or the store unreachable, say) backs off and retries: the loop
@@ -135,28 +122,57 @@ class Worker:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
-        keeper.cancel()
-        for task in list(self.running.values()):
-            task.cancel()
-        await asyncio.gather(keeper, *self.running.values(), return_exceptions=True)
-        if self._http is not None:
-            await self._http.aclose()
+        sweeper.cancel()
+        try:
+            await self._drain()
+        finally:
+            halt.set()
+            keeper.cancel()
+            await asyncio.gather(keeper, sweeper, return_exceptions=True)
+            if self._http is not None:
+                await self._http.aclose()
+
+    async def _drain(self) -> None:
+        """Let the steps in flight finish within the grace period, cancel the rest, hand every lease back."""
+        grace = self.settings.worker_shutdown_grace_seconds
+        tasks = list(self.running.values())
+        finished = len(tasks)
+        if tasks:
+            log.info(
+                "worker %s stopping: waiting up to %.0f s for %d steps in flight", self.worker_id, grace, len(tasks)
+            )
+            done, late = await asyncio.wait(tasks, timeout=grace)
+            finished = len(done)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        try:
+            async with self.db.transaction() as tx:
+                handed = await tx.execute(_HAND_BACK, {"w": self.worker_id, "now": now_ms()})
+                handed += await tx.execute(_RECLAIM, {"w": self.worker_id})
+        except Exception as exc:  # the database is down: the leases lapse instead, and others take the jobs then
+            log.warning("worker %s: could not hand its leases back (%s: %s)", self.worker_id, type(exc).__name__, exc)
+            handed = -1
+        log.info(
+            "worker %s stopped: %d of %d steps finished within the grace, %d cancelled; %s leases handed back",
+            self.worker_id,
+            finished,
+            len(tasks),
+            len(tasks) - finished,
+            "no" if handed < 0 else handed,
+        )
 
     async def _idle_seconds(self) -> float:
-        row = await self.db.fetchone(_NEXT_DUE)
-        if row is None or row["due"] is None:
+        due = await self.claims.next_due()
+        if due is None:
             return IDLE_SECONDS
-        return min(IDLE_SECONDS, max(0.01, (row["due"] - now_ms()) / 1000))
+        return min(IDLE_SECONDS, max(0.01, (due - now_ms()) / 1000))
 
     async def _tick(self) -> None:
         free = self.settings.worker_concurrency - len(self.running)
         if free > 0:
-            now = now_ms()
-            params = {"w": self.worker_id, "until": now + self.lease_ms, "now": now}
             async with self.db.transaction() as tx:
-                # A quarter of the free slots stay for new jobs, so polls cannot starve submits either.
-                rows = [*await tx.fetchall(_CLAIM_POLLS, {**params, "n": free - free // 4})]
-                rows += await tx.fetchall(_CLAIM_OTHERS, {**params, "n": free - len(rows)})
+                rows = await self.claims.claim(tx, now_ms(), free)
             for row in rows:
                 self.running[row["id"]] = asyncio.create_task(self._handle(row), name=f"job {row['id']}")
         retention_ms = int(self.settings.retention_days * 86_400_000)
@@ -173,28 +189,42 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("job %s: step failed", job_id)
+            # A failed attempt: retried later, later each time in a row, never at once in a loop, and
+            # not long past the deadline, when the job is expired and its hold voided instead.
+            failures = row["poll_failures"] + 1
+            until_deadline = max(1.0, (row["deadline_at"] - now_ms()) / 1000)
+            delay = min(retry_delay(failures, self.settings.step_retry_seconds), until_deadline)
+            log.exception("job %s: step failed (%d in a row); retrying in %.1f s", job_id, failures, delay)
+            # What an internal failure says (paths, hosts) is for the log; the job's error names its kind.
+            shown = exc.message if isinstance(exc, ProviderError) else f"an internal error ({type(exc).__name__})"
             try:
-                await self._release(job_id, delay=5.0, failures=row["poll_failures"] + 1, last_error=str(exc))
+                await self.release(job_id, delay=delay, failures=failures, last_error=shown)
             except Exception as again:  # the database is down too: the lease lapses and the job is claimed again
                 log.warning("job %s: could not release (%s: %s)", job_id, type(again).__name__, again)
         finally:
             self.running.pop(job_id, None)
+            self.claims.done(job_id)
             self.leases.deadlines.pop(job_id, None)
             self.cancelled.discard(job_id)
             if len(self.running) <= self.settings.worker_concurrency // 2:
                 self._wake.set()  # half the slots are free: claim again now rather than at the next tick
 
-    async def _release(
+    async def release(
         self, job_id: str, *, delay: float, failures: int | None = None, last_error: str | None = None
     ) -> None:
-        if failures is not None and failures > MAX_POLL_FAILURES:
-            await self.lifecycle.transition(
+        if failures is not None and failures >= self.settings.max_step_failures:
+            failed = await self.lifecycle.transition(
                 job_id,
                 "failed",
                 lease=self.worker_id,
                 fields={"error": job_error("internal_error", f"gave up after {failures} failed steps: {last_error}")},
             )
+            if failed is None:  # already ended (a clean-up step that keeps failing): stop scheduling it
+                await self.lifecycle.set_fields(
+                    job_id,
+                    {"next_run_at": None, "lease_owner": None, "lease_until": None, "byok": None},
+                    lease=self.worker_id,
+                )
             return
         next_run_at = now_ms() + int(delay * 1000)
         await self.lifecycle.reschedule(job_id, self.worker_id, next_run_at=next_run_at, failures=failures)
@@ -208,169 +238,17 @@ class Worker:
         elif status in ("queued", "processing") and now_ms() > row["deadline_at"]:
             await self._expire(row)
         elif status == "queued":
-            await self._start(row)
+            await self.submitter.start(row)
         elif status == "processing":
-            provider = self.providers.get(row["provider"], api_key=own_keys(row).get(row["provider"]))
+            provider = self.providers.get(
+                row["provider"], api_key=own_keys(row, self.settings.secret_box).get(row["provider"])
+            )
             if is_local(provider):
-                await self._run_local(row, provider)
+                await self.outputs.run_local(row, provider)
             else:
                 await self._poll(row, provider)  # type: ignore[arg-type]
         else:
             await self.lifecycle.set_fields(row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None})
-
-    async def _start(self, row: Row) -> None:
-        job_id = row["id"]
-        spec = orjson.loads(row["spec"])
-        model = self.catalog.by_id[row["model"]]
-        attempts: list[dict[str, Any]] = orjson.loads(row["attempts"] or "[]")
-        pending = next((a for a in attempts if a["outcome"] == "pending"), None)
-        if pending is not None:
-            ref = next(p for p in model.providers if p.name == pending["provider"])
-            candidates = [routing.Candidate(ref.name, ref.model, ref.alpha)]
-        else:
-            available = self.providers.available | frozenset(own_keys(row))
-            plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
-            candidates = list(plan.candidates)
-        try:
-            refs = await fetch_references(self.http, spec, self.settings)
-        except (BlockedURL, httpx.HTTPError) as exc:
-            await self.lifecycle.transition(
-                job_id,
-                "failed",
-                lease=self.worker_id,
-                fields={
-                    "error": job_error("input_reference_unavailable", f"an input reference could not be used: {exc}")
-                },
-            )
-            return
-        last: ProviderError | None = None
-        for cand in candidates:
-            provider = self.providers.get(cand.provider, api_key=own_keys(row).get(cand.provider))
-            jobspec = job_spec(row, spec, cand.provider_model, refs)
-            if is_local(provider):
-                attempts.append({"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000})
-                started = await self.lifecycle.transition(
-                    job_id,
-                    "accepted",
-                    lease=self.worker_id,
-                    fields={
-                        "provider": cand.provider,
-                        "native_id": job_id,
-                        "started_at": now_ms(),
-                        "attempts": attempts,
-                        "progress_source": "provider",
-                    },
-                )
-                if started is not None:
-                    await self._run_local(started, provider, jobspec)
-                return
-            if pending is None:
-                attempts.append({"provider": cand.provider, "outcome": "pending", "at": now_ms() // 1000})
-                await self.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=self.worker_id)
-            pending = None
-            started = time.perf_counter()
-            try:
-                accepted = await provider.submit(jobspec)  # type: ignore[union-attr]
-                observe_upstream(cand.provider, "submit", time.perf_counter() - started)
-            except Rejected as exc:
-                observe_upstream(cand.provider, "submit", time.perf_counter() - started, exc)
-                self.providers.record(cand.provider, False, exc.message)
-                attempts[-1] = {
-                    "provider": cand.provider,
-                    "outcome": "rejected",
-                    "at": now_ms() // 1000,
-                    "message": exc.message,
-                    **({"status_code": exc.status_code} if exc.status_code else {}),
-                }
-                await self.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=self.worker_id)
-                last = exc
-                if not exc.retryable:
-                    break
-                continue
-            self.providers.record(cand.provider, True)
-            attempts[-1] = {"provider": cand.provider, "outcome": "accepted", "at": now_ms() // 1000}
-            interval = self.providers.configs[cand.provider].poll_interval_seconds
-            done = await self.lifecycle.transition(
-                job_id,
-                "accepted",
-                lease=self.worker_id,
-                fields={
-                    "provider": cand.provider,
-                    "native_id": accepted.native_id,
-                    "started_at": now_ms(),
-                    "attempts": attempts,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "next_run_at": now_ms() + int(interval * 1000),
-                },
-            )
-            if done is None:  # cancelled meanwhile: the upstream job must not run on unpaid
-                with contextlib.suppress(ProviderError):
-                    await provider.cancel(accepted.native_id)  # type: ignore[union-attr]
-            return
-        if last is not None and not last.retryable:
-            error = job_error(
-                "upstream_error",
-                last.message,
-                provider=attempts[-1]["provider"],
-                provider_request_id=last.request_id,
-                attempts=attempts,
-            )
-        else:
-            tried = ", ".join(f"{a['provider']} ({a.get('message', a['outcome'])})" for a in attempts) or "none"
-            error = job_error(
-                "no_provider_available", f"no provider accepted the job; tried: {tried}", attempts=attempts
-            )
-        await self.lifecycle.transition(
-            job_id, "failed", lease=self.worker_id, fields={"error": error, "attempts": attempts}
-        )
-
-    async def _run_local(self, row: Row, provider: LocalProvider, jobspec: JobSpec | None = None) -> None:
-        job_id = row["id"]
-        if jobspec is None:
-            spec = orjson.loads(row["spec"])
-            ref = next(p for p in self.catalog.by_id[row["model"]].providers if p.name == provider.name)
-            jobspec = job_spec(row, spec, ref.model, await fetch_references(self.http, spec, self.settings))
-        workdir = self.tmpdir / job_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        last = {"p": -1}
-
-        async def on_progress(percent: int) -> None:
-            percent = min(99, percent)
-            if percent != last["p"]:
-                crossed = percent // 10 != max(last["p"], 0) // 10
-                last["p"] = percent
-                await self.lifecycle.progress(job_id, self.worker_id, percent, "provider", crossed_step=crossed)
-
-        try:
-            try:
-                outputs = await provider.run(jobspec, workdir, on_progress, lambda: job_id in self.cancelled)
-            except ImageDecodeError as exc:  # retrying cannot fix the image: fail now, void the hold
-                await self.lifecycle.transition(
-                    job_id,
-                    "failed",
-                    lease=self.worker_id,
-                    fields={
-                        "error": job_error("input_reference_invalid", f"the first_frame image cannot be used: {exc}")
-                    },
-                )
-                return
-            if job_id in self.cancelled:
-                return
-            stored = [await ingest(self.blobs, job_id, out.index, out.path, out.mime_type) for out in outputs]
-            await self.lifecycle.transition(
-                job_id,
-                "done",
-                lease=self.worker_id,
-                fields={"outputs": stored, "progress_source": "provider"},
-                produced_seconds=[o["duration_seconds"] for o in stored],
-            )
-        except Exception as exc:
-            if job_id in self.cancelled or type(exc).__name__ == "RenderCancelled":
-                return
-            raise
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     async def _poll(self, row: Row, provider: RemoteProvider) -> None:
         job_id = row["id"]
@@ -385,7 +263,7 @@ class Worker:
             observe_upstream(provider.name, "poll", time.perf_counter() - started, exc)
             self.providers.record(provider.name, False, exc.message)
             failures = row["poll_failures"] + 1
-            await self._release(
+            await self.release(
                 job_id, delay=min(60.0, interval * 2 ** min(failures, 5)), failures=failures, last_error=exc.message
             )
             return
@@ -398,9 +276,9 @@ class Worker:
             if progress != row["progress"]:
                 crossed = (progress // 10) != ((row["progress"] or 0) // 10)
                 await self.lifecycle.progress(job_id, self.worker_id, progress, source, crossed_step=crossed)
-            await self._release(job_id, delay=interval, failures=0)
+            await self.release(job_id, delay=interval, failures=0)
         elif up.status == "completed":
-            await self._complete(row, provider, up, interval)
+            await self.outputs.complete(row, provider, up)
         elif up.status == "cancelled":
             await self.lifecycle.transition(job_id, "cancel", lease=self.worker_id)
         else:
@@ -419,64 +297,24 @@ class Worker:
                 },
             )
 
-    async def _complete(self, row: Row, provider: RemoteProvider, up: Upstream, interval: float) -> None:
-        job_id = row["id"]
-        stored = []
-        try:
-            for out in up.outputs:
-                path = await download(provider.open_output(out), self.tmpdir)
-                try:
-                    stored.append(await ingest(self.blobs, job_id, out.index, path, out.mime_type))
-                except ProbeError as exc:  # a garbled transfer (a 200 with an error page, say): fetch it again
-                    raise PollFailed(f"the output is not a video that decodes: {exc}", retryable=True) from exc
-        except PollFailed as exc:
-            if exc.retryable:
-                await self._release(job_id, delay=interval, failures=row["poll_failures"] + 1, last_error=exc.message)
-                return
-            await self.lifecycle.transition(
-                job_id,
-                "failed",
-                lease=self.worker_id,
-                fields={
-                    "error": job_error(
-                        "output_unavailable",
-                        f"the output could not be fetched: {exc.message}",
-                        provider=provider.name,
-                        provider_request_id=exc.request_id,
-                    )
-                },
-            )
-            return
-        if not stored:
-            await self.lifecycle.transition(
-                job_id,
-                "failed",
-                lease=self.worker_id,
-                fields={
-                    "error": job_error(
-                        "upstream_error", "the upstream finished without an output", provider=provider.name
-                    )
-                },
-            )
-            return
-        await self.lifecycle.transition(
-            job_id,
-            "done",
-            lease=self.worker_id,
-            fields={"outputs": stored},
-            produced_seconds=[o["duration_seconds"] for o in stored],
-        )
-
     async def _cancel_upstream(self, row: Row) -> None:
-        own = own_keys(row)
-        usable = row["provider"] in self.providers.available or row["provider"] in own
-        provider = self.providers.get(row["provider"], api_key=own.get(row["provider"])) if usable else None
+        try:
+            own = own_keys(row, self.settings.secret_box)
+        except SealError as exc:  # sealed under another key: the upstream job cannot be stopped from here
+            log.warning("job %s: upstream cancel skipped: %s", row["id"], exc)
+            own = None
+        usable = own is not None and (row["provider"] in self.providers.available or row["provider"] in own)
+        provider = self.providers.get(row["provider"], api_key=(own or {}).get(row["provider"])) if usable else None
         if provider is not None and not is_local(provider) and provider.cancellable and row["native_id"]:
             try:
                 await provider.cancel(row["native_id"])
             except ProviderError as exc:
                 log.warning("job %s: upstream cancel failed: %s", row["id"], exc)
-        await self.lifecycle.set_fields(row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None})
+        shutil.rmtree(self.tmpdir / row["id"], ignore_errors=True)  # a render kept for storing
+        # The clean-up is the last use of the job's own provider keys: they go with its schedule.
+        await self.lifecycle.set_fields(
+            row["id"], {"next_run_at": None, "lease_owner": None, "lease_until": None, "byok": None}
+        )
 
     async def _expire(self, row: Row) -> None:
         done = await self.lifecycle.transition(
@@ -485,5 +323,7 @@ class Worker:
             lease=self.worker_id,
             fields={"error": job_error("deadline_exceeded", "the job did not finish before its deadline")},
         )
+        shutil.rmtree(self.tmpdir / row["id"], ignore_errors=True)  # a render kept for storing
         if done is not None and row["status"] == "processing":
-            await self._cancel_upstream(done)
+            # The expiry purged the job's own keys from its row; the claimed row still has them for this call.
+            await self._cancel_upstream({**done, "byok": row["byok"]})

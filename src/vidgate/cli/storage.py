@@ -1,0 +1,138 @@
+"""``vidgate storage``: check the object store against the database, and repair what is safe to repair."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from vidgate.gateway.worker.reconcile import Report
+
+storage_app = typer.Typer(
+    help="Inspect and repair the object store (works on the database and the store directly).",
+    no_args_is_help=True,
+)
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database and files live.")]
+Config = Annotated[Path | None, typer.Option("--config", help="A TOML settings file (VIDGATE_CONFIG).")]
+SHOWN = 50  # rows per table; --json has them all
+# Paragraphs as single lines: the help renderer keeps a docstring's line breaks.
+RECONCILE_HELP = "\n\n".join(
+    [
+        "Compare the object store with the database: objects no job owns (orphans) and completed jobs whose "
+        "output object is missing. Without --repair nothing is changed.",
+        "With --repair, orphans older than the grace period are removed (the rule the worker's orphan sweep "
+        "applies, run now), as are objects a delete or retention already asked to remove (their retries are not "
+        "waited for), and removal records whose object is already gone are forgotten. Younger orphans are kept, "
+        "as the sweep keeps them, so a write racing its job's last step is never removed under it.",
+        "Missing outputs are reported, never changed, with or without --repair: the gateway cannot recreate the "
+        "bytes, and a missing object is as often a store configured or mounted wrong (another bucket, prefix or "
+        "disk) as a real loss, which marking the jobs would make permanent. Restore the objects, or delete those "
+        "jobs.",
+        "Exits 1 when the store or the database cannot be read, or a repair stopped or was refused.",
+    ]
+)
+
+
+@storage_app.command("reconcile", help=RECONCILE_HELP)
+def reconcile(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Remove orphans past the grace period and forget finished removals.")
+    ] = False,
+    grace_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--grace-seconds", help="Orphans younger than this are kept (default: the orphan_grace_seconds setting)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Repair even when the database holds no job at all.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+    data_dir: DataDir = None,
+    config: Config = None,
+) -> None:
+    """Report orphans and missing outputs; with --repair, remove what the orphan sweep would."""
+    from vidgate.gateway.settings import load_settings
+    from vidgate.gateway.storage.blobs import BlobStore
+    from vidgate.gateway.storage.db import open_database
+    from vidgate.gateway.storage.migrate import migrate
+    from vidgate.gateway.worker.reconcile import reconcile as run
+
+    settings = load_settings(data_dir=data_dir, config=config)
+    grace = settings.orphan_grace_seconds if grace_seconds is None else grace_seconds
+
+    async def main() -> Report:
+        if settings.is_sqlite:
+            await asyncio.to_thread(migrate, settings.database_url)
+        db = await open_database(settings.database_url)
+        try:
+            blobs = BlobStore(settings.blob_url, db, create=False)
+            return await run(db, blobs, grace_ms=int(grace * 1000), repair=repair, force=force)
+        finally:
+            await db.close()
+
+    try:
+        report = asyncio.run(main())
+    except Exception as exc:
+        typer.echo(f"error: cannot reconcile ({type(exc).__name__}: {exc})", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(report.as_dict()))
+    else:
+        _show(report)
+    if report.error:
+        if not as_json:
+            typer.echo(f"error: {report.error}", err=True)
+        raise typer.Exit(1)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def _show(report: Report) -> None:
+    out = Console()
+    out.print(f"{report.store}: {report.objects} objects, {_size(report.bytes)}")
+    if report.orphans:
+        table = Table("key", "job", "age", "size", "state", title=f"orphans ({len(report.orphans)})")
+        for o in report.orphans[:SHOWN]:
+            if o.key in report.removed:
+                what = "removed"
+            elif o.removal_recorded:
+                what = "removal pending"
+            else:
+                what = "removable" if o.removable else "within grace"
+            job = f"{o.job_id} ({o.job_status or 'no row'})" if o.job_id else "-"
+            table.add_row(o.key, job, f"{o.age_seconds:.0f} s", _size(o.bytes), what)
+        out.print(table)
+    if report.missing:
+        table = Table(
+            "job", "owner", "output", "key", title=f"completed jobs with a missing output ({len(report.missing)})"
+        )
+        for m in report.missing[:SHOWN]:
+            table.add_row(m.job_id, m.owner_id, str(m.index), m.key)
+        out.print(table)
+    hidden = max(0, len(report.orphans) - SHOWN) + max(0, len(report.missing) - SHOWN)
+    if hidden:
+        out.print(f"… and {hidden} more rows (--json shows them all)")
+    removable = sum(o.removable for o in report.orphans)
+    line = f"{len(report.orphans)} orphans ({removable} removable), {len(report.missing)} missing outputs, "
+    line += f"{report.pending_removals} removals pending ({report.stale_records} already done)"
+    if report.repair:
+        line += f"; removed {len(report.removed)}, forgot {report.forgotten_records} records"
+    elif removable or report.stale_records:
+        line += "; run with --repair to clean up"
+    out.print(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(storage_app, name="storage")
