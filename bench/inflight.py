@@ -312,7 +312,7 @@ async def _create_jobs(data: Path, config: Path, n: int, owner: str | None = Non
     """``n`` jobs through the job service in this process (validate, price, hold, insert, event)."""
     import orjson
 
-    from vidgate.gateway.app import Gateway
+    from vidgate.gateway.services import Gateway
     from vidgate.gateway.settings import load_settings
 
     settings = load_settings(data_dir=data, config=str(config), default_balance_usd=1e9)

@@ -231,7 +231,7 @@ async def _in_process(calls: int, batches: int, profile_calls: int) -> dict[str,
             key = await g.keys.create("bench", 10_000_000)
             row, _ = await g.jobs.create(key.id, CREATE_BODY.encode(), idempotency_key=None, request_id="req_bench")
             for _ in range(600):
-                if (await g.jobs.row(key.id, row["id"]))["status"] == "completed":
+                if (await g.jobs.row(key.id, row.id)).status == "completed":
                     break
                 await asyncio.sleep(0.05)
             else:
@@ -263,7 +263,7 @@ async def _in_process(calls: int, batches: int, profile_calls: int) -> dict[str,
                 if message["type"] == "http.response.start":
                     statuses.append(message["status"])
 
-            get_scope = scope(f"/v1/videos/{row['id']}", [(b"authorization", f"Bearer {key.key}".encode())])
+            get_scope = scope(f"/v1/videos/{row.id}", [(b"authorization", f"Bearer {key.key}".encode())])
             hello_scope = scope("/healthz", [])
 
             async def loop(s: dict[str, Any], n: int) -> tuple[float, float]:
@@ -281,7 +281,7 @@ async def _in_process(calls: int, batches: int, profile_calls: int) -> dict[str,
                     best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
             if set(statuses) != {200}:
                 raise RuntimeError(f"in-process calls answered {set(statuses)}")
-            breakdown = await _breakdown(g, key.key, key.id, row["id"], calls)
+            breakdown = await _breakdown(g, key.key, key.id, row.id, calls)
             profiler = cProfile.Profile()
             profiler.enable()
             await loop(get_scope, profile_calls)

@@ -70,12 +70,12 @@ def _spec() -> str:
     """The spec column exactly as the service stores it, for a typical create."""
     from vidgate.gateway.catalog.catalog import load_catalog
     from vidgate.gateway.catalog.validate import validate
-    from vidgate.gateway.jobs.service import spec_of
+    from vidgate.gateway.jobs.spec import encode_spec
 
     body = orjson.dumps(
         {"model": "vidgate/procedural", "prompt": "a lighthouse on a cliff at dusk, waves rolling in", "duration": 4}
     )
-    return orjson.dumps(spec_of(validate(body, load_catalog()))).decode()
+    return encode_spec(validate(body, load_catalog()))
 
 
 def rows(owner: str, n: int, start_ms: int) -> Iterator[tuple[Any, ...]]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from vidgate.types import Video
 
 
 class VidgateError(Exception):
@@ -170,12 +173,6 @@ class StorageFullError(ServiceUnavailableError):
     code = "storage_full"
 
 
-class NotImplementedYetError(VidgateError):
-    status = 501
-    code = "not_implemented"
-    type = "api_error"
-
-
 class InternalError(VidgateError):
     status = 500
     code = "internal_error"
@@ -188,7 +185,7 @@ class JobFailedError(VidgateError):
     code = "job_failed"
     type = "job_error"
 
-    def __init__(self, message: str, *, job: Any = None, **kwargs: Any) -> None:
+    def __init__(self, message: str, *, job: Video | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.job = job
 
@@ -223,7 +220,6 @@ _BY_STATUS: dict[int, type[VidgateError]] = {
     416: RangeNotSatisfiableError,
     426: UpgradeRequiredError,
     429: RateLimitError,
-    501: NotImplementedYetError,
     502: UpstreamError,
     503: ServiceUnavailableError,
 }

@@ -262,7 +262,8 @@ class APIKey(_Response):
 
 
 class JobEvent(_Response):
-    """A lifecycle event as websockets, server-sent events and webhooks carry it."""
+    """A lifecycle event, as a webhook delivery's body carries it (websockets and server-sent events
+    send its ``id``, ``type`` and job in their own ``job.updated`` frame)."""
 
     id: str
     type: str

@@ -10,6 +10,8 @@ from helpers.gateway import ADMIN_KEY, GatewayProcess, stable, wait_status
 
 pytestmark = pytest.mark.both_backends
 SMALL = {"model": "vidgate/procedural", "prompt": "a slow pan over hills", "duration": 1, "size": "160x90"}
+
+
 def test_poll_shows_what_the_list_shows(api: httpx.Client) -> None:
     job = api.post("/v1/videos", json=SMALL).json()
     queued = api.get(f"/v1/videos/{job['id']}")

@@ -131,10 +131,12 @@ def test_first_frame_upload_and_idempotency(oai: openai.OpenAI, api: httpx.Clien
     colour = (200, 40, 120)
     image = ("first.png", png_bytes(colour, 160, 90), "image/png")
     idem = {"Idempotency-Key": f"oai-{text}"}
-    first = oai.videos.create(model=MODEL, prompt=text, seconds="1", size="160x90", input_reference=image,
-                              extra_headers=idem)
-    again = oai.videos.with_raw_response.create(model=MODEL, prompt=text, seconds="1", size="160x90",
-                                                input_reference=image, extra_headers=idem)
+    first = oai.videos.create(
+        model=MODEL, prompt=text, seconds="1", size="160x90", input_reference=image, extra_headers=idem
+    )
+    again = oai.videos.with_raw_response.create(
+        model=MODEL, prompt=text, seconds="1", size="160x90", input_reference=image, extra_headers=idem
+    )
     assert again.parse().id == first.id and again.headers["idempotent-replayed"] == "true"
     with pytest.raises(openai.ConflictError):  # same key, different request
         oai.videos.create(model=MODEL, prompt=text, seconds="2", size="160x90", extra_headers=idem)
@@ -143,12 +145,26 @@ def test_first_frame_upload_and_idempotency(oai: openai.OpenAI, api: httpx.Clien
 
     # The reference-object form: the openai package cannot send it yet, so send OpenAI's wire format by hand.
     url = "data:image/png;base64," + base64.b64encode(image[1]).decode()
-    as_json = api.post("/openai/v1/videos", json={"model": MODEL, "prompt": prompt(), "seconds": "1",
-                                                  "size": "160x90", "input_reference": {"image_url": url}})
-    as_form = api.post("/openai/v1/videos", files={"input_reference[image_url]": (None, url)},
-                       data={"model": MODEL, "prompt": prompt(), "seconds": "1", "size": "160x90"})
-    by_id = api.post("/openai/v1/videos", data={"model": MODEL, "prompt": prompt()},
-                     files={"input_reference[file_id]": (None, "file_123")})
+    as_json = api.post(
+        "/openai/v1/videos",
+        json={
+            "model": MODEL,
+            "prompt": prompt(),
+            "seconds": "1",
+            "size": "160x90",
+            "input_reference": {"image_url": url},
+        },
+    )
+    as_form = api.post(
+        "/openai/v1/videos",
+        files={"input_reference[image_url]": (None, url)},
+        data={"model": MODEL, "prompt": prompt(), "seconds": "1", "size": "160x90"},
+    )
+    by_id = api.post(
+        "/openai/v1/videos",
+        data={"model": MODEL, "prompt": prompt()},
+        files={"input_reference[file_id]": (None, "file_123")},
+    )
     assert as_json.status_code == as_form.status_code == 200, (as_json.text, as_form.text)
     assert by_id.status_code == 400 and by_id.json()["error"]["param"] == "input_reference"
     for r in (as_json, as_form):
@@ -181,8 +197,7 @@ def test_models_and_errors_in_openai_shape(oai: openai.OpenAI, gateway: GatewayP
     bad = openai.OpenAI(base_url=f"{gateway.base_url}/openai/v1", api_key="vg_wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.videos.list()
-    broke = openai.OpenAI(base_url=f"{gateway.base_url}/openai/v1", api_key=gateway.new_key(balance=0.0),
-                          max_retries=0)
+    broke = openai.OpenAI(base_url=f"{gateway.base_url}/openai/v1", api_key=gateway.new_key(balance=0.0), max_retries=0)
     with pytest.raises(openai.APIStatusError) as funds:
         broke.videos.create(model=MODEL, prompt=prompt(), seconds="1", size="160x90")
     assert funds.value.status_code == 402 and funds.value.body["code"] == "insufficient_funds"

@@ -154,8 +154,11 @@ def test_wait_uses_the_websocket_when_the_gateway_has_one(gateway: GatewayProces
     from httpx_ws import WebSocketUpgradeError, connect_ws
 
     try:
-        with httpx.Client(trust_env=False) as http, connect_ws(
-            f"{gateway.base_url}/v1/async/video/vid_probe/ws", http, headers={"Authorization": f"Bearer {key}"}
+        with (
+            httpx.Client(trust_env=False) as http,
+            connect_ws(
+                f"{gateway.base_url}/v1/async/video/vid_probe/ws", http, headers={"Authorization": f"Bearer {key}"}
+            ),
         ):
             pass
     except WebSocketUpgradeError:
@@ -187,8 +190,9 @@ def test_wait_falls_back_to_polling_at_the_hinted_pace(proxy: ChaosProxy, key: s
     assert len(polls) <= took + 2
 
 
-def test_create_is_retried_past_503_and_dropped_connections_into_one_job(proxy: ChaosProxy, key: str,
-                                                                        client: Client) -> None:
+def test_create_is_retried_past_503_and_dropped_connections_into_one_job(
+    proxy: ChaosProxy, key: str, client: Client
+) -> None:
     proxy.inject("POST", "/v1/videos", "503", "drop", "drop_after")
     text = prompt()
     with via(proxy, key, max_retries=4) as c:
@@ -238,7 +242,11 @@ def test_max_retries_zero_surfaces_the_typed_error(proxy: ChaosProxy, key: str) 
             c.videos.list()
     err = unavailable.value
     assert (err.status, err.code, err.message, err.request_id) == (
-        503, "service_unavailable", "chaos proxy injected 503", "req_chaos")
+        503,
+        "service_unavailable",
+        "chaos proxy injected 503",
+        "req_chaos",
+    )
     assert limited.value.retry_after == 0.0 and limited.value.code == "rate_limited"
     assert len(proxy.seen("GET", "/v1/videos")) == 3
 
@@ -255,15 +263,17 @@ def test_typed_errors(gateway: GatewayProcess, client: Client) -> None:
         client.videos.create(model="nobody/nothing", prompt=prompt())
     assert unknown.value.param == "model"
 
-    with Client(api_key="vg_not_a_real_key", base_url=gateway.base_url) as anon, pytest.raises(
-        errors.AuthenticationError
-    ) as auth:
+    with (
+        Client(api_key="vg_not_a_real_key", base_url=gateway.base_url) as anon,
+        pytest.raises(errors.AuthenticationError) as auth,
+    ):
         anon.videos.list()
     assert auth.value.status == 401 and auth.value.code == "unauthorized"
 
-    with Client(api_key=gateway.new_key(balance=0.0), base_url=gateway.base_url) as broke, pytest.raises(
-        errors.InsufficientFundsError
-    ) as funds:
+    with (
+        Client(api_key=gateway.new_key(balance=0.0), base_url=gateway.base_url) as broke,
+        pytest.raises(errors.InsufficientFundsError) as funds,
+    ):
         broke.videos.create(model=MODEL, prompt=prompt(), **SMALL)
     assert funds.value.status == 402 and funds.value.code == "insufficient_funds"
 
@@ -285,8 +295,9 @@ def test_rate_limit_error_carries_retry_after(proxy: ChaosProxy, key: str) -> No
     assert info.value.retry_after == 0.0 and info.value.headers["retry-after"] == "0"
 
 
-def test_interrupted_download_resumes_with_a_range_request(proxy: ChaosProxy, key: str, client: Client,
-                                                           tmp_path: Path) -> None:
+def test_interrupted_download_resumes_with_a_range_request(
+    proxy: ChaosProxy, key: str, client: Client, tmp_path: Path
+) -> None:
     done = done_video(client, size="320x180", duration=2)
     total = done.asset.bytes
     cut = total // 3

@@ -76,7 +76,8 @@ async def test_every_method_on_a_small_render(gateway: GatewayProcess, client: A
 
     base = f"ws://127.0.0.1:{gateway.port}/v1/async/video/{job.id}/ws"
     assert client.get_async_job_websocket_url("video", job.id, close_on_terminal=False) == (
-        base + "?close_on_terminal=false")
+        base + "?close_on_terminal=false"
+    )
     assert client.videos.websocket_url(job.id, interval_ms=2000) == base + "?interval_ms=2000"
 
     long = await client.videos.create(model=MODEL, prompt=prompt(), **LONG)
@@ -102,11 +103,15 @@ async def test_create_and_wait_timeout_and_failure(client: AsyncClient) -> None:
     assert info.value.job.status == "cancelled"
 
 
-async def test_wait_uses_the_websocket_when_the_gateway_has_one(gateway: GatewayProcess, key: str,
-                                                                client: AsyncClient) -> None:
+async def test_wait_uses_the_websocket_when_the_gateway_has_one(
+    gateway: GatewayProcess, key: str, client: AsyncClient
+) -> None:
     try:
-        async with httpx.AsyncClient(trust_env=False) as http, aconnect_ws(
-            f"{gateway.base_url}/v1/async/video/vid_probe/ws", http, headers={"Authorization": f"Bearer {key}"}
+        async with (
+            httpx.AsyncClient(trust_env=False) as http,
+            aconnect_ws(
+                f"{gateway.base_url}/v1/async/video/vid_probe/ws", http, headers={"Authorization": f"Bearer {key}"}
+            ),
         ):
             pass
     except WebSocketUpgradeError:

@@ -81,7 +81,7 @@ def start(bus: EventBus, heartbeat: float = 10.0, close_on_terminal: bool = True
     queue = bus.subscribe(JOB)
     sock = stream._Socket(ws, heartbeat, queue)  # type: ignore[arg-type]
     g = FakeGateway(video("completed", 100))
-    task = asyncio.create_task(stream._pump(sock, g, "own_1", JOB, queue, video(), close_on_terminal))
+    task = asyncio.create_task(stream.pump(sock, g, "own_1", JOB, queue, video(), close_on_terminal))
     return ws, task
 
 

@@ -134,8 +134,9 @@ def verify_all(calls: list[Call], secret: str, video_id: str) -> list[dict[str, 
     return bodies
 
 
-def test_default_events_are_signed_and_sent_at_once(hooks: GatewayProcess, receiver: tuple[Receiver, FakeUpstream]
-                                                    ) -> None:
+def test_default_events_are_signed_and_sent_at_once(
+    hooks: GatewayProcess, receiver: tuple[Receiver, FakeUpstream]
+) -> None:
     rec, server = receiver
     secret = new_secret()
     with hooks.client(hooks.new_key()) as api:
@@ -171,18 +172,27 @@ def test_status_changed_subscription_includes_terminal_events(
         job = create(api, {"url": rec.url(server, "status"), "secret": secret, "events": ["video.status_changed"]})
         wait_status(api, job["id"], TERMINAL)
         settle(api, job["id"], 2)
-        every = create(api, {"url": rec.url(server, "every"), "secret": secret,
-                             "events": ["video.created", "video.progress", "video.completed"]})
+        every = create(
+            api,
+            {
+                "url": rec.url(server, "every"),
+                "secret": secret,
+                "events": ["video.created", "video.progress", "video.completed"],
+            },
+        )
         wait_status(api, every["id"], TERMINAL)
         time.sleep(0.3)
         rows = deliveries(api, every["id"])
         settle(api, every["id"], len(rows))
     assert [b["type"] for b in verify_all(rec.of("status"), secret, job["id"])] == [
-        "video.status_changed", "video.completed"]
+        "video.status_changed",
+        "video.completed",
+    ]
     types = [b["type"] for b in verify_all(rec.of("every"), secret, every["id"])]
     assert types[0] == "video.created" and types[-1] == "video.completed" and "video.status_changed" not in types
-    progress = [b["data"]["progress"] for b in verify_all(rec.of("every"), secret, every["id"])
-                if b["type"] == "video.progress"]
+    progress = [
+        b["data"]["progress"] for b in verify_all(rec.of("every"), secret, every["id"]) if b["type"] == "video.progress"
+    ]
     assert len({p // 10 for p in progress}) == len(progress)  # only when progress crosses a 10% step
 
 
@@ -209,8 +219,9 @@ def test_retries_reuse_the_id_and_each_event_is_acknowledged_once(
         assert all(isinstance(e["latency_ms"], int) and e["at"] > 0 for e in row["log"])
 
 
-def test_redirects_are_not_followed_and_redeliver(hooks: GatewayProcess, receiver: tuple[Receiver, FakeUpstream]
-                                                  ) -> None:
+def test_redirects_are_not_followed_and_redeliver(
+    hooks: GatewayProcess, receiver: tuple[Receiver, FakeUpstream]
+) -> None:
     rec, server = receiver
     rec.plans["moved"] = lambda attempt: 302 if attempt == 1 else 200
     secret = new_secret()
@@ -238,9 +249,11 @@ def test_other_owners_get_404(hooks: GatewayProcess, receiver: tuple[Receiver, F
         job = create(api, {"url": rec.url(server, "private"), "secret": new_secret()})
         wait_status(api, job["id"], TERMINAL)
         [row, *_] = settle(api, job["id"], 2)
-        for r in (stranger.get(f"/v1/videos/{job['id']}/webhook_deliveries"),
-                  stranger.post(f"/v1/videos/{job['id']}/webhook_deliveries/{row['id']}/redeliver"),
-                  api.post(f"/v1/videos/{job['id']}/webhook_deliveries/whd_nope/redeliver")):
+        for r in (
+            stranger.get(f"/v1/videos/{job['id']}/webhook_deliveries"),
+            stranger.post(f"/v1/videos/{job['id']}/webhook_deliveries/{row['id']}/redeliver"),
+            api.post(f"/v1/videos/{job['id']}/webhook_deliveries/whd_nope/redeliver"),
+        ):
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", r.text
         assert httpx.get(f"{hooks.base_url}/v1/videos/{job['id']}/webhook_deliveries").status_code == 401
 
@@ -304,13 +317,15 @@ def test_deleted_video_drops_its_pending_deliveries(hooks: GatewayProcess) -> No
         wait_status(api, job["id"], TERMINAL)
         assert api.delete(f"/v1/videos/{job['id']}").status_code == 200
     with sqlite3.connect(hooks.data_dir / "vidgate.db") as db:
-        db.execute("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE job_id = ?",
-                   (int(time.time() * 1000), job["id"]))
+        db.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE job_id = ?", (int(time.time() * 1000), job["id"])
+        )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with sqlite3.connect(f"file:{hooks.data_dir / 'vidgate.db'}?mode=ro", uri=True) as db:
-            status, error = db.execute("SELECT status, last_error FROM webhook_deliveries WHERE job_id = ?",
-                                       (job["id"],)).fetchone()
+            status, error = db.execute(
+                "SELECT status, last_error FROM webhook_deliveries WHERE job_id = ?", (job["id"],)
+            ).fetchone()
         if status == "failed":
             assert "deleted" in error
             return
@@ -318,8 +333,7 @@ def test_deleted_video_drops_its_pending_deliveries(hooks: GatewayProcess) -> No
     raise AssertionError(f"still {status}: {error}")
 
 
-def test_delivery_body_is_stable_across_retries(hooks: GatewayProcess, receiver: tuple[Receiver, FakeUpstream]
-                                                ) -> None:
+def test_delivery_body_is_stable_across_retries(hooks: GatewayProcess, receiver: tuple[Receiver, FakeUpstream]) -> None:
     rec, server = receiver
     rec.plans["stable"] = lambda attempt: 500 if attempt == 1 else 204
     with hooks.client(hooks.new_key()) as api:

@@ -44,8 +44,9 @@ def ws_url(gateway: GatewayProcess, video_id: str, **query: Any) -> str:
 def open_ws(gateway: GatewayProcess, video_id: str, key: str | None = None, **kwargs: Any) -> ClientConnection:
     headers = {"Authorization": f"Bearer {key}"} if key else None
     query = kwargs.pop("query", {})
-    return connect(ws_url(gateway, video_id, **query), additional_headers=headers, proxy=None, open_timeout=10,
-                   **kwargs)
+    return connect(
+        ws_url(gateway, video_id, **query), additional_headers=headers, proxy=None, open_timeout=10, **kwargs
+    )
 
 
 def collect(ws: ClientConnection, timeout: float = 60.0) -> tuple[list[tuple[float, dict[str, Any]]], Close]:
@@ -85,8 +86,10 @@ def report_latency() -> Iterator[None]:
     if GAPS_MS:
         gaps = sorted(GAPS_MS)
         p99 = gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))]
-        print(f"\nwebsocket commit->message over {len(gaps)} events: p50 {statistics.median(gaps):.1f} ms, "
-              f"p99 {p99:.1f} ms, max {gaps[-1]:.1f} ms")
+        print(
+            f"\nwebsocket commit->message over {len(gaps)} events: p50 {statistics.median(gaps):.1f} ms, "
+            f"p99 {p99:.1f} ms, max {gaps[-1]:.1f} ms"
+        )
 
 
 def watch_to_completion(gateway: GatewayProcess, api: httpx.Client, key: str) -> list[float]:
@@ -109,8 +112,9 @@ def watch_to_completion(gateway: GatewayProcess, api: httpx.Client, key: str) ->
     return [at * 1000 - written[m["id"]] for at, m in messages[1:]]
 
 
-def test_snapshot_then_pushed_progress_then_close_on_completed(gateway: GatewayProcess, api: httpx.Client,
-                                                                key: str) -> None:
+def test_snapshot_then_pushed_progress_then_close_on_completed(
+    gateway: GatewayProcess, api: httpx.Client, key: str
+) -> None:
     # Three at once, so the latency is measured while the server is busy rendering.
     with ThreadPoolExecutor(3) as pool:
         for gaps in pool.map(lambda _: watch_to_completion(gateway, api, key), range(3)):
@@ -137,8 +141,9 @@ def missing_image() -> Iterator[str]:
         yield fake.server.base_url + "/first.png"
 
 
-def test_failed_job_is_pushed_and_closes(gateway: GatewayProcess, api: httpx.Client, key: str,
-                                         missing_image: str) -> None:
+def test_failed_job_is_pushed_and_closes(
+    gateway: GatewayProcess, api: httpx.Client, key: str, missing_image: str
+) -> None:
     ref = {"type": "image_url", "role": "first_frame", "image_url": {"url": missing_image}}
     job = create(api, duration=1, size="160x90", input_references=[ref])
     with open_ws(gateway, job["id"], key) as ws:
@@ -150,8 +155,9 @@ def test_failed_job_is_pushed_and_closes(gateway: GatewayProcess, api: httpx.Cli
     assert last["data"]["status"] == "failed" and last["data"]["error"]["code"] == "input_reference_unavailable"
 
 
-def test_cancel_while_processing_is_pushed_within_milliseconds(gateway: GatewayProcess, api: httpx.Client,
-                                                               key: str) -> None:
+def test_cancel_while_processing_is_pushed_within_milliseconds(
+    gateway: GatewayProcess, api: httpx.Client, key: str
+) -> None:
     job = create(api, **LONG)
     with open_ws(gateway, job["id"], key) as ws:
         while (m := next_message(ws, 30))["data"].get("progress", 0) < 1:
@@ -268,8 +274,9 @@ def test_foreign_and_unknown_jobs_close_4404(gateway: GatewayProcess, api: httpx
         with open_ws(gateway, video_id, stranger) as ws:
             close = close_of(ws)  # no snapshot or any other data before the close
         assert (close.code, close.reason) == (4404, "video not found")
-    r = httpx.post(f"{gateway.base_url}/v1/videos/{job['id']}/stream_token",
-                   headers={"Authorization": f"Bearer {stranger}"})
+    r = httpx.post(
+        f"{gateway.base_url}/v1/videos/{job['id']}/stream_token", headers={"Authorization": f"Bearer {stranger}"}
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
 
 
@@ -281,8 +288,9 @@ def test_plain_http_get_is_426_in_the_envelope(gateway: GatewayProcess, api: htt
     assert r.headers["upgrade"] == "websocket"
 
 
-def test_ping_refresh_heartbeat_close_on_terminal_false_and_delete(gateway: GatewayProcess, api: httpx.Client,
-                                                                   key: str) -> None:
+def test_ping_refresh_heartbeat_close_on_terminal_false_and_delete(
+    gateway: GatewayProcess, api: httpx.Client, key: str
+) -> None:
     job = create(api, duration=1, size="160x90")
     wait_status(api, job["id"], TERMINAL)
     with open_ws(gateway, job["id"], key, query={"close_on_terminal": "false", "interval_ms": 1000}) as ws:
@@ -311,8 +319,12 @@ def test_ping_refresh_heartbeat_close_on_terminal_false_and_delete(gateway: Gate
 
 def test_bad_options_close_4400(gateway: GatewayProcess, api: httpx.Client, key: str) -> None:
     job = create(api, duration=1, size="160x90")
-    for query in ({"interval_ms": 999}, {"interval_ms": 10001}, {"interval_ms": "soon"},
-                  {"close_on_terminal": "maybe"}):
+    for query in (
+        {"interval_ms": 999},
+        {"interval_ms": 10001},
+        {"interval_ms": "soon"},
+        {"close_on_terminal": "maybe"},
+    ):
         with open_ws(gateway, job["id"], key, query=query) as ws:
             close = close_of(ws)
         assert close.code == 4400 and close.reason, query
@@ -330,5 +342,8 @@ def test_already_terminal_snapshot_then_close(gateway: GatewayProcess, api: http
 
 def test_unknown_path_is_not_a_websocket(gateway: GatewayProcess, key: str) -> None:
     with pytest.raises(InvalidStatus):
-        connect(gateway.base_url.replace("http", "ws", 1) + "/v1/async/nothing/ws", proxy=None,
-                additional_headers={"Authorization": f"Bearer {key}"})
+        connect(
+            gateway.base_url.replace("http", "ws", 1) + "/v1/async/nothing/ws",
+            proxy=None,
+            additional_headers={"Authorization": f"Bearer {key}"},
+        )

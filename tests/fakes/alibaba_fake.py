@@ -15,14 +15,13 @@ after the task succeeded.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -50,6 +49,10 @@ _EXPIRED_XML = (
 )
 
 
+def _expired() -> Response:
+    return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+
+
 def ds_error(status: int, code: str, message: str) -> JSONResponse:
     rid = str(uuid.uuid4())
     return JSONResponse({"request_id": rid, "code": code, "message": message}, status_code=status)
@@ -74,7 +77,7 @@ class Task:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class AlibabaFake:
+class AlibabaFake(Recorder):
     """State and routes of one fake DashScope; see the module docstring."""
 
     def __init__(self, api_key: str = "sk-ds-test", polls_to_complete: int = 3, queue_polls: int = 1) -> None:
@@ -111,23 +114,14 @@ class AlibabaFake:
         return JSONResponse({"request_id": str(uuid.uuid4()), "code": code, "message": message})
 
     def reset(self) -> None:
-        """Forget injected behaviour (not tasks or recorded requests) between tests."""
+        """Forget recorded requests, faults and injected behaviour (not tasks) between tests."""
+        self.faults = Faults()
+        self.requests = []
         self.inband_faults.clear()
         self.fail_next = False
         self.expire_outputs = False
         self.outputs = OutputClock()
         self.polls_to_complete, self.queue_polls = self._defaults
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(
-            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body}
-        )
-        return body
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -276,14 +270,11 @@ class AlibabaFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if (
-            self.expire_outputs
-            or task is None
-            or request.query_params.get("Signature") != task.token
-            or self.outputs.expired(task.id)
-        ):
-            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = (
+            not self.expire_outputs
+            and task is not None
+            and request.query_params.get("Signature") == task.token
+            and not self.outputs.expired(task.id)
+        )
+        return await serve_output(self.faults, signed, _expired())

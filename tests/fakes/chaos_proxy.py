@@ -42,11 +42,25 @@ STATUS_FAULTS = {
     "502": ("upstream_error", "upstream_error"),
     "503": ("api_error", "service_unavailable"),
 }
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length", "sec-websocket-key", "sec-websocket-version",
-    "sec-websocket-extensions", "sec-websocket-protocol",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+    }
+)
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -105,8 +119,9 @@ class ChaosProxy:
         self._transports: dict[Any, asyncio.Transport] = {}
         self._client: httpx.AsyncClient | None = None
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=METHODS)], lifespan=self._lifespan)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-                                http=self._protocol(), ws="none")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", http=self._protocol(), ws="none"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
@@ -125,8 +140,11 @@ class ChaosProxy:
 
     def seen(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
         with self._lock:
-            return [r for r in self.requests if (method is None or r.method == method)
-                    and (path is None or fnmatch.fnmatchcase(r.path, path))]
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and (path is None or fnmatch.fnmatchcase(r.path, path))
+            ]
 
     def pending(self) -> int:
         with self._lock:
@@ -202,8 +220,15 @@ class ChaosProxy:
         if fault in STATUS_FAULTS:
             kind, code = STATUS_FAULTS[fault]
             headers = {"Retry-After": "0"} if fault == "429" else {}
-            body = {"error": {"type": kind, "code": code, "message": f"chaos proxy injected {fault}", "param": None,
-                              "request_id": "req_chaos"}}
+            body = {
+                "error": {
+                    "type": kind,
+                    "code": code,
+                    "message": f"chaos proxy injected {fault}",
+                    "param": None,
+                    "request_id": "req_chaos",
+                }
+            }
             return JSONResponse(body, status_code=int(fault), headers={**headers, "X-Request-Id": "req_chaos"})
         if fault == "drop":
             await self.hang_up(request.scope, graceful=False)

@@ -13,12 +13,11 @@ expire ``outputs.ttl`` seconds after the request completed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,8 +52,10 @@ class FalRequest:
     fail: tuple[str, str, str] | None = None  # (mode, message, error_type)
 
 
-class FalFake:
+class FalFake(Recorder):
     """State and routes of one fake fal queue; see the module docstring."""
+
+    record_query = True
 
     def __init__(
         self,
@@ -68,15 +69,7 @@ class FalFake:
         self.polls_to_complete = polls_to_complete
         self.queue_polls = queue_polls
         self.honour_cancel = honour_cancel
-        self.faults = Faults()
-        self.tasks: dict[str, FalRequest] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
-        self.fail_mode = "status"  # "status": COMPLETED + error; "result": 422 on the result fetch
-        self.failure_message = "Runner disconnected"
-        self.failure_type = "runner_disconnected"
-        self.expire_outputs = False
-        self.outputs = OutputClock()
+        self.reset()
         self.app = Starlette(
             routes=[
                 Route("/files/{request_id}/output.mp4", self.download, methods=["GET"]),
@@ -86,22 +79,17 @@ class FalFake:
             ]
         )
 
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "query": dict(request.query_params),
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        return body
+    def reset(self) -> None:
+        """Forget every request, recorded call, fault and failure switch (for a shared server)."""
+        self.faults = Faults()
+        self.tasks: dict[str, FalRequest] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = False
+        self.fail_mode = "status"  # "status": COMPLETED + error; "result": 422 on the result fetch
+        self.failure_message = "Runner disconnected"
+        self.failure_type = "runner_disconnected"
+        self.expire_outputs = False
+        self.outputs = OutputClock()
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Key {self.api_key}":
@@ -150,26 +138,18 @@ class FalFake:
         durations = ("4s", "6s", "8s") if "/veo" in model else ("5", "10")
         if "duration" in body and body["duration"] not in durations:
             permitted = ", ".join(f"'{d}'" for d in durations)
-            errors.append(
-                _loc_error("duration", f"unexpected value; permitted: {permitted}", "value_error.const")
-            )
+            errors.append(_loc_error("duration", f"unexpected value; permitted: {permitted}", "value_error.const"))
         if "aspect_ratio" in body and body["aspect_ratio"] not in ("16:9", "9:16", "1:1", "auto"):
             errors.append(
-                _loc_error(
-                    "aspect_ratio", "unexpected value; permitted: '16:9', '9:16', '1:1'", "value_error.const"
-                )
+                _loc_error("aspect_ratio", "unexpected value; permitted: '16:9', '9:16', '1:1'", "value_error.const")
             )
         if "seed" in body and type(body["seed"]) is not int:
             errors.append(_loc_error("seed", "value is not a valid integer", "type_error.integer"))
         if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
-            errors.append(
-                _loc_error("generate_audio", "value could not be parsed to a boolean", "type_error.bool")
-            )
+            errors.append(_loc_error("generate_audio", "value could not be parsed to a boolean", "type_error.bool"))
         for key in ("image_url", "tail_image_url", "first_frame_url", "last_frame_url"):
             value = body.get(key)
-            if key in body and not (
-                isinstance(value, str) and value.startswith(("http://", "https://", "data:"))
-            ):
+            if key in body and not (isinstance(value, str) and value.startswith(("http://", "https://", "data:"))):
                 errors.append(_loc_error(key, "invalid or missing URL scheme", "value_error.url.scheme"))
         if "image-to-video" in model and "image_url" not in body:
             errors.append(_loc_error("image_url", "field required", "value_error.missing"))
@@ -283,9 +263,7 @@ class FalFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         request_id = request.path_params["request_id"]
-        if self.expire_outputs or request_id not in self.tasks or self.outputs.expired(request_id):
-            return JSONResponse({"detail": "File has expired or does not exist"}, status_code=403)
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = not self.expire_outputs and request_id in self.tasks and not self.outputs.expired(request_id)
+        refusal = JSONResponse({"detail": "File has expired or does not exist"}, status_code=403)
+        return await serve_output(self.faults, signed, refusal)

@@ -28,16 +28,23 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 MODELS = (
-    "veo-3.1-generate-preview", "veo-3.1-fast-generate-preview", "veo-3.1-generate-001",
-    "veo-3.1-fast-generate-001", "veo-3.1-lite-generate-preview", "veo-3.0-generate-001",
-    "veo-3.0-fast-generate-001", "veo-2.0-generate-001",
+    "veo-3.1-generate-preview",
+    "veo-3.1-fast-generate-preview",
+    "veo-3.1-generate-001",
+    "veo-3.1-fast-generate-001",
+    "veo-3.1-lite-generate-preview",
+    "veo-3.0-generate-001",
+    "veo-3.0-fast-generate-001",
+    "veo-2.0-generate-001",
 )
 # The python SDK refuses these in Gemini mode; whether the server rejects them is [unverified],
 # and this fake does (400 INVALID_ARGUMENT), as providers.md allows.
 VERTEX_ONLY = ("generateAudio", "fps", "storageUri", "compressionQuality", "resizeMode", "pubsubTopic")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
-RAI_REASON = ("We encountered an issue with the audio and video for your prompt. "
-              "Please try rephrasing your prompt. Support code: 58061214")
+RAI_REASON = (
+    "We encountered an issue with the audio and video for your prompt. "
+    "Please try rephrasing your prompt. Support code: 58061214"
+)
 
 
 class Recorded(NamedTuple):
@@ -86,12 +93,14 @@ class GoogleFake:
         self.api_key = api_key
         self.polls_to_complete = polls_to_complete
         self.reset()
-        self.app = Starlette(routes=[
-            Route("/v1beta/models/{model}:predictLongRunning", self.create, methods=["POST"]),
-            Route("/v1beta/models/{model}/operations/{op_id}", self.poll, methods=["GET"]),
-            Route("/v1beta/files/{file_id}:download", self.download, methods=["GET"]),
-            Route("/_storage/{file_id}", self.storage, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1beta/models/{model}:predictLongRunning", self.create, methods=["POST"]),
+                Route("/v1beta/models/{model}/operations/{op_id}", self.poll, methods=["GET"]),
+                Route("/v1beta/files/{file_id}:download", self.download, methods=["GET"]),
+                Route("/_storage/{file_id}", self.storage, methods=["GET"]),
+            ]
+        )
 
     def reset(self) -> None:
         """Forget every operation, file, recorded request, fault and failure switch."""
@@ -108,14 +117,27 @@ class GoogleFake:
     def _check_auth(self, request: Request) -> None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
         if not key:
-            raise GoogleError(403, "PERMISSION_DENIED", "Method doesn't allow unregistered callers (callers "
-                              "without established identity). Please use API Key or other form of API "
-                              "consumer identity to call this API.")
+            raise GoogleError(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers "
+                "without established identity). Please use API Key or other form of API "
+                "consumer identity to call this API.",
+            )
         if key != self.api_key:
             # The real API answers a bad key with 400, not 401.
-            raise GoogleError(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-                              [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                                "reason": "API_KEY_INVALID", "domain": "googleapis.com"}])
+            raise GoogleError(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "API_KEY_INVALID",
+                        "domain": "googleapis.com",
+                    }
+                ],
+            )
 
     def _record(self, request: Request, body: Any) -> None:
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
@@ -158,16 +180,20 @@ class GoogleFake:
                     raise _invalid("Only referenceType 'asset' is supported by the Gemini API.")
         for key in VERTEX_ONLY:
             if key in params:
-                raise _invalid(f"`{key}` isn't supported by this model. Please remove it or refer to the "
-                               "Gemini API documentation for supported usage.")
+                raise _invalid(
+                    f"`{key}` isn't supported by this model. Please remove it or refer to the "
+                    "Gemini API documentation for supported usage."
+                )
         veo2 = model.startswith("veo-2")
         duration = params.get("durationSeconds", 8)
         if isinstance(duration, str) and duration.isdigit():
             duration = int(duration)
         allowed = (5, 6, 7, 8) if veo2 else (4, 6, 8)
         if isinstance(duration, bool) or duration not in allowed:
-            raise _invalid(f"The number value for `durationSeconds` is out of bound. Please provide a value "
-                           f"between {allowed[0]} and {allowed[-1]}, inclusive. Allowed: {list(allowed)}.")
+            raise _invalid(
+                f"The number value for `durationSeconds` is out of bound. Please provide a value "
+                f"between {allowed[0]} and {allowed[-1]}, inclusive. Allowed: {list(allowed)}."
+            )
         if params.get("aspectRatio", "16:9") not in ("16:9", "9:16"):
             raise _invalid(f"Aspect ratio {params['aspectRatio']!r} is not supported; use 16:9 or 9:16.")
         resolution = params.get("resolution", "720p")
@@ -203,15 +229,25 @@ class GoogleFake:
                 raise _invalid("Invalid JSON payload received.") from exc
             self._record(request, body)
             if model not in MODELS:
-                raise GoogleError(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta, "
-                                  "or is not supported for predictLongRunning.")
+                raise GoogleError(
+                    404,
+                    "NOT_FOUND",
+                    f"models/{model} is not found for API version v1beta, or is not supported for predictLongRunning.",
+                )
             params = self._validate(model, body)
         except GoogleError as exc:
             return exc.response()
         op_id = secrets.token_hex(6)
         name = f"models/{model}/operations/{op_id}"
-        self.jobs[op_id] = {"name": name, "model": model, "polls": 0, "done": False, "fail": self.fail_next,
-                            "samples": params.get("sampleCount", 1), "result": None}
+        self.jobs[op_id] = {
+            "name": name,
+            "model": model,
+            "polls": 0,
+            "done": False,
+            "fail": self.fail_next,
+            "samples": params.get("sampleCount", 1),
+            "result": None,
+        }
         self.fail_next = None
         return await self.faults.accepted("create", JSONResponse({"name": name}))
 
@@ -261,8 +297,11 @@ class GoogleFake:
         file_id = request.path_params["file_id"]
         if file_id not in self.files or self.expired or self.outputs.expired(file_id):
             # Files API wording for a missing or deleted file; kept ~2 days upstream [unverified].
-            return GoogleError(403, "PERMISSION_DENIED", f"You do not have permission to access the File "
-                               f"{file_id} or it may not exist.").response()
+            return GoogleError(
+                403,
+                "PERMISSION_DENIED",
+                f"You do not have permission to access the File {file_id} or it may not exist.",
+            ).response()
         if request.query_params.get("alt") != "media":
             return _invalid("Downloads need alt=media.").response()
         token = secrets.token_hex(8)

@@ -34,7 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,6 +54,10 @@ I2V_ONLY = ("kling-v2-1",)
 SOUND_MODELS = ("kling-v2-6", "kling-v3-0")
 FAILURE_MESSAGE = "Failure to pass the risk control system"
 _EXPIRED_XML = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>'
+
+
+def _expired() -> Response:
+    return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
 
 
 def _b64url_decode(part: str) -> bytes:
@@ -76,7 +80,7 @@ class Task:
     token: str = field(default_factory=lambda: secrets.token_hex(8))
 
 
-class KlingFake:
+class KlingFake(Recorder):
     """State and routes of one fake Kling API; see the module docstring."""
 
     def __init__(self, access_key: str = "ak-test", secret_key: str = "sk-test", polls_to_complete: int = 3) -> None:
@@ -102,19 +106,6 @@ class KlingFake:
         self.expire_outputs = False
         self.outputs = OutputClock()
         self.jwt_payloads: list[dict[str, Any]] = []
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
-        self.requests.append(
-            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body}
-        )
-        return body
 
     def _auth(self, request: Request) -> Response | None:
         """Verify the HS256 JWT like Kling: signature, issuer, not-before and expiry."""
@@ -280,14 +271,11 @@ class KlingFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if (
-            self.expire_outputs
-            or task is None
-            or request.query_params.get("sig") != task.token
-            or self.outputs.expired(task.id)
-        ):
-            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = (
+            not self.expire_outputs
+            and task is not None
+            and request.query_params.get("sig") == task.token
+            and not self.outputs.expired(task.id)
+        )
+        return await serve_output(self.faults, signed, _expired())

@@ -17,13 +17,12 @@ seconds after completion. Errors use Luma's ``{"detail": "..."}`` body. ``GET
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,6 +51,10 @@ _EXPIRED_XML = (
 )
 
 
+def _expired() -> Response:
+    return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+
+
 def _detail(message: str, status: int) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
@@ -71,7 +74,7 @@ def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp % 1 * 1000):03d}Z"
 
 
-class LumaFake:
+class LumaFake(Recorder):
     """State and routes of one fake Luma API; see the module docstring."""
 
     def __init__(self, api_key: str = "luma-test", polls_to_complete: int = 3) -> None:
@@ -98,19 +101,6 @@ class LumaFake:
         self.failure_reason = FAILURE_REASON
         self.expire_outputs = False
         self.outputs = OutputClock()
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
-        self.requests.append(
-            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body}
-        )
-        return body
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -235,14 +225,11 @@ class LumaFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         gen = self.generations.get(request.path_params["gen_id"])
-        if (
-            self.expire_outputs
-            or gen is None
-            or request.query_params.get("token") != gen.token
-            or self.outputs.expired(gen.id)
-        ):
-            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = (
+            not self.expire_outputs
+            and gen is not None
+            and request.query_params.get("token") == gen.token
+            and not self.outputs.expired(gen.id)
+        )
+        return await serve_output(self.faults, signed, _expired())

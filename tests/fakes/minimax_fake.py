@@ -16,13 +16,12 @@ lists no tasks and takes no caller-chosen id, so the fake has neither. Download 
 from __future__ import annotations
 
 import itertools
-import json
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,6 +54,10 @@ _EXPIRED_XML = (
 )
 
 
+def _expired() -> Response:
+    return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+
+
 def base_resp(code: int = 0, msg: str = "success", **fields: Any) -> JSONResponse:
     """MiniMax's envelope: always HTTP 200, the outcome in ``base_resp``."""
     return JSONResponse({**fields, "base_resp": {"status_code": code, "status_msg": msg}})
@@ -75,8 +78,10 @@ class Task:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class MiniMaxFake:
+class MiniMaxFake(Recorder):
     """State and routes of one fake MiniMax; see the module docstring."""
+
+    record_query = True
 
     def __init__(self, api_key: str = "mm-test", polls_to_complete: int = 3, queue_polls: int = 1) -> None:
         self.api_key = api_key
@@ -103,7 +108,9 @@ class MiniMaxFake:
         )
 
     def reset(self) -> None:
-        """Forget injected behaviour (not tasks or recorded requests) between tests."""
+        """Forget recorded requests, faults and injected behaviour (not tasks) between tests."""
+        self.faults = Faults()
+        self.requests = []
         self.inband_faults.clear()
         self.fail_next = False
         self.expire_outputs = False
@@ -113,23 +120,6 @@ class MiniMaxFake:
     def inband(self, op: str, code: int, msg: str, times: int = 1) -> None:
         """Queue an HTTP 200 ``base_resp`` error for ``op``."""
         self.inband_faults[op].extend([(code, msg)] * times)
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw
-        self.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "query": dict(request.query_params),
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        return body
 
     async def _gate(self, request: Request, op: str) -> Response | None:
         """Faults first (as a proxy in front would answer), then MiniMax's own checks."""
@@ -249,14 +239,11 @@ class MiniMaxFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         task = self.files.get(request.path_params["file_id"])
-        if (
-            self.expire_outputs
-            or task is None
-            or request.query_params.get("Signature") != task.token
-            or self.outputs.expired(task.file_id)
-        ):
-            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = (
+            not self.expire_outputs
+            and task is not None
+            and request.query_params.get("Signature") == task.token
+            and not self.outputs.expired(task.file_id)
+        )
+        return await serve_output(self.faults, signed, _expired())

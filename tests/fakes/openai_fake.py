@@ -42,8 +42,7 @@ FAILURES = {
     },
 }
 
-THUMBNAIL = (b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00/\x00\x00\x00"
-             b"\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00")
+THUMBNAIL = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0d\x00\x00\x00/\x00\x00\x00\x10\x07\x10\x11\x11\x88\x88\xfe\x07\x00"
 SPRITESHEET = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
 
 
@@ -55,8 +54,15 @@ class Recorded(NamedTuple):
 
 
 class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, *, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
 
@@ -76,12 +82,14 @@ class OpenAIFake:
         self.api_key = api_key
         self.polls_to_complete = polls_to_complete
         self.reset()
-        self.app = Starlette(routes=[
-            Route("/v1/videos", self.create, methods=["POST"]),
-            Route("/v1/videos", self.list_videos, methods=["GET"]),
-            Route("/v1/videos/{video_id}", self.retrieve, methods=["GET"]),
-            Route("/v1/videos/{video_id}/content", self.content, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/v1/videos", self.create, methods=["POST"]),
+                Route("/v1/videos", self.list_videos, methods=["GET"]),
+                Route("/v1/videos/{video_id}", self.retrieve, methods=["GET"]),
+                Route("/v1/videos/{video_id}/content", self.content, methods=["GET"]),
+            ]
+        )
 
     def reset(self) -> None:
         """Forget every job, recorded request, fault and failure switch (for a shared server)."""
@@ -100,8 +108,11 @@ class OpenAIFake:
     def _check_auth(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer ") or not header[7:]:
-            raise OpenAIError(401, "You didn't provide an API key. You need to provide your API key in an "
-                              "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+            raise OpenAIError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            )
         key = header[7:]
         if key != self.api_key:
             masked = key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 7 else "***"
@@ -110,11 +121,38 @@ class OpenAIFake:
     def _record(self, request: Request, body: Any) -> None:
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
 
+    async def _admit(self, request: Request, op: str, recorded: Any) -> Response | None:
+        """What every read route does first: a queued fault or a bad key answers; otherwise the
+        request is recorded (with ``recorded`` as its body) and None lets the route answer."""
+        if fault := await self.faults.apply(op):
+            return fault
+        try:
+            self._check_auth(request)
+        except OpenAIError as exc:
+            return exc.response()
+        self._record(request, recorded)
+        return None
+
     @staticmethod
     def _video(job: dict[str, Any]) -> dict[str, Any]:
-        return {k: job[k] for k in (
-            "id", "object", "model", "status", "progress", "created_at", "completed_at", "expires_at",
-            "prompt", "size", "seconds", "remixed_from_video_id", "error")}
+        return {
+            k: job[k]
+            for k in (
+                "id",
+                "object",
+                "model",
+                "status",
+                "progress",
+                "created_at",
+                "completed_at",
+                "expires_at",
+                "prompt",
+                "size",
+                "seconds",
+                "remixed_from_video_id",
+                "error",
+            )
+        }
 
     async def _parse_create(self, request: Request) -> dict[str, Any]:
         """Fields of a multipart or JSON create, with file parts as dicts describing the upload."""
@@ -125,8 +163,12 @@ class OpenAIFake:
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     data = await value.read()
-                    fields[key] = {"filename": value.filename, "content_type": value.content_type,
-                                   "size": len(data), "data": data}
+                    fields[key] = {
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "size": len(data),
+                        "data": data,
+                    }
                 elif key.startswith("input_reference[") and key.endswith("]"):
                     fields.setdefault("input_reference", {})[key[16:-1]] = value
                 else:
@@ -141,46 +183,83 @@ class OpenAIFake:
                 raise OpenAIError(400, "The request body must be a JSON object.")
             ref = body.get("input_reference")
             if ref is not None and not isinstance(ref, dict):
-                raise OpenAIError(400, "Invalid type for 'input_reference': expected an object.",
-                                  param="input_reference", code="invalid_type")
+                raise OpenAIError(
+                    400,
+                    "Invalid type for 'input_reference': expected an object.",
+                    param="input_reference",
+                    code="invalid_type",
+                )
             return body
         raise OpenAIError(400, "Unsupported content type; send multipart/form-data or application/json.")
 
     def _validate(self, fields: dict[str, Any]) -> None:
         prompt = fields.get("prompt")
         if not isinstance(prompt, str) or not prompt:
-            raise OpenAIError(400, "Missing required parameter: 'prompt'.", param="prompt",
-                              code="missing_required_parameter")
+            raise OpenAIError(
+                400, "Missing required parameter: 'prompt'.", param="prompt", code="missing_required_parameter"
+            )
         if len(prompt) > 32000:
             raise OpenAIError(400, "'prompt' is too long.", param="prompt", code="string_above_max_length")
         model = fields.get("model", "sora-2")
         if model not in MODELS:
-            raise OpenAIError(400, f"Invalid value for 'model': '{model}' is not a supported video model.",
-                              param="model", code="invalid_value")
+            raise OpenAIError(
+                400,
+                f"Invalid value for 'model': '{model}' is not a supported video model.",
+                param="model",
+                code="invalid_value",
+            )
         seconds = fields.get("seconds", "4")
         if not isinstance(seconds, str):
-            raise OpenAIError(400, "Invalid type for 'seconds': expected one of '4', '8', '12', but got "
-                              f"{type(seconds).__name__} instead.", param="seconds", code="invalid_type")
+            raise OpenAIError(
+                400,
+                "Invalid type for 'seconds': expected one of '4', '8', '12', but got "
+                f"{type(seconds).__name__} instead.",
+                param="seconds",
+                code="invalid_type",
+            )
         if seconds not in SECONDS:
-            raise OpenAIError(400, f"Invalid value: '{seconds}'. Supported values are: '4', '8', and '12'.",
-                              param="seconds", code="invalid_value")
+            raise OpenAIError(
+                400,
+                f"Invalid value: '{seconds}'. Supported values are: '4', '8', and '12'.",
+                param="seconds",
+                code="invalid_value",
+            )
         size = fields.get("size", "720x1280")
         if size not in SIZES:
-            raise OpenAIError(400, f"Invalid value: '{size}'. Supported values are: {', '.join(SIZES)}.",
-                              param="size", code="invalid_value")
+            raise OpenAIError(
+                400,
+                f"Invalid value: '{size}'. Supported values are: {', '.join(SIZES)}.",
+                param="size",
+                code="invalid_value",
+            )
         if size in PRO_ONLY_SIZES and not model.startswith("sora-2-pro"):
             # Which error the real API returns here is [unverified].
-            raise OpenAIError(400, f"Size '{size}' is not supported by model '{model}'.",
-                              param="size", code="invalid_value")
+            raise OpenAIError(
+                400, f"Size '{size}' is not supported by model '{model}'.", param="size", code="invalid_value"
+            )
         ref = fields.get("input_reference")
-        if isinstance(ref, dict) and "data" not in ref and len(
-                [k for k in ("image_url", "file_id") if ref.get(k)]) != 1:
-            raise OpenAIError(400, "'input_reference' must have exactly one of 'image_url' or 'file_id'.",
-                              param="input_reference", code="invalid_value")
-        if isinstance(ref, dict) and "data" in ref and ref.get("content_type") not in (
-                "image/jpeg", "image/png", "image/webp"):
-            raise OpenAIError(400, "Invalid file format for 'input_reference'. Supported: jpeg, png, webp.",
-                              param="input_reference", code="invalid_value")
+        if (
+            isinstance(ref, dict)
+            and "data" not in ref
+            and len([k for k in ("image_url", "file_id") if ref.get(k)]) != 1
+        ):
+            raise OpenAIError(
+                400,
+                "'input_reference' must have exactly one of 'image_url' or 'file_id'.",
+                param="input_reference",
+                code="invalid_value",
+            )
+        if (
+            isinstance(ref, dict)
+            and "data" in ref
+            and ref.get("content_type") not in ("image/jpeg", "image/png", "image/webp")
+        ):
+            raise OpenAIError(
+                400,
+                "Invalid file format for 'input_reference'. Supported: jpeg, png, webp.",
+                param="input_reference",
+                code="invalid_value",
+            )
 
     # -- routes ------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
@@ -199,11 +278,21 @@ class OpenAIFake:
             return JSONResponse(self._video(self.jobs[self._by_key[key]]), headers=_rid())
         video_id = f"video_{secrets.token_hex(12)}"
         job = {
-            "id": video_id, "object": "video", "model": fields.get("model", "sora-2"), "status": "queued",
-            "progress": 0, "created_at": int(time.time()), "completed_at": None, "expires_at": None,
-            "prompt": fields["prompt"], "size": fields.get("size", "720x1280"),
-            "seconds": fields.get("seconds", "4"), "remixed_from_video_id": None, "error": None,
-            "polls": 0, "fail": self.fail_next,
+            "id": video_id,
+            "object": "video",
+            "model": fields.get("model", "sora-2"),
+            "status": "queued",
+            "progress": 0,
+            "created_at": int(time.time()),
+            "completed_at": None,
+            "expires_at": None,
+            "prompt": fields["prompt"],
+            "size": fields.get("size", "720x1280"),
+            "seconds": fields.get("seconds", "4"),
+            "remixed_from_video_id": None,
+            "error": None,
+            "polls": 0,
+            "fail": self.fail_next,
             "extra": {k: v for k, v in fields.items() if k not in KNOWN_FIELDS},
         }
         self.fail_next = None
@@ -214,13 +303,8 @@ class OpenAIFake:
 
     async def list_videos(self, request: Request) -> Response:
         """Recent jobs, newest first by default, paged with ``after`` (a video id) and ``limit``."""
-        if fault := await self.faults.apply("list"):
-            return fault
-        try:
-            self._check_auth(request)
-        except OpenAIError as exc:
-            return exc.response()
-        self._record(request, dict(request.query_params))
+        if refusal := await self._admit(request, "list", dict(request.query_params)):
+            return refusal
         params = request.query_params
         jobs = list(self.jobs.values())  # creation order
         if params.get("order", "desc") == "desc":
@@ -240,13 +324,8 @@ class OpenAIFake:
         return JSONResponse(body, headers=_rid())
 
     async def retrieve(self, request: Request) -> Response:
-        if fault := await self.faults.apply("poll"):
-            return fault
-        try:
-            self._check_auth(request)
-        except OpenAIError as exc:
-            return exc.response()
-        self._record(request, None)
+        if refusal := await self._admit(request, "poll", None):
+            return refusal
         job = self.jobs.get(request.path_params["video_id"])
         if job is None:
             return OpenAIError(404, "Video not found.", code="not_found").response()
@@ -272,21 +351,17 @@ class OpenAIFake:
             job.update(status="in_progress", progress=round(100 * (k - 1) / (n - 1)))
 
     async def content(self, request: Request) -> Response:
-        if fault := await self.faults.apply("download"):
-            return fault
-        try:
-            self._check_auth(request)
-        except OpenAIError as exc:
-            return exc.response()
-        self._record(request, dict(request.query_params))
+        if refusal := await self._admit(request, "download", dict(request.query_params)):
+            return refusal
         video_id = request.path_params["video_id"]
         job = self.jobs.get(video_id)
         if job is None:
             return OpenAIError(404, "Video not found.", code="not_found").response()
         if job["status"] != "completed":
             # The exact answer before completion is [unverified]; some 4xx in OpenAI's shape.
-            return OpenAIError(400, "Video is not ready yet; its status is " + job["status"] + ".",
-                               code="video_not_ready").response()
+            return OpenAIError(
+                400, "Video is not ready yet; its status is " + job["status"] + ".", code="video_not_ready"
+            ).response()
         if self.expire_all or video_id in self.expired or self.outputs.expired(video_id):
             # [unverified] how the real API reports expired assets; a 404 in its envelope.
             expired = OpenAIError(404, "The content for this video has expired.", code="video_expired")
@@ -298,5 +373,6 @@ class OpenAIFake:
             return Response(THUMBNAIL, media_type="image/webp", headers=_rid())
         if variant == "spritesheet":
             return Response(SPRITESHEET, media_type="image/jpeg", headers=_rid())
-        return OpenAIError(400, f"Invalid value for 'variant': '{variant}'.", param="variant",
-                           code="invalid_value").response()
+        return OpenAIError(
+            400, f"Invalid value for 'variant': '{variant}'.", param="variant", code="invalid_value"
+        ).response()

@@ -25,7 +25,6 @@ Replicate's input handling is lenient there [unverified].
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
@@ -33,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -144,7 +143,7 @@ def _stamp(text: str | None) -> float | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-class ReplicateFake:
+class ReplicateFake(Recorder):
     """State and routes of one fake Replicate API; see the module docstring."""
 
     def __init__(self, api_token: str = "r8_test", polls_to_complete: int = 3) -> None:
@@ -172,19 +171,6 @@ class ReplicateFake:
         self.expire_outputs = False
         self.output_as_list = False
         self.outputs = OutputClock()
-
-    async def _record(self, request: Request) -> Any:
-        raw = await request.body()
-        body: Any = None
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
-        self.requests.append(
-            {"method": request.method, "path": request.url.path, "headers": dict(request.headers), "json": body}
-        )
-        return body
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_token}":
@@ -337,14 +323,11 @@ class ReplicateFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         pred = self.predictions.get(request.path_params["pid"])
-        if (
-            self.expire_outputs
-            or pred is None
-            or request.query_params.get("t") != pred.token
-            or self.outputs.expired(pred.id)
-        ):
-            return Response(b"Not Found", status_code=404, media_type="text/plain")
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = (
+            not self.expire_outputs
+            and pred is not None
+            and request.query_params.get("t") == pred.token
+            and not self.outputs.expired(pred.id)
+        )
+        return await serve_output(self.faults, signed, Response(b"Not Found", status_code=404, media_type="text/plain"))

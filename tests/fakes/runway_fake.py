@@ -9,12 +9,11 @@ so the fake has neither.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, small_mp4
+from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,6 +41,10 @@ _EXPIRED_XML = (
 )
 
 
+def _expired() -> Response:
+    return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
+
+
 def _err(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -58,21 +61,14 @@ class Task:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class RunwayFake:
+class RunwayFake(Recorder):
     """State and routes of one fake Runway; see the module docstring."""
 
     def __init__(self, api_key: str = "key_test", polls_to_complete: int = 3, throttle: bool = False) -> None:
         self.api_key = api_key
         self.polls_to_complete = polls_to_complete
         self.throttle = throttle
-        self.faults = Faults()
-        self.tasks: dict[str, Task] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
-        self.failure_message = "Your input did not pass moderation."
-        self.failure_code = "SAFETY.INPUT.TEXT"
-        self.expire_outputs = False
-        self.outputs = OutputClock()
+        self.reset()
         self.app = Starlette(
             routes=[
                 Route("/v1/text_to_video", self.create, methods=["POST"]),
@@ -83,32 +79,23 @@ class RunwayFake:
             ]
         )
 
-    async def _record(self, request: Request) -> Any:
-        body: Any = None
-        raw = await request.body()
-        if raw:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = raw
-        self.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "headers": dict(request.headers),
-                "json": body,
-            }
-        )
-        return body
+    def reset(self) -> None:
+        """Forget every task, recorded request, fault and failure switch (for a shared server)."""
+        self.faults = Faults()
+        self.tasks: dict[str, Task] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.fail_next = False
+        self.failure_message = "Your input did not pass moderation."
+        self.failure_code = "SAFETY.INPUT.TEXT"
+        self.expire_outputs = False
+        self.outputs = OutputClock()
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return _err("Invalid API key. Check the key and the host you are calling.", 401)
         # Best guess at Runway's answer when the version header is missing or wrong [unverified].
         if request.headers.get("x-runway-version") != VERSION:
-            return _err(
-                "A valid X-Runway-Version header is required. The current version is 2024-11-06.", 400
-            )
+            return _err("A valid X-Runway-Version header is required. The current version is 2024-11-06.", 400)
         return None
 
     async def create(self, request: Request) -> Response:
@@ -137,11 +124,7 @@ class RunwayFake:
         i2v_endpoint = endpoint == "image_to_video"
         if not i2v_endpoint and t2v is None:
             return f"model: {model} does not support text_to_video."
-        allowed = (
-            {"model", "promptText", "ratio", "duration"}
-            | extras
-            | ({"promptImage"} if i2v_endpoint else set())
-        )
+        allowed = {"model", "promptText", "ratio", "duration"} | extras | ({"promptImage"} if i2v_endpoint else set())
         unknown = sorted(set(body) - allowed)
         if unknown:
             return f"Unrecognized key(s) in object: {', '.join(repr(k) for k in unknown)}"
@@ -236,14 +219,11 @@ class RunwayFake:
 
     async def download(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("download"):
-            return fault
         task = self.tasks.get(request.path_params["task_id"])
-        if (
-            self.expire_outputs
-            or task is None
-            or request.query_params.get("_jwt") != task.token
-            or self.outputs.expired(task.id)
-        ):
-            return Response(_EXPIRED_XML, status_code=403, media_type="application/xml")
-        return Response(small_mp4(), media_type="video/mp4")
+        signed = (
+            not self.expire_outputs
+            and task is not None
+            and request.query_params.get("_jwt") == task.token
+            and not self.outputs.expired(task.id)
+        )
+        return await serve_output(self.faults, signed, _expired())

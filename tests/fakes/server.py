@@ -11,6 +11,7 @@ the caller hears nothing (``accept-hang``), a dropped connection (``accept-reset
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 ACCEPT_KINDS = ("accept-hang", "accept-reset", "accept-500")
@@ -101,6 +103,37 @@ class OutputClock:
     def expired(self, key: str) -> bool:
         issued = self._issued.get(key)
         return self.ttl is not None and issued is not None and time.monotonic() - issued > self.ttl
+
+
+class Recorder:
+    """Keeps every request a fake was sent in ``requests``, its JSON body decoded (raw bytes if not JSON).
+
+    Each is ``{"method", "path", "headers", "json"}``, with ``"query"`` too when ``record_query``.
+    """
+
+    record_query = False
+    requests: list[dict[str, Any]]
+
+    async def _record(self, request: Request) -> Any:
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        entry: dict[str, Any] = {"method": request.method, "path": request.url.path}
+        if self.record_query:
+            entry["query"] = dict(request.query_params)
+        entry.update(headers=dict(request.headers), json=body)
+        self.requests.append(entry)
+        return body
+
+
+async def serve_output(faults: Faults, signed: bool, refusal: Response) -> Response:
+    """One output download: a queued ``download`` fault first, then the video if the link is still
+    ``signed`` (valid and unexpired), else the upstream's ``refusal``."""
+    if fault := await faults.apply("download"):
+        return fault
+    return Response(small_mp4(), media_type="video/mp4") if signed else refusal
 
 
 def free_port() -> int:

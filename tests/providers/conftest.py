@@ -1,6 +1,7 @@
 """One loopback server per adapter test module; each test plugs its own fresh fake into it.
 
-A module defines a ``fake`` fixture; ``server`` serves that fake on the module's shared server.
+A module defines a ``fake`` fixture; ``server`` serves that fake on the module's shared server, at
+``root``.
 """
 
 from __future__ import annotations
@@ -33,3 +34,8 @@ def shared_server() -> Iterator[FakeUpstream]:
 def server(shared_server: FakeUpstream, fake: Any) -> FakeUpstream:
     shared_server.swap.app = fake.app  # type: ignore[attr-defined]
     return shared_server
+
+
+@pytest.fixture
+def root(server: FakeUpstream) -> str:
+    return server.base_url

@@ -1,10 +1,33 @@
-"""What every adapter test needs: poll a job to its end, and read an output whole."""
+"""What every adapter test needs: jobs, reference images, polling a job to its end, reading an output.
+
+An adapter test module defines a ``fake`` fixture (a fresh fake per test) and its ``provider``
+fixture from ``wiring.WIRINGS``; ``conftest.py`` serves the fake on the module's shared server
+(``server``, whose address is ``root``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from vidgate.gateway.providers.base import JobSpec, RemoteProvider, Upstream, UpstreamOutput
+from vidgate.gateway.ids import new_id
+from vidgate.gateway.providers.base import JobSpec, ReferenceImage, RemoteProvider, Upstream, UpstreamOutput
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
+LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
+
+
+def job_maker(**defaults: Any) -> Callable[..., JobSpec]:
+    """A module's ``make_job(**overrides)``: its defaults, then each call's overrides.
+
+    Each job gets a fresh id unless the defaults or the call name one.
+    """
+
+    def make_job(**overrides: Any) -> JobSpec:
+        return JobSpec(**{"job_id": new_id("vid"), **defaults, **overrides})
+
+    return make_job
 
 
 async def poll_until_done(provider: RemoteProvider, job: JobSpec, native_id: str, polls: int = 10) -> list[Upstream]:

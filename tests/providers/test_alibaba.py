@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import httpx
 import pytest
 from fakes.alibaba_fake import AlibabaFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
-from providers.harness import poll_until_done, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.alibaba import AlibabaProvider, pick_size
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ProviderError,
     ReferenceImage,
     Rejected,
@@ -23,26 +24,22 @@ from vidgate.gateway.providers.base import (
     UnknownOutcome,
 )
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
-LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
 SYNTHESIS = "/api/v1/services/aigc/video-generation/video-synthesis"
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_0001",
-        "model": "alibaba/wan-2.5",
-        "provider_model": "wan2.5-t2v-preview",
-        "prompt": "a lighthouse at dusk, slow push-in",
-        "duration": 5,
-        "width": 1280,
-        "height": 720,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-    }
-    fields.update(overrides)
-    return JobSpec(**fields)  # type: ignore[arg-type]
+WIRE = WIRINGS["alibaba"]
+config = partial(WIRE.config, timeout_seconds=2.0)
+make_job = job_maker(
+    job_id="vid_0001",
+    model="alibaba/wan-2.5",
+    provider_model="wan2.5-t2v-preview",
+    prompt="a lighthouse at dusk, slow push-in",
+    duration=5,
+    width=1280,
+    height=720,
+    resolution="720p",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
@@ -50,20 +47,9 @@ def fake() -> AlibabaFake:
     return AlibabaFake(polls_to_complete=3)
 
 
-def config(base_url: str, **overrides: object) -> ProviderConfig:
-    fields: dict[str, object] = {
-        "name": "alibaba",
-        "api_key": "sk-ds-test",
-        "base_url": f"{base_url}/api/v1",
-        "timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return ProviderConfig(**fields)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-async def provider(server: FakeUpstream):
-    p = AlibabaProvider(config(server.base_url))
+async def provider(root: str) -> AsyncIterator[AlibabaProvider]:
+    p = AlibabaProvider(config(root))
     yield p
     await p.aclose()
 
@@ -208,10 +194,10 @@ async def test_http_200_without_output_is_an_error(
     assert fake.tasks == {}
 
 
-async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: AlibabaFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(root: str, fake: AlibabaFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = AlibabaProvider(config(server.base_url, timeout_seconds=0.3))
+    provider = AlibabaProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -238,8 +224,8 @@ async def test_bad_input_is_not_retryable(provider: AlibabaProvider, fake: Aliba
     assert "Unrecognized field(s): fps" in info.value.message
 
 
-async def test_wrong_key_is_not_retryable(server: FakeUpstream) -> None:
-    provider = AlibabaProvider(config(server.base_url, api_key="sk-wrong"))
+async def test_wrong_key_is_not_retryable(root: str) -> None:
+    provider = AlibabaProvider(config(root, api_key="sk-wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -249,8 +235,8 @@ async def test_wrong_key_is_not_retryable(server: FakeUpstream) -> None:
     assert info.value.message == "Invalid API-key provided."
 
 
-async def test_fake_requires_the_async_header(server: FakeUpstream) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as client:
+async def test_fake_requires_the_async_header(root: str) -> None:
+    async with httpx.AsyncClient(base_url=root) as client:
         response = await client.post(
             SYNTHESIS,
             headers={"Authorization": "Bearer sk-ds-test"},

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import pytest
 from fakes.byteplus_fake import BytePlusFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
-from providers.harness import poll_until_done, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ProviderError,
     ReferenceImage,
     Rejected,
@@ -22,27 +23,23 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.byteplus import BytePlusProvider
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
-LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
 REF = ReferenceImage(role="reference", url="https://example.test/ref.png", data=PNG, mime_type="image/png")
 TASKS = "/api/v3/contents/generations/tasks"
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_0001",
-        "model": "bytedance/seedance-1.0-pro",
-        "provider_model": "seedance-1-0-pro-250528",
-        "prompt": "a paper boat drifting on a quiet lake",
-        "duration": 5,
-        "width": 1280,
-        "height": 720,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-    }
-    fields.update(overrides)
-    return JobSpec(**fields)  # type: ignore[arg-type]
+WIRE = WIRINGS["byteplus"]
+config = partial(WIRE.config, timeout_seconds=2.0)
+make_job = job_maker(
+    job_id="vid_0001",
+    model="bytedance/seedance-1.0-pro",
+    provider_model="seedance-1-0-pro-250528",
+    prompt="a paper boat drifting on a quiet lake",
+    duration=5,
+    width=1280,
+    height=720,
+    resolution="720p",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
@@ -50,20 +47,9 @@ def fake() -> BytePlusFake:
     return BytePlusFake(polls_to_complete=3)
 
 
-def config(base_url: str, **overrides: object) -> ProviderConfig:
-    fields: dict[str, object] = {
-        "name": "byteplus",
-        "api_key": "ark-test",
-        "base_url": f"{base_url}/api/v3",
-        "timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return ProviderConfig(**fields)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-async def provider(server: FakeUpstream):
-    p = BytePlusProvider(config(server.base_url))
+async def provider(root: str) -> AsyncIterator[BytePlusProvider]:
+    p = BytePlusProvider(config(root))
     yield p
     await p.aclose()
 
@@ -138,8 +124,8 @@ async def test_newer_models_use_fields_and_image_roles(provider: BytePlusProvide
     assert fake.tasks[accepted.native_id].settings["duration"] == 8
 
 
-async def test_param_style_override_and_flags_typed_into_the_prompt(server: FakeUpstream, fake: BytePlusFake) -> None:
-    provider = BytePlusProvider(config(server.base_url, extra={"param_style": "fields"}))
+async def test_param_style_override_and_flags_typed_into_the_prompt(root: str, fake: BytePlusFake) -> None:
+    provider = BytePlusProvider(config(root, extra={"param_style": "fields"}))
     try:
         job = make_job(prompt="a boat --dur 12 --rs 1080p at dawn --camerafixed true", duration=5)
         accepted = await provider.submit(job)
@@ -216,10 +202,10 @@ async def test_create_faults_are_retryable(provider: BytePlusProvider, fake: Byt
     assert (await provider.submit(make_job())).native_id in fake.tasks
 
 
-async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: BytePlusFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(root: str, fake: BytePlusFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = BytePlusProvider(config(server.base_url, timeout_seconds=0.3))
+    provider = BytePlusProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -257,8 +243,8 @@ async def test_bad_input_is_not_retryable(
     assert info.value.request_id  # Ark's x-request-id
 
 
-async def test_wrong_key_is_not_retryable(server: FakeUpstream) -> None:
-    provider = BytePlusProvider(config(server.base_url, api_key="ark-wrong"))
+async def test_wrong_key_is_not_retryable(root: str) -> None:
+    provider = BytePlusProvider(config(root, api_key="ark-wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())

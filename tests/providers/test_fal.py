@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import pytest
 from fakes.fal_fake import FalFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
-from providers.harness import poll_until_done, read_all
+from providers.harness import job_maker, poll_until_done, read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -27,18 +28,17 @@ FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png",
 LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_0002",
-        "model": "kling-v2.1-master",
-        "provider_model": KLING_T2V,
-        "prompt": "a fox running through snow",
-        "duration": 5,
-        "width": 1280,
-        "height": 720,
-    }
-    fields.update(overrides)
-    return JobSpec(**fields)  # type: ignore[arg-type]
+WIRE = WIRINGS["fal"]
+config = partial(WIRE.config, timeout_seconds=2.0)
+make_job = job_maker(
+    job_id="vid_0002",
+    model="kling-v2.1-master",
+    provider_model=KLING_T2V,
+    prompt="a fox running through snow",
+    duration=5,
+    width=1280,
+    height=720,
+)
 
 
 @pytest.fixture
@@ -46,20 +46,9 @@ def fake() -> FalFake:
     return FalFake(polls_to_complete=3, queue_polls=1)
 
 
-def config(base_url: str, **overrides: object) -> ProviderConfig:
-    fields: dict[str, object] = {
-        "name": "fal",
-        "api_key": "fal_test",
-        "base_url": base_url,
-        "timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return ProviderConfig(**fields)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-async def provider(server: FakeUpstream):
-    p = FalProvider(config(server.base_url))
+async def provider(root: str) -> AsyncIterator[FalProvider]:
+    p = FalProvider(config(root))
     yield p
     await p.aclose()
 
@@ -141,12 +130,12 @@ def test_app_and_message_helpers() -> None:
     assert fal_message(None, "fallback") == "fallback"
 
 
-async def test_returned_urls_on_another_host_are_not_trusted(server: FakeUpstream) -> None:
-    provider = FalProvider(config(server.base_url))
+async def test_returned_urls_on_another_host_are_not_trusted(root: str) -> None:
+    provider = FalProvider(config(root))
     try:
         other = "https://elsewhere.test/fal-ai/evil/requests/abc"
         assert provider._app_from(other, "fal-ai/kling-video") == "fal-ai/kling-video"
-        ours = f"{server.base_url}/workflows/me/flow/requests/abc"
+        ours = f"{root}/workflows/me/flow/requests/abc"
         assert provider._app_from(ours, "workflows/me") == "workflows/me/flow"
     finally:
         await provider.aclose()
@@ -179,10 +168,10 @@ async def test_create_faults_are_retryable(provider: FalProvider, fake: FalFake,
     assert len(fake.tasks) == 1
 
 
-async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: FalFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(root: str, fake: FalFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = FalProvider(config(server.base_url, timeout_seconds=0.3))
+    provider = FalProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -210,8 +199,8 @@ async def test_invalid_input_is_not_retryable(provider: FalProvider) -> None:
     assert info.value.code == "validation_error"
 
 
-async def test_wrong_key_is_not_retryable(server: FakeUpstream, fake: FalFake) -> None:
-    provider = FalProvider(config(server.base_url, api_key="fal_wrong"))
+async def test_wrong_key_is_not_retryable(root: str, fake: FalFake) -> None:
+    provider = FalProvider(config(root, api_key="fal_wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())

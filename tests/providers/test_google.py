@@ -5,20 +5,20 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import httpx
 import pytest
 from fakes.google_fake import GoogleFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
+from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.harness import read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -31,49 +31,31 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x02" * 24
 MODEL = "veo-3.1-generate-preview"
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = dict(
-        job_id="vid_01JTESTGOOGLE",
-        model="google/veo-3.1",
-        provider_model=MODEL,
-        prompt="a lighthouse at dusk, slow push-in",
-        duration=8,
-        width=1280,
-        height=720,
-    )
-    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
+WIRE = WIRINGS["google"]
+config = partial(WIRE.config, timeout_seconds=5)
+make_job = job_maker(
+    job_id="vid_01JTESTGOOGLE",
+    model="google/veo-3.1",
+    provider_model=MODEL,
+    prompt="a lighthouse at dusk, slow push-in",
+    duration=8,
+    width=1280,
+    height=720,
+)
 
 
 def ref(role: str, data: bytes = PNG, mime: str = "image/png") -> ReferenceImage:
     return ReferenceImage(role=role, url=f"https://example.test/{role}", data=data, mime_type=mime)
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[GoogleFake, str]]:
-    """One fake server per module; each test gets it reset."""
-    fake = GoogleFake(api_key="g-test", polls_to_complete=3)
-    with FakeUpstream(fake.app) as server:
-        yield fake, server.base_url + "/v1beta"
+@pytest.fixture
+def fake() -> GoogleFake:
+    return GoogleFake(api_key="g-test", polls_to_complete=3)
 
 
 @pytest.fixture
-def fake(served: tuple[GoogleFake, str]) -> GoogleFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def base_url(served: tuple[GoogleFake, str]) -> str:
-    return served[1]
-
-
-def config(base_url: str, api_key: str = "g-test", timeout_seconds: float = 5) -> ProviderConfig:
-    return ProviderConfig(name="google", api_key=api_key, base_url=base_url, timeout_seconds=timeout_seconds)
-
-
-@pytest.fixture
-async def provider(fake: GoogleFake, base_url: str) -> AsyncIterator[GoogleProvider]:
-    p = GoogleProvider(config(base_url))
+async def provider(root: str) -> AsyncIterator[GoogleProvider]:
+    p = GoogleProvider(config(root))
     yield p
     await p.aclose()
 
@@ -198,10 +180,10 @@ async def test_create_fault_is_retryable(provider: GoogleProvider, fake: GoogleF
     assert fake.jobs == {}
 
 
-async def test_create_timeout_is_an_unknown_outcome(fake: GoogleFake, base_url: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: GoogleFake, root: str) -> None:
     fake.faults.hang_seconds = 1.5
     fake.faults.add("create", "timeout")
-    provider = GoogleProvider(config(base_url, timeout_seconds=0.3))
+    provider = GoogleProvider(config(root, timeout_seconds=0.3))
     started = time.monotonic()
     try:
         with pytest.raises(UnknownOutcome) as info:
@@ -214,7 +196,7 @@ async def test_create_timeout_is_an_unknown_outcome(fake: GoogleFake, base_url: 
 
 
 async def test_connection_refused_is_retryable() -> None:
-    provider = GoogleProvider(config(f"http://127.0.0.1:{free_port()}/v1beta", timeout_seconds=1))
+    provider = GoogleProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -246,8 +228,8 @@ async def test_unsupported_role_fails_over_without_a_call(provider: GoogleProvid
     assert fake.requests == []
 
 
-async def test_wrong_api_key_is_not_retryable(fake: GoogleFake, base_url: str) -> None:
-    provider = GoogleProvider(config(base_url, api_key="g-wrong"))
+async def test_wrong_api_key_is_not_retryable(fake: GoogleFake, root: str) -> None:
+    provider = GoogleProvider(config(root, api_key="g-wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -303,12 +285,12 @@ async def test_download_fault_then_success(provider: GoogleProvider, fake: Googl
     assert await read_all(provider, done.outputs[0]) == small_mp4()
 
 
-async def test_fake_validates_like_the_upstream(fake: GoogleFake, base_url: str) -> None:
+async def test_fake_validates_like_the_upstream(fake: GoogleFake, root: str) -> None:
     """The fake's own checks: auth shapes, instances, image shape, combinations, parameter types."""
     key = {"x-goog-api-key": "g-test"}
     path = f"/models/{MODEL}:predictLongRunning"
     img = {"bytesBase64Encoded": base64.b64encode(PNG).decode(), "mimeType": "image/png"}
-    async with httpx.AsyncClient(base_url=base_url) as client:
+    async with httpx.AsyncClient(base_url=root + WIRE.suffix) as client:
         r = await client.post(path, json={"instances": [{"prompt": "x"}]})
         assert r.status_code == 403 and r.json()["error"]["status"] == "PERMISSION_DENIED"
         bad = [

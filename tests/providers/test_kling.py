@@ -6,21 +6,20 @@ import base64
 import io
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import httpx
 import pytest
 from fakes.kling_fake import FAILURE_MESSAGE, KlingFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
+from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.harness import read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -34,46 +33,27 @@ FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png",
 LAST = ReferenceImage(role="last_frame", url="https://example.test/last.jpg", data=JPEG, mime_type="image/jpeg")
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": f"vid_{uuid.uuid4().hex[:12]}",
-        "model": "kling/kling-2.5-turbo",
-        "provider_model": "kling-v2-5-turbo",
-        "prompt": "a fox running through snow",
-        "duration": 5,
-        "width": 1920,
-        "height": 1080,
-        "resolution": "1080p",
-        "aspect_ratio": "16:9",
-    }
-    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[KlingFake, str]]:
-    fake = KlingFake(access_key="ak-test", secret_key="sk-test", polls_to_complete=3)
-    with FakeUpstream(fake.app) as server:
-        yield fake, server.base_url
+WIRE = WIRINGS["kling"]
+config = partial(WIRE.config, timeout_seconds=5)
+make_job = job_maker(
+    model="kling/kling-2.5-turbo",
+    provider_model="kling-v2-5-turbo",
+    prompt="a fox running through snow",
+    duration=5,
+    width=1920,
+    height=1080,
+    resolution="1080p",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
-def fake(served: tuple[KlingFake, str]) -> KlingFake:
-    served[0].reset()
-    return served[0]
+def fake() -> KlingFake:
+    return KlingFake(access_key="ak-test", secret_key="sk-test", polls_to_complete=3)
 
 
 @pytest.fixture
-def root(served: tuple[KlingFake, str]) -> str:
-    return served[1]
-
-
-def config(root: str, access: str = "ak-test", secret: str | None = "sk-test", timeout: float = 5) -> ProviderConfig:
-    extra = {"secret_key": secret} if secret is not None else {}
-    return ProviderConfig(name="kling", api_key=access, base_url=root, timeout_seconds=timeout, extra=extra)
-
-
-@pytest.fixture
-async def provider(fake: KlingFake, root: str) -> AsyncIterator[KlingProvider]:
+async def provider(root: str) -> AsyncIterator[KlingProvider]:
     p = KlingProvider(config(root))
     yield p
     await p.aclose()
@@ -214,7 +194,7 @@ async def test_create_faults_are_retryable(provider: KlingProvider, fake: KlingF
 async def test_create_timeout_is_an_unknown_outcome(fake: KlingFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = KlingProvider(config(root, timeout=0.3))
+    provider = KlingProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -225,7 +205,7 @@ async def test_create_timeout_is_an_unknown_outcome(fake: KlingFake, root: str) 
 
 
 async def test_connection_refused_is_retryable() -> None:
-    provider = KlingProvider(config(f"http://127.0.0.1:{free_port()}", timeout=1))
+    provider = KlingProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -256,7 +236,7 @@ async def test_bad_input_is_not_retryable(provider: KlingProvider, fake: KlingFa
 async def test_wrong_credentials_are_not_retryable(
     fake: KlingFake, root: str, access: str, secret: str, needle: str
 ) -> None:
-    provider = KlingProvider(config(root, access=access, secret=secret))
+    provider = KlingProvider(config(root, api_key=access, extra={"secret_key": secret}))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -267,7 +247,7 @@ async def test_wrong_credentials_are_not_retryable(
 
 
 async def test_missing_secret_fails_over_without_a_call(fake: KlingFake, root: str) -> None:
-    provider = KlingProvider(config(root, secret=None))
+    provider = KlingProvider(config(root, extra={"secret_key": None}))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())

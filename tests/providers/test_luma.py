@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import httpx
 import pytest
 from fakes.luma_fake import FAILURE_REASON, LumaFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
+from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.harness import read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -31,45 +31,28 @@ def ref(role: str, url: str | None = None) -> ReferenceImage:
     return ReferenceImage(role=role, url=url or f"https://example.test/{role}.png", data=PNG, mime_type="image/png")
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_01JTESTLUMA",
-        "model": "luma/ray-2",
-        "provider_model": "ray-2",
-        "prompt": "a koi pond in morning mist",
-        "duration": 5,
-        "width": 1280,
-        "height": 720,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-    }
-    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[LumaFake, str]]:
-    fake = LumaFake(api_key="luma-test", polls_to_complete=3)
-    with FakeUpstream(fake.app) as server:
-        yield fake, server.base_url
+WIRE = WIRINGS["luma"]
+config = partial(WIRE.config, timeout_seconds=5)
+make_job = job_maker(
+    job_id="vid_01JTESTLUMA",
+    model="luma/ray-2",
+    provider_model="ray-2",
+    prompt="a koi pond in morning mist",
+    duration=5,
+    width=1280,
+    height=720,
+    resolution="720p",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
-def fake(served: tuple[LumaFake, str]) -> LumaFake:
-    served[0].reset()
-    return served[0]
+def fake() -> LumaFake:
+    return LumaFake(api_key="luma-test", polls_to_complete=3)
 
 
 @pytest.fixture
-def root(served: tuple[LumaFake, str]) -> str:
-    return served[1]
-
-
-def config(root: str, api_key: str = "luma-test", timeout: float = 5) -> ProviderConfig:
-    return ProviderConfig(name="luma", api_key=api_key, base_url=f"{root}/dream-machine/v1", timeout_seconds=timeout)
-
-
-@pytest.fixture
-async def provider(fake: LumaFake, root: str) -> AsyncIterator[LumaProvider]:
+async def provider(root: str) -> AsyncIterator[LumaProvider]:
     p = LumaProvider(config(root))
     yield p
     await p.aclose()
@@ -187,7 +170,7 @@ async def test_create_faults_are_retryable(provider: LumaProvider, fake: LumaFak
 async def test_create_timeout_is_an_unknown_outcome(fake: LumaFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = LumaProvider(config(root, timeout=0.3))
+    provider = LumaProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -198,7 +181,7 @@ async def test_create_timeout_is_an_unknown_outcome(fake: LumaFake, root: str) -
 
 
 async def test_connection_refused_is_retryable() -> None:
-    provider = LumaProvider(config(f"http://127.0.0.1:{free_port()}", timeout=1))
+    provider = LumaProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())

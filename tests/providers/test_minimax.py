@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import pytest
 from fakes.minimax_fake import MiniMaxFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
-from providers.harness import poll_until_done, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -21,25 +22,19 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.minimax import MiniMaxProvider
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
-LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
-
-
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_0001",
-        "model": "minimax/hailuo-02",
-        "provider_model": "MiniMax-Hailuo-02",
-        "prompt": "a fox running through snow",
-        "duration": 6,
-        "width": 1366,
-        "height": 768,
-        "resolution": "768p",
-        "aspect_ratio": "16:9",
-    }
-    fields.update(overrides)
-    return JobSpec(**fields)  # type: ignore[arg-type]
+WIRE = WIRINGS["minimax"]
+config = partial(WIRE.config, timeout_seconds=2.0)
+make_job = job_maker(
+    job_id="vid_0001",
+    model="minimax/hailuo-02",
+    provider_model="MiniMax-Hailuo-02",
+    prompt="a fox running through snow",
+    duration=6,
+    width=1366,
+    height=768,
+    resolution="768p",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
@@ -47,15 +42,9 @@ def fake() -> MiniMaxFake:
     return MiniMaxFake(polls_to_complete=4)
 
 
-def config(base_url: str, **overrides: object) -> ProviderConfig:
-    fields: dict[str, object] = {"name": "minimax", "api_key": "mm-test", "base_url": base_url, "timeout_seconds": 2.0}
-    fields.update(overrides)
-    return ProviderConfig(**fields)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-async def provider(server: FakeUpstream):
-    p = MiniMaxProvider(config(server.base_url))
+async def provider(root: str) -> AsyncIterator[MiniMaxProvider]:
+    p = MiniMaxProvider(config(root))
     yield p
     await p.aclose()
 
@@ -115,8 +104,8 @@ async def test_first_and_last_frames_and_passthrough(provider: MiniMaxProvider, 
     assert body["duration"] == 6 and body["resolution"] == "1080P" and body["fast_pretreatment"] is True
 
 
-async def test_group_id_is_sent_when_configured(server: FakeUpstream, fake: MiniMaxFake) -> None:
-    provider = MiniMaxProvider(config(server.base_url, extra={"group_id": "1900000000"}))
+async def test_group_id_is_sent_when_configured(root: str, fake: MiniMaxFake) -> None:
+    provider = MiniMaxProvider(config(root, extra={"group_id": "1900000000"}))
     try:
         accepted = await provider.submit(make_job())
         await provider.poll(make_job(), accepted.native_id)
@@ -206,10 +195,10 @@ async def test_fake_validation_answers_2013_in_http_200(provider: MiniMaxProvide
     assert not info.value.retryable and "unknown field(s): watermark_please" in info.value.message
 
 
-async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: MiniMaxFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(root: str, fake: MiniMaxFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = MiniMaxProvider(config(server.base_url, timeout_seconds=0.3))
+    provider = MiniMaxProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -229,8 +218,8 @@ async def test_connection_refused_is_retryable() -> None:
     assert info.value.retryable
 
 
-async def test_wrong_key_is_not_retryable(server: FakeUpstream, fake: MiniMaxFake) -> None:
-    provider = MiniMaxProvider(config(server.base_url, api_key="mm-wrong"))
+async def test_wrong_key_is_not_retryable(root: str, fake: MiniMaxFake) -> None:
+    provider = MiniMaxProvider(config(root, api_key="mm-wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())

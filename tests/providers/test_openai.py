@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import av
 import httpx
 import pytest
 from fakes.openai_fake import OpenAIFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
+from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.harness import read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -28,45 +27,27 @@ from vidgate.gateway.providers.openai import OpenAIProvider
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = dict(
-        job_id="vid_01JTESTOPENAI",
-        model="openai/sora-2",
-        provider_model="sora-2",
-        prompt="a red kite over dunes",
-        duration=8,
-        width=1280,
-        height=720,
-    )
-    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[OpenAIFake, str]]:
-    """One fake server per module; each test gets it reset."""
-    fake = OpenAIFake(api_key="sk-test", polls_to_complete=3)
-    with FakeUpstream(fake.app) as server:
-        yield fake, server.base_url + "/v1"
+WIRE = WIRINGS["openai"]
+config = WIRE.config
+make_job = job_maker(
+    job_id="vid_01JTESTOPENAI",
+    model="openai/sora-2",
+    provider_model="sora-2",
+    prompt="a red kite over dunes",
+    duration=8,
+    width=1280,
+    height=720,
+)
 
 
 @pytest.fixture
-def fake(served: tuple[OpenAIFake, str]) -> OpenAIFake:
-    served[0].reset()
-    return served[0]
+def fake() -> OpenAIFake:
+    return OpenAIFake(api_key="sk-test", polls_to_complete=3)
 
 
 @pytest.fixture
-def base_url(served: tuple[OpenAIFake, str]) -> str:
-    return served[1]
-
-
-def config(base_url: str, **kw: object) -> ProviderConfig:
-    return ProviderConfig(name="openai", api_key=kw.pop("api_key", "sk-test"), base_url=base_url, **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def provider(fake: OpenAIFake, base_url: str) -> AsyncIterator[OpenAIProvider]:
-    p = OpenAIProvider(config(base_url, timeout_seconds=5))
+async def provider(root: str) -> AsyncIterator[OpenAIProvider]:
+    p = OpenAIProvider(config(root, timeout_seconds=5))
     yield p
     await p.aclose()
 
@@ -167,10 +148,10 @@ async def test_create_fault_is_retryable(provider: OpenAIProvider, fake: OpenAIF
     assert fake.jobs == {}
 
 
-async def test_create_timeout_is_an_unknown_outcome(fake: OpenAIFake, base_url: str) -> None:
+async def test_create_timeout_is_an_unknown_outcome(fake: OpenAIFake, root: str) -> None:
     fake.faults.hang_seconds = 1.5
     fake.faults.add("create", "timeout")
-    provider = OpenAIProvider(config(base_url, timeout_seconds=0.3))
+    provider = OpenAIProvider(config(root, timeout_seconds=0.3))
     started = time.monotonic()
     try:
         with pytest.raises(UnknownOutcome) as info:
@@ -184,7 +165,7 @@ async def test_create_timeout_is_an_unknown_outcome(fake: OpenAIFake, base_url: 
 
 
 async def test_connection_refused_is_retryable() -> None:
-    provider = OpenAIProvider(config(f"http://127.0.0.1:{free_port()}/v1", timeout_seconds=1))
+    provider = OpenAIProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -226,8 +207,8 @@ async def test_unsupported_duration_or_role_fails_over_without_a_call(
     assert fake.requests == []
 
 
-async def test_wrong_api_key_is_not_retryable(fake: OpenAIFake, base_url: str) -> None:
-    provider = OpenAIProvider(config(base_url, api_key="sk-wrong-key-123"))
+async def test_wrong_api_key_is_not_retryable(fake: OpenAIFake, root: str) -> None:
+    provider = OpenAIProvider(config(root, api_key="sk-wrong-key-123"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -285,9 +266,9 @@ async def test_download_5xx_is_retryable(provider: OpenAIProvider, fake: OpenAIF
     assert await read_all(provider, done.outputs[0]) == small_mp4()
 
 
-async def test_fake_validates_like_the_upstream(fake: OpenAIFake, base_url: str) -> None:
+async def test_fake_validates_like_the_upstream(fake: OpenAIFake, root: str) -> None:
     """The fake's own checks: JSON bodies, string-typed seconds, enums, auth."""
-    base = base_url
+    base = root + WIRE.suffix
     auth = {"Authorization": "Bearer sk-test"}
     async with httpx.AsyncClient(base_url=base) as client:
         r = await client.post("/videos", json={"prompt": "x", "seconds": 8}, headers=auth)

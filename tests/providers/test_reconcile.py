@@ -1,55 +1,33 @@
 """Lost create answers, against every adapter's fake: unknown, not rejected, and found again where the upstream can.
 
-Each case names an adapter, the fake it speaks to and how the two are wired; the tests then make
-the fake fail the way real services do (the job is made, the answer is lost) and check what
-``submit`` raises and what ``find`` answers.
+Each case names a provider (its adapter and fake as ``wiring.WIRINGS`` wires them) and a job it
+takes; the tests then make the fake fail the way real services do (the job is made, the answer is
+lost) and check what ``submit`` raises and what ``find`` answers.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fakes.alibaba_fake import AlibabaFake
-from fakes.byteplus_fake import BytePlusFake
-from fakes.fal_fake import FalFake
-from fakes.google_fake import GoogleFake
-from fakes.kling_fake import KlingFake
-from fakes.luma_fake import LumaFake
-from fakes.minimax_fake import MiniMaxFake
 from fakes.openai_fake import OpenAIFake
-from fakes.replicate_fake import ReplicateFake
-from fakes.runway_fake import RunwayFake
 from fakes.server import FakeUpstream, free_port, small_mp4
-from fakes.vertex_fake import VertexFake
 
-from providers.harness import poll_until_done, read_all
-from vidgate.gateway.ids import new_id
-from vidgate.gateway.providers.alibaba import AlibabaProvider
+from providers.harness import job_maker, poll_until_done, read_all
+from providers.wiring import WIRINGS, Wiring
 from vidgate.gateway.providers.base import (
     Accepted,
     JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
     UnknownOutcome,
 )
-from vidgate.gateway.providers.byteplus import BytePlusProvider
-from vidgate.gateway.providers.fal import FalProvider
-from vidgate.gateway.providers.google import GoogleProvider
-from vidgate.gateway.providers.google_vertex import VertexProvider
-from vidgate.gateway.providers.kling import KlingProvider
-from vidgate.gateway.providers.luma import LumaProvider
-from vidgate.gateway.providers.minimax import MiniMaxProvider
-from vidgate.gateway.providers.openai import OpenAIProvider
 from vidgate.gateway.providers.reconcile import MAX_PAGES, recent
-from vidgate.gateway.providers.replicate import ReplicateProvider
-from vidgate.gateway.providers.runway import RunwayProvider
 
 TIMEOUT = 0.5  # the adapters' read timeout here; an accept-hang outlasts it
 MASK = ReferenceImage(role="mask", url="https://example.test/mask.png", data=b"\x89PNG", mime_type="image/png")
@@ -57,33 +35,24 @@ MASK = ReferenceImage(role="mask", url="https://example.test/mask.png", data=b"\
 
 @dataclass(frozen=True)
 class Case:
-    """One adapter wired to its fake, and what reconcile can do there."""
+    """One adapter wired to its fake (``wiring.WIRINGS``), and what reconcile can do there."""
 
     name: str
-    adapter: type[Any]
-    fake: Callable[[], Any]
-    key: str
-    suffix: str  # the API's path under the fake's root
     job: dict[str, Any]
     jobs: Callable[[Any], list[str]]  # native ids of every job the fake made, oldest first
     lost: str  # what find answers after a lost create: "found", "ambiguous" or "unsupported"
-    extra: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, Any] | None = None  # job fields the adapter refuses before sending
     list_op: str = "list"  # the fake's fault op for the call find makes
 
-    def config(self, root: str, key: str | None = None, **extra: Any) -> ProviderConfig:
-        settings = {k: (root if v == "{root}" else v) for k, v in {**self.extra, **extra}.items()}
-        return ProviderConfig(
-            name=self.name,
-            api_key=key or self.key,
-            base_url=root + self.suffix,
-            timeout_seconds=TIMEOUT,
-            extra=settings,
-        )
+    @property
+    def wiring(self) -> Wiring:
+        return WIRINGS[self.name]
+
+    def adapter(self, root: str, api_key: str | None = None, **extra: Any) -> Any:
+        return self.wiring.adapter(self.wiring.config(root, api_key=api_key, extra=extra, timeout_seconds=TIMEOUT))
 
     def make_job(self, **overrides: Any) -> JobSpec:
-        fields = {"job_id": new_id("vid"), "width": 1280, "height": 720, **self.job, **overrides}
-        return JobSpec(**fields)
+        return job_maker(**{"width": 1280, "height": 720, **self.job})(**overrides)
 
 
 def _ids(mapping_of: Callable[[Any], dict[str, Any]]) -> Callable[[Any], list[str]]:
@@ -92,69 +61,68 @@ def _ids(mapping_of: Callable[[Any], dict[str, Any]]) -> Callable[[Any], list[st
 
 CASES = [
     Case(
-        "openai", OpenAIProvider, OpenAIFake, "sk-test", "/v1",
+        "openai",
         {"model": "openai/sora-2", "provider_model": "sora-2", "prompt": "a red kite over dunes", "duration": 8},
         _ids(lambda f: f.jobs), "found", refused={"duration": 5},
     ),
     Case(
-        "google", GoogleProvider, GoogleFake, "g-test", "/v1beta",
+        "google",
         {"model": "google/veo-3.1", "provider_model": "veo-3.1-generate-preview", "prompt": "a lighthouse at dusk",
          "duration": 8},
         lambda f: [j["name"] for j in f.jobs.values()], "unsupported", refused={"references": (MASK,)},
     ),
     Case(
-        "google-vertex", VertexProvider, VertexFake, "ya29.test", "/v1",
+        "google-vertex",
         {"model": "google/veo-3.0", "provider_model": "veo-3.0-generate-001", "prompt": "a lighthouse at dusk",
          "duration": 8},
         _ids(lambda f: f.operations), "unsupported",
-        extra={"project": "proj-test", "location": "us-central1", "storage_base_url": "{root}"},
         refused={"provider_model": "veo-2.0-generate-001", "audio": True},
     ),
     Case(
-        "runway", RunwayProvider, RunwayFake, "key_test", "",
+        "runway",
         {"model": "runway/gen4.5", "provider_model": "gen4.5", "prompt": "a paper boat in the rain", "duration": 5},
         _ids(lambda f: f.tasks), "unsupported", refused={"provider_model": "gen4_turbo"},
     ),
     Case(
-        "fal", FalProvider, FalFake, "fal_test", "",
+        "fal",
         {"model": "kling-v2.1-master", "provider_model": "fal-ai/kling-video/v2.1/master/text-to-video",
          "prompt": "a fox running through snow", "duration": 5},
         lambda f: [f"{t.app}|{t.id}" for t in f.tasks.values()], "unsupported",
         refused={"provider_model": "fal-ai/kling-video/v2.1/first-last-frame-to-video"},
     ),
     Case(
-        "luma", LumaProvider, LumaFake, "luma-test", "/dream-machine/v1",
+        "luma",
         {"model": "luma/ray-2", "provider_model": "ray-2", "prompt": "a koi pond in morning mist", "duration": 5,
          "resolution": "720p", "aspect_ratio": "16:9"},
         _ids(lambda f: f.generations), "found", refused={"seed": 7},
     ),
     Case(
-        "replicate", ReplicateProvider, ReplicateFake, "r8_test", "/v1",
+        "replicate",
         {"model": "luma/ray-2", "provider_model": "luma/ray-2-720p", "prompt": "a fox running through snow",
          "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"},
         _ids(lambda f: f.predictions), "found", refused={"sample_count": 2},
     ),
     Case(
-        "kling", KlingProvider, KlingFake, "ak-test", "",
+        "kling",
         {"model": "kling/kling-2.5-turbo", "provider_model": "kling-v2-5-turbo", "prompt": "a fox running through snow",
          "duration": 5, "width": 1920, "height": 1080, "resolution": "1080p", "aspect_ratio": "16:9"},
         lambda f: [f"{t.endpoint}/{t.id}" for t in f.tasks.values()], "found",
-        extra={"secret_key": "sk-test"}, refused={"seed": 7}, list_op="poll",
+        refused={"seed": 7}, list_op="poll",
     ),
     Case(
-        "minimax", MiniMaxProvider, MiniMaxFake, "mm-test", "",
+        "minimax",
         {"model": "minimax/hailuo-02", "provider_model": "MiniMax-Hailuo-02", "prompt": "a fox running through snow",
          "duration": 6, "width": 1366, "height": 768, "resolution": "768p", "aspect_ratio": "16:9"},
         _ids(lambda f: f.tasks), "unsupported", refused={"seed": 7},
     ),
     Case(
-        "byteplus", BytePlusProvider, BytePlusFake, "ark-test", "/api/v3",
+        "byteplus",
         {"model": "bytedance/seedance-1.0-pro", "provider_model": "seedance-1-0-pro-250528",
          "prompt": "a paper boat on a quiet lake", "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"},
         _ids(lambda f: f.tasks), "ambiguous", refused={"negative_prompt": "blurry"},
     ),
     Case(
-        "alibaba", AlibabaProvider, AlibabaFake, "sk-ds-test", "/api/v1",
+        "alibaba",
         {"model": "alibaba/wan-2.5", "provider_model": "wan2.5-t2v-preview", "prompt": "a lighthouse at dusk",
          "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"},
         _ids(lambda f: f.tasks), "unsupported", refused={"sample_count": 2},
@@ -170,14 +138,14 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 @pytest.fixture
 def fake(case: Case) -> Any:
-    made = case.fake()
+    made = case.wiring.fake()
     made.faults.hang_seconds = TIMEOUT * 2
     return made
 
 
 @pytest.fixture
 async def provider(case: Case, server: FakeUpstream) -> AsyncIterator[Any]:
-    adapter = case.adapter(case.config(server.base_url))
+    adapter = case.adapter(server.base_url)
     yield adapter
     await adapter.aclose()
 
@@ -272,7 +240,7 @@ async def test_openai_fake_can_answer_a_repeated_key_with_the_first_job() -> Non
     fake = OpenAIFake()
     fake.dedupe_idempotency_keys = True  # the real API's behaviour here is unverified
     with FakeUpstream(fake.app) as running:
-        provider = OpenAIProvider(CASES[0].config(running.base_url))
+        provider = CASES[0].adapter(running.base_url)
         try:
             job = CASES[0].make_job()
             first, again = await provider.submit(job), await provider.submit(job)
@@ -294,7 +262,7 @@ async def test_an_answered_error_is_a_definite_rejection(case: Case, fake: Any, 
 
 
 async def test_wrong_credentials_are_a_definite_rejection(case: Case, server: FakeUpstream) -> None:
-    provider = case.adapter(case.config(server.base_url, key="wrong-key"))
+    provider = case.adapter(server.base_url, api_key="wrong-key")
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(case.make_job())
@@ -304,7 +272,7 @@ async def test_wrong_credentials_are_a_definite_rejection(case: Case, server: Fa
 
 
 async def test_an_unreachable_upstream_is_a_definite_rejection(case: Case) -> None:
-    provider = case.adapter(case.config(f"http://127.0.0.1:{free_port()}"))
+    provider = case.adapter(f"http://127.0.0.1:{free_port()}")
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(case.make_job())
@@ -315,7 +283,7 @@ async def test_an_unreachable_upstream_is_a_definite_rejection(case: Case) -> No
 
 async def test_output_links_expire(case: Case, fake: Any, server: FakeUpstream) -> None:
     extra = {"storage_uri": "gs://bucket/out"} if case.name == "google-vertex" else {}
-    provider = case.adapter(case.config(server.base_url, **extra))
+    provider = case.adapter(server.base_url, **extra)
     try:
         job = case.make_job()
         accepted = await provider.submit(job)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import pytest
 from fakes.replicate_fake import FAILURE_ERROR, ReplicateFake, parse_duration
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
+from providers.harness import FIRST, LAST, PNG, job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.harness import read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
     ReferenceImage,
     Rejected,
     RemoteProvider,
@@ -24,50 +24,28 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.replicate import ReplicateProvider, cancel_after
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
-LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
-
-
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_01JTESTREPLICATE",
-        "model": "luma/ray-2",
-        "provider_model": "luma/ray-2-720p",
-        "prompt": "a fox running through snow",
-        "duration": 5,
-        "width": 1280,
-        "height": 720,
-        "resolution": "720p",
-        "aspect_ratio": "16:9",
-    }
-    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[ReplicateFake, str]]:
-    fake = ReplicateFake(api_token="r8_test", polls_to_complete=3)
-    with FakeUpstream(fake.app) as server:
-        yield fake, server.base_url
+WIRE = WIRINGS["replicate"]
+config = partial(WIRE.config, timeout_seconds=5)
+make_job = job_maker(
+    job_id="vid_01JTESTREPLICATE",
+    model="luma/ray-2",
+    provider_model="luma/ray-2-720p",
+    prompt="a fox running through snow",
+    duration=5,
+    width=1280,
+    height=720,
+    resolution="720p",
+    aspect_ratio="16:9",
+)
 
 
 @pytest.fixture
-def fake(served: tuple[ReplicateFake, str]) -> ReplicateFake:
-    served[0].reset()
-    return served[0]
+def fake() -> ReplicateFake:
+    return ReplicateFake(api_token="r8_test", polls_to_complete=3)
 
 
 @pytest.fixture
-def root(served: tuple[ReplicateFake, str]) -> str:
-    return served[1]
-
-
-def config(root: str, token: str = "r8_test", timeout: float = 5) -> ProviderConfig:
-    return ProviderConfig(name="replicate", api_key=token, base_url=f"{root}/v1", timeout_seconds=timeout)
-
-
-@pytest.fixture
-async def provider(fake: ReplicateFake, root: str) -> AsyncIterator[ReplicateProvider]:
+async def provider(root: str) -> AsyncIterator[ReplicateProvider]:
     p = ReplicateProvider(config(root))
     yield p
     await p.aclose()
@@ -281,7 +259,7 @@ async def test_create_faults_are_retryable(provider: ReplicateProvider, fake: Re
 async def test_create_timeout_is_an_unknown_outcome(fake: ReplicateFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = ReplicateProvider(config(root, timeout=0.3))
+    provider = ReplicateProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -292,7 +270,7 @@ async def test_create_timeout_is_an_unknown_outcome(fake: ReplicateFake, root: s
 
 
 async def test_connection_refused_is_retryable() -> None:
-    provider = ReplicateProvider(config(f"http://127.0.0.1:{free_port()}", timeout=1))
+    provider = ReplicateProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -313,7 +291,7 @@ async def test_invalid_input_is_not_retryable(provider: ReplicateProvider, fake:
 
 
 async def test_wrong_token_is_not_retryable(fake: ReplicateFake, root: str) -> None:
-    provider = ReplicateProvider(config(root, token="r8_wrong"))
+    provider = ReplicateProvider(config(root, api_key="r8_wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())

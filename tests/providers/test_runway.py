@@ -3,42 +3,36 @@
 from __future__ import annotations
 
 import io
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import httpx
 import pytest
 from fakes.runway_fake import RunwayFake
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 
-from providers.harness import poll_until_done, read_all
+from providers.harness import FIRST, LAST, job_maker, poll_until_done, read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
-    ProviderConfig,
-    ReferenceImage,
     Rejected,
     RemoteProvider,
     UnknownOutcome,
 )
 from vidgate.gateway.providers.runway import RunwayProvider, pick_duration, pick_ratio
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
-LAST = ReferenceImage(role="last_frame", url="https://example.test/last.png", data=PNG, mime_type="image/png")
-
-
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_0001",
-        "model": "runway/gen4.5",
-        "provider_model": "gen4.5",
-        "prompt": "a paper boat on a rainy street",
-        "duration": 5,
-        "width": 1280,
-        "height": 720,
-    }
-    fields.update(overrides)
-    return JobSpec(**fields)  # type: ignore[arg-type]
+WIRE = WIRINGS["runway"]
+config = partial(WIRE.config, timeout_seconds=2.0)
+make_job = job_maker(
+    job_id="vid_0001",
+    model="runway/gen4.5",
+    provider_model="gen4.5",
+    prompt="a paper boat on a rainy street",
+    duration=5,
+    width=1280,
+    height=720,
+)
 
 
 @pytest.fixture
@@ -46,20 +40,9 @@ def fake() -> RunwayFake:
     return RunwayFake(polls_to_complete=4)
 
 
-def config(base_url: str, **overrides: object) -> ProviderConfig:
-    fields: dict[str, object] = {
-        "name": "runway",
-        "api_key": "key_test",
-        "base_url": base_url,
-        "timeout_seconds": 2.0,
-    }
-    fields.update(overrides)
-    return ProviderConfig(**fields)  # type: ignore[arg-type]
-
-
 @pytest.fixture
-async def provider(server: FakeUpstream):
-    p = RunwayProvider(config(server.base_url))
+async def provider(root: str) -> AsyncIterator[RunwayProvider]:
+    p = RunwayProvider(config(root))
     yield p
     await p.aclose()
 
@@ -189,10 +172,10 @@ async def test_create_faults_are_retryable(provider: RunwayProvider, fake: Runwa
     assert (await provider.submit(make_job())).native_id in fake.tasks  # the next try goes through
 
 
-async def test_create_timeout_is_an_unknown_outcome(server: FakeUpstream, fake: RunwayFake) -> None:
+async def test_create_timeout_is_an_unknown_outcome(root: str, fake: RunwayFake) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = RunwayProvider(config(server.base_url, timeout_seconds=0.3))
+    provider = RunwayProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -226,8 +209,8 @@ async def test_bad_input_is_not_retryable(
     assert needle in info.value.message
 
 
-async def test_wrong_key_is_not_retryable(server: FakeUpstream) -> None:
-    provider = RunwayProvider(config(server.base_url, api_key="key_wrong"))
+async def test_wrong_key_is_not_retryable(root: str) -> None:
+    provider = RunwayProvider(config(root, api_key="key_wrong"))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -237,8 +220,8 @@ async def test_wrong_key_is_not_retryable(server: FakeUpstream) -> None:
     assert "Invalid API key" in info.value.message
 
 
-async def test_fake_requires_version_header(server: FakeUpstream) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url) as client:
+async def test_fake_requires_version_header(root: str) -> None:
+    async with httpx.AsyncClient(base_url=root) as client:
         response = await client.post(
             "/v1/text_to_video",
             headers={"Authorization": "Bearer key_test"},
@@ -261,7 +244,7 @@ async def test_poll_faults_are_retryable_and_polling_recovers(provider: RunwayPr
     assert seen[-1].status == "completed"
 
 
-async def test_throttled_maps_to_queued(server: FakeUpstream, fake: RunwayFake, provider: RunwayProvider) -> None:
+async def test_throttled_maps_to_queued(root: str, fake: RunwayFake, provider: RunwayProvider) -> None:
     fake.throttle = True
     job = make_job()
     accepted = await provider.submit(job)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 
 import av
 import httpx
 import pytest
-from fakes.server import FakeUpstream, free_port, small_mp4
+from fakes.server import free_port, small_mp4
 from fakes.vertex_fake import FAILURE_MESSAGE, VertexFake
 
+from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.harness import read_all
+from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
-    JobSpec,
     PollFailed,
     ProviderConfig,
     ReferenceImage,
@@ -30,50 +31,30 @@ MODEL = "veo-3.0-generate-001"
 MODEL_PATH = f"projects/proj-test/locations/us-central1/publishers/google/models/{MODEL}"
 
 
-def make_job(**overrides: object) -> JobSpec:
-    fields: dict[str, object] = {
-        "job_id": "vid_01JTESTVERTEX",
-        "model": "google/veo-3.0",
-        "provider_model": MODEL,
-        "prompt": "a lighthouse at dusk, slow push-in",
-        "duration": 8,
-        "width": 1280,
-        "height": 720,
-    }
-    return JobSpec(**{**fields, **overrides})  # type: ignore[arg-type]
+WIRE = WIRINGS["google-vertex"]
+config = partial(WIRE.config, timeout_seconds=5)
+make_job = job_maker(
+    job_id="vid_01JTESTVERTEX",
+    model="google/veo-3.0",
+    provider_model=MODEL,
+    prompt="a lighthouse at dusk, slow push-in",
+    duration=8,
+    width=1280,
+    height=720,
+)
 
 
 def ref(role: str, data: bytes = PNG, mime: str = "image/png") -> ReferenceImage:
     return ReferenceImage(role=role, url=f"https://example.test/{role}", data=data, mime_type=mime)
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[tuple[VertexFake, str]]:
-    fake = VertexFake(token="ya29.test", project="proj-test", polls_to_complete=3)
-    with FakeUpstream(fake.app) as server:
-        yield fake, server.base_url
+@pytest.fixture
+def fake() -> VertexFake:
+    return VertexFake(token="ya29.test", project="proj-test", polls_to_complete=3)
 
 
 @pytest.fixture
-def fake(served: tuple[VertexFake, str]) -> VertexFake:
-    served[0].reset()
-    return served[0]
-
-
-@pytest.fixture
-def root(served: tuple[VertexFake, str]) -> str:
-    return served[1]
-
-
-def config(root: str, *, token: str = "ya29.test", timeout: float = 5, **extra: object) -> ProviderConfig:
-    settings = {"project": "proj-test", "location": "us-central1", "storage_base_url": root, **extra}
-    return ProviderConfig(
-        name="google-vertex", api_key=token, base_url=f"{root}/v1", timeout_seconds=timeout, extra=settings
-    )
-
-
-@pytest.fixture
-async def provider(fake: VertexFake, root: str) -> AsyncIterator[VertexProvider]:
+async def provider(root: str) -> AsyncIterator[VertexProvider]:
     p = VertexProvider(config(root))
     yield p
     await p.aclose()
@@ -172,7 +153,7 @@ async def test_veo2_takes_no_audio_parameter(provider: VertexProvider, fake: Ver
 
 
 async def test_storage_uri_outputs_are_fetched_from_storage(fake: VertexFake, root: str) -> None:
-    provider = VertexProvider(config(root, storage_uri="gs://vidgate-out/veo/"))
+    provider = VertexProvider(config(root, extra={"storage_uri": "gs://vidgate-out/veo/"}))
     try:
         job = make_job()
         accepted = await provider.submit(job)
@@ -247,7 +228,7 @@ async def test_create_fault_is_retryable(provider: VertexProvider, fake: VertexF
 async def test_create_timeout_is_an_unknown_outcome(fake: VertexFake, root: str) -> None:
     fake.faults.hang_seconds = 1.0
     fake.faults.add("create", "timeout")
-    provider = VertexProvider(config(root, timeout=0.3))
+    provider = VertexProvider(config(root, timeout_seconds=0.3))
     try:
         with pytest.raises(UnknownOutcome) as info:
             await provider.submit(make_job())
@@ -258,7 +239,7 @@ async def test_create_timeout_is_an_unknown_outcome(fake: VertexFake, root: str)
 
 
 async def test_connection_refused_is_retryable() -> None:
-    provider = VertexProvider(config(f"http://127.0.0.1:{free_port()}", timeout=1))
+    provider = VertexProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
     try:
         with pytest.raises(Rejected) as info:
             await provider.submit(make_job())
@@ -284,8 +265,8 @@ async def test_bad_input_is_not_retryable(provider: VertexProvider, fake: Vertex
 
 async def test_wrong_token_and_wrong_project_are_not_retryable(fake: VertexFake, root: str) -> None:
     for cfg, status, needle in (
-        (config(root, token="ya29.wrong"), 401, "invalid authentication credentials"),
-        (config(root, project="someone-else"), 403, "aiplatform.endpoints.predict"),
+        (config(root, api_key="ya29.wrong"), 401, "invalid authentication credentials"),
+        (config(root, extra={"project": "someone-else"}), 403, "aiplatform.endpoints.predict"),
     ):
         provider = VertexProvider(cfg)
         try:

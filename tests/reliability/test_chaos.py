@@ -119,8 +119,9 @@ def postgres_cluster(root: Path, pg: Any, s3: Any) -> Cluster:
         for i in range(2)
     ]
     workers = [GatewayProcess(root / f"worker{i}", env=env, command="worker", log_name="worker") for i in range(2)]
-    return Cluster("postgres", apis, [("api0", apis[0]), ("api1", apis[1]), ("worker0", workers[0]),
-                                      ("worker1", workers[1])])
+    return Cluster(
+        "postgres", apis, [("api0", apis[0]), ("api1", apis[1]), ("worker0", workers[0]), ("worker1", workers[1])]
+    )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -144,8 +145,9 @@ class Client:
         self.connection_errors = 0
         self.rng = random.Random(SEED + 2)
         self.lock = threading.Lock()
-        self.http = {api.base_url: httpx.Client(base_url=api.base_url, headers=self.headers, timeout=10) for api in
-                     cluster.apis}
+        self.http = {
+            api.base_url: httpx.Client(base_url=api.base_url, headers=self.headers, timeout=10) for api in cluster.apis
+        }
 
     def call(self, method: str, path: str, timeout: float = 60, **kwargs: Any) -> httpx.Response:
         deadline = time.monotonic() + timeout
@@ -245,13 +247,15 @@ def run(cluster: Cluster, receiver: Receiver, hook_url: str) -> None:
     statuses = Counter(jobs.values())
     assert set(statuses) <= {"completed", "failed"}, statuses
     # Ended exactly once: one terminal event per job.
-    terminal = dict(rows(gw, "SELECT job_id, COUNT(*) FROM events WHERE type IN (?, ?, ?, ?) GROUP BY job_id",
-                         *TERMINAL))
+    terminal = dict(
+        rows(gw, "SELECT job_id, COUNT(*) FROM events WHERE type IN (?, ?, ?, ?) GROUP BY job_id", *TERMINAL)
+    )
     assert {i: terminal.get(i, 0) for i in ids} == dict.fromkeys(ids, 1)
     # Held once, settled or voided once.
     kinds: dict[str, Counter[str]] = {}
-    for job_id, kind, n in rows(gw, "SELECT job_id, kind, COUNT(*) FROM ledger WHERE job_id IS NOT NULL "
-                                    "GROUP BY job_id, kind"):
+    for job_id, kind, n in rows(
+        gw, "SELECT job_id, kind, COUNT(*) FROM ledger WHERE job_id IS NOT NULL GROUP BY job_id, kind"
+    ):
         kinds.setdefault(job_id, Counter())[kind] = n
     for job_id, status in jobs.items():
         want = {"hold": 1, "charge": 1, "release": 1} if status == "completed" else {"hold": 1, "release": 1}

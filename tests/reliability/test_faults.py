@@ -173,13 +173,17 @@ def test_twenty_percent_upstream_faults(gateway_with_faults: GatewayProcess, ups
 
     # Each job is held once and settled or voided once.
     kinds: dict[str, Counter[str]] = {}
-    for job_id, kind, count in rows(gw, "SELECT job_id, kind, COUNT(*) FROM ledger WHERE job_id IS NOT NULL "
-                                        "GROUP BY job_id, kind"):
+    for job_id, kind, count in rows(
+        gw, "SELECT job_id, kind, COUNT(*) FROM ledger WHERE job_id IS NOT NULL GROUP BY job_id, kind"
+    ):
         kinds.setdefault(job_id, Counter())[kind] = count
     double_charges = sum(1 for c in kinds.values() if any(n > 1 for n in c.values()))
     for job_id in jobs:
-        expected = {"hold": 1, "charge": 1, "release": 1} if final[job_id]["status"] == "completed" else {
-            "hold": 1, "release": 1}
+        expected = (
+            {"hold": 1, "charge": 1, "release": 1}
+            if final[job_id]["status"] == "completed"
+            else {"hold": 1, "release": 1}
+        )
         assert kinds[job_id] == expected, (job_id, kinds[job_id])
     check_ledger(gw)
     server_errors = sum(n for code, n in api_statuses.items() if code >= 500)

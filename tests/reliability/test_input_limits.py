@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from vidgate.gateway.jobs.spec import Reference
 from vidgate.gateway.net import BlockedURL
 from vidgate.gateway.render.image import ImageDecodeError, decode_image
 from vidgate.gateway.render.imagesize import ImageInfo, sniff
@@ -344,9 +345,9 @@ def test_a_redirect_to_a_url_that_does_not_parse_fails_the_reference() -> None:
         return httpx.Response(302, headers={"location": "https://a.test:99999/frame.png"})
 
     async def go() -> None:
-        spec = {"references": [{"role": "first_frame", "url": "https://93.184.216.34/frame.png"}]}
+        refs = [Reference(role="first_frame", url="https://93.184.216.34/frame.png")]
         async with httpx.AsyncClient(transport=httpx.MockTransport(public)) as client:
             with pytest.raises(BlockedURL, match="does not parse"):
-                await fetch_references(client, spec, Settings(allow_private_urls=False))
+                await fetch_references(client, refs, Settings(allow_private_urls=False))
 
     asyncio.run(go())

@@ -117,8 +117,9 @@ def probe_during(dep: Deployment, pid: int, targets: dict[str, tuple[str, str, d
                 r = c.request(method, path, **kwargs, **extra)
                 body = r.json() if r.headers.get("content-type", "").startswith("application/json") else None
                 with lock:
-                    probes.append(Probe(name, t - began, time.monotonic() - t, r.status_code, body,
-                                        r.headers.get("retry-after")))
+                    probes.append(
+                        Probe(name, t - began, time.monotonic() - t, r.status_code, body, r.headers.get("retry-after"))
+                    )
                 if method == "POST" and r.status_code == 202:
                     dep.jobs.append(r.json()["id"])
                 time.sleep(0.2)
@@ -189,8 +190,9 @@ def finish(dep: Deployment) -> dict[str, int]:
     statuses = Counter(d["status"] for d in done)
     assert statuses == {"completed": len(dep.jobs)}, statuses
     kinds: dict[str, Counter[str]] = defaultdict(Counter)
-    for job_id, kind, n in rows(dep.api, "SELECT job_id, kind, COUNT(*) FROM ledger WHERE job_id IS NOT NULL "
-                                         "GROUP BY job_id, kind"):
+    for job_id, kind, n in rows(
+        dep.api, "SELECT job_id, kind, COUNT(*) FROM ledger WHERE job_id IS NOT NULL GROUP BY job_id, kind"
+    ):
         kinds[job_id][kind] = n
     assert all(kinds[i] == {"hold": 1, "charge": 1, "release": 1} for i in dep.jobs)
     check_ledger(dep.api)
@@ -201,13 +203,17 @@ def finish(dep: Deployment) -> dict[str, int]:
 def test_database_outage(deployment: Deployment) -> None:
     dep = deployment
     in_flight = start_jobs(dep, n_long=3, n_short=5)
-    probes = probe_during(dep, dep.pg._proc.pid, {
-        "healthz": ("GET", "/healthz", {}),
-        "readyz": ("GET", "/readyz", {}),
-        "get": ("GET", f"/v1/videos/{in_flight[0]}", {}),
-        "list": ("GET", "/v1/videos", {}),
-        "create": ("POST", "/v1/videos", {"json": RENDER}),
-    })
+    probes = probe_during(
+        dep,
+        dep.pg._proc.pid,
+        {
+            "healthz": ("GET", "/healthz", {}),
+            "readyz": ("GET", "/readyz", {}),
+            "get": ("GET", f"/v1/videos/{in_flight[0]}", {}),
+            "list": ("GET", "/v1/videos", {}),
+            "create": ("POST", "/v1/videos", {"json": RENDER}),
+        },
+    )
     recovered = recover(dep, {"readyz": "/readyz", "get": f"/v1/videos/{in_flight[0]}"})
     # Answered a clear second before the database came back: a probe answered at the boundary may have been
     # checked after it, however the client's clock saw it.
@@ -241,13 +247,17 @@ def test_object_store_outage(deployment: Deployment) -> None:
     with dep.api.client(dep.key) as c:
         done = next(i for i in dep.jobs if c.get(f"/v1/videos/{i}").json()["status"] == "completed")
     in_flight = start_jobs(dep, n_long=3, n_short=5)
-    probes = probe_during(dep, dep.s3._proc.pid, {
-        "healthz": ("GET", "/healthz", {}),
-        "readyz": ("GET", "/readyz", {}),
-        "content": ("GET", f"/v1/videos/{done}/content", {}),
-        "get": ("GET", f"/v1/videos/{in_flight[0]}", {}),
-        "create": ("POST", "/v1/videos", {"json": RENDER}),
-    })
+    probes = probe_during(
+        dep,
+        dep.s3._proc.pid,
+        {
+            "healthz": ("GET", "/healthz", {}),
+            "readyz": ("GET", "/readyz", {}),
+            "content": ("GET", f"/v1/videos/{done}/content", {}),
+            "get": ("GET", f"/v1/videos/{in_flight[0]}", {}),
+            "create": ("POST", "/v1/videos", {"json": RENDER}),
+        },
+    )
     recovered = recover(dep, {"readyz": "/readyz", "content": f"/v1/videos/{done}/content"})
     during = [p for p in probes if p.started + p.seconds < -1.0]  # a clear second before the store came back
     assert all(p.seconds <= ANSWER_WITHIN for p in probes), summary(probes)

@@ -48,8 +48,8 @@ from vidgate.gateway.providers import http as provider_http
 from vidgate.gateway.providers.base import PollFailed, ProviderConfig
 from vidgate.gateway.providers.http import make_client, stream_url
 from vidgate.gateway.settings import Settings
+from vidgate.gateway.worker.context import WorkerContext
 from vidgate.gateway.worker.outputs import download
-from vidgate.gateway.worker.runner import Worker
 
 PUBLIC = "127.0.0.2"  # stands in for a public address: the tests tell the guard so
 INSIDE = "127.0.0.1"
@@ -197,7 +197,6 @@ async def test_webhook_to_a_rebinding_name_never_reaches_loopback(
         deliverer = Deliverer(
             None,
             Settings(data_dir=tmp_path, allow_private_urls=False),  # type: ignore[arg-type]
-            SimpleNamespace(on_event=lambda _waker: None),
         )  # type: ignore[arg-type]
         outcomes: list[tuple[int | None, str | None, bool]] = []
         url = ""
@@ -233,7 +232,7 @@ async def test_input_reference_from_a_rebinding_name_never_reaches_loopback(
     async with lab(monkeypatch) as net_lab:
         # The client the worker fetches references with, made as the worker makes it.
         worker = SimpleNamespace(_http=None, settings=Settings(data_dir=tmp_path, allow_private_urls=False))
-        client = Worker.http.fget(worker)  # type: ignore[attr-defined]
+        client = WorkerContext.http.fget(worker)  # type: ignore[attr-defined]
         try:
             with pytest.raises(net.BlockedURL) as refused:
                 await net.fetch_image(

@@ -175,16 +175,31 @@ def test_owner_isolation_on_every_route(gateway: GatewayProcess, owners: Owners)
         assert owner.get(f"/v1/videos/{job}/webhook_deliveries").json()["data"][0]["id"] == delivery
         # Usage counts one's own charges only.
         mine, theirs = owner.get("/v1/usage").json(), stranger.get("/v1/usage").json()
-        a_cost = -sum(a for (a,) in rows(gateway, "SELECT amount FROM ledger WHERE owner_id = "
-                                                  "(SELECT owner_id FROM jobs WHERE id = ?) AND kind = 'charge'", job))
-        b_cost = -sum(a for (a,) in rows(gateway, "SELECT amount FROM ledger WHERE owner_id = "
-                                                  "(SELECT owner_id FROM jobs WHERE id = ?) AND kind = 'charge'",
-                                         owners.b_job))
+        a_cost = -sum(
+            a
+            for (a,) in rows(
+                gateway,
+                "SELECT amount FROM ledger WHERE owner_id = "
+                "(SELECT owner_id FROM jobs WHERE id = ?) AND kind = 'charge'",
+                job,
+            )
+        )
+        b_cost = -sum(
+            a
+            for (a,) in rows(
+                gateway,
+                "SELECT amount FROM ledger WHERE owner_id = "
+                "(SELECT owner_id FROM jobs WHERE id = ?) AND kind = 'charge'",
+                owners.b_job,
+            )
+        )
         assert sum(d["jobs"] for d in mine["by_day"]) == 1 and sum(d["jobs"] for d in theirs["by_day"]) == 1
         assert round(sum(d["cost"] for d in mine["by_day"]) * 1e6) == a_cost
         assert round(sum(d["cost"] for d in theirs["by_day"]) * 1e6) == b_cost
-    print(f"\nisolation [{gateway.backend}]: {tried} routes tried with another owner's ids: all 404 "
-          "(websocket closed 4404); list and usage show only one's own")
+    print(
+        f"\nisolation [{gateway.backend}]: {tried} routes tried with another owner's ids: all 404 "
+        "(websocket closed 4404); list and usage show only one's own"
+    )
 
 
 def database_text(gw: GatewayProcess) -> str:
@@ -209,8 +224,10 @@ def test_keys_stored_hashed_and_never_logged(gateway: GatewayProcess, owners: Ow
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) and len(p) <= 10 for h, p in stored)
     log = gateway.log_path.read_text(errors="replace")
     assert owners.a not in log and owners.b not in log and ADMIN_KEY not in log
-    print(f"\nkeys [{gateway.backend}]: {len(stored)} keys stored as sha256 only; "
-          f"no key in {len(dump)} characters of database or {len(log)} of log")
+    print(
+        f"\nkeys [{gateway.backend}]: {len(stored)} keys stored as sha256 only; "
+        f"no key in {len(dump)} characters of database or {len(log)} of log"
+    )
 
 
 def test_revocation_takes_effect_on_the_next_request(gateway: GatewayProcess) -> None:
@@ -254,8 +271,10 @@ def test_signed_links(gateway: GatewayProcess, owners: Owners) -> None:
         assert r.status_code == 403, (what, r.status_code, r.text)
         envelope(r, 403, "forbidden")
     anon.close()
-    print(f"\nsigned links [{gateway.backend}]: the genuine link works; {len(tampered)} altered, "
-          f"expired or foreign uses refused with 403: {', '.join(tampered)}")
+    print(
+        f"\nsigned links [{gateway.backend}]: the genuine link works; {len(tampered)} altered, "
+        f"expired or foreign uses refused with 403: {', '.join(tampered)}"
+    )
 
 
 def test_body_limit(gateway: GatewayProcess, key: str) -> None:
@@ -356,8 +375,9 @@ def test_provider_credentials_never_leak(credential_gateway: tuple[GatewayProces
         bodies.append(response.content + str(response.headers).encode())
 
     key = gw.new_key("credentials", balance=100.0)
-    with httpx.Client(base_url=gw.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                      event_hooks={"response": [keep]}) as api:
+    with httpx.Client(
+        base_url=gw.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30, event_hooks={"response": [keep]}
+    ) as api:
         sora = {"model": "openai/sora-2", "duration": 4, "size": "1280x720", "prompt": "a canary in a coal mine"}
 
         def submitted(job: dict[str, Any]) -> str:  # each fault below is meant for the next create only
@@ -391,8 +411,10 @@ def test_provider_credentials_never_leak(credential_gateway: tuple[GatewayProces
     for secret in (OPENAI_KEY, RUNWAY_KEY):
         assert all(secret.encode() not in b for b in bodies), secret
         assert secret not in log and secret not in dump, secret
-    print(f"\ncredentials: {len(bodies)} responses (success, moderation, 500, malformed, 503, 401 paths), "
-          f"{len(log)} characters of log and the database: no provider key anywhere")
+    print(
+        f"\ncredentials: {len(bodies)} responses (success, moderation, 500, malformed, 503, 401 paths), "
+        f"{len(log)} characters of log and the database: no provider key anywhere"
+    )
 
 
 # ---- private addresses, under strace ----------------------------------------------------------
@@ -407,12 +429,23 @@ class TracedGateway(GatewayProcess):
 
     def start(self, timeout: float = 60.0) -> GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "vidgate.cli.main", "serve", "--data-dir", str(self.data_dir),
-                "--host", "127.0.0.1", "--port", str(self.port)]
+        args = [
+            sys.executable,
+            "-m",
+            "vidgate.cli.main",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         if shutil.which("strace"):
             args = ["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect", "-o", str(self.trace), *args]
-        self.proc = subprocess.Popen(args, env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, env=self.env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.wait_ready(timeout)
         return self
 
@@ -420,8 +453,9 @@ class TracedGateway(GatewayProcess):
         """Every ``address:port`` the gateway's processes tried to connect to."""
         if not self.trace.exists():
             return set()
-        found = re.findall(r'sin6?_port=htons\((\d+)\).*?inet_(?:addr|pton)\((?:AF_INET6, )?"([^"]+)"',
-                           self.trace.read_text())
+        found = re.findall(
+            r'sin6?_port=htons\((\d+)\).*?inet_(?:addr|pton)\((?:AF_INET6, )?"([^"]+)"', self.trace.read_text()
+        )
         return {f"{addr}:{port}" for port, addr in found}
 
 
@@ -432,8 +466,10 @@ def locked_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Trac
     upstream = FakeUpstream(OpenAIFake(api_key="sk-operator", polls_to_complete=1).app).start()
     root = tmp_path_factory.mktemp("locked")
     config = root / "providers.toml"
-    config.write_text(f'[providers.openai]\napi_key = "sk-operator"\nbase_url = "{upstream.base_url}/v1"\n'
-                      "poll_interval_seconds = 0.1\n")
+    config.write_text(
+        f'[providers.openai]\napi_key = "sk-operator"\nbase_url = "{upstream.base_url}/v1"\n'
+        "poll_interval_seconds = 0.1\n"
+    )
     env = {"VIDGATE_ALLOW_PRIVATE_URLS": "0", "VIDGATE_MAX_WEBSOCKETS_PER_KEY": "3", "VIDGATE_CONFIG": str(config)}
     gw = TracedGateway(root / "gw", env=env)
     gw.start()
@@ -496,8 +532,10 @@ def test_private_addresses_refused(locked_down: tuple[TracedGateway, FakeUpstrea
         traced = f"under strace the gateway's only connect() calls went to its configured upstream ({operator})"
     else:
         traced = "(strace is not installed: only the bait was checked)"
-    print(f"\nSSRF: {len(targets)} webhook and {len(targets)} input-reference URLs ({', '.join(targets)}) refused "
-          f"with VIDGATE_ALLOW_PRIVATE_URLS=0; the loopback bait saw 0 requests; {traced}")
+    print(
+        f"\nSSRF: {len(targets)} webhook and {len(targets)} input-reference URLs ({', '.join(targets)}) refused "
+        f"with VIDGATE_ALLOW_PRIVATE_URLS=0; the loopback bait saw 0 requests; {traced}"
+    )
 
 
 def test_redirect_from_a_public_address_to_loopback_is_refused(bait: Bait) -> None:
@@ -512,8 +550,9 @@ def test_redirect_from_a_public_address_to_loopback_is_refused(bait: Bait) -> No
     async def go() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(public)) as client:
             with pytest.raises(BlockedURL, match="private or reserved"):
-                await fetch_image(client, "first_frame", "https://93.184.216.34/frame.png", allow_private=False,
-                                  max_bytes=1 << 20)
+                await fetch_image(
+                    client, "first_frame", "https://93.184.216.34/frame.png", allow_private=False, max_bytes=1 << 20
+                )
 
     asyncio.run(go())
     assert hops == ["https://93.184.216.34/frame.png"] and bait.seen == []
@@ -527,8 +566,10 @@ def test_open_streams_capped_per_key(locked_down: tuple[TracedGateway, FakeUpstr
         url = gw.base_url.replace("http://", "ws://", 1) + f"/v1/async/video/{job}/ws?close_on_terminal=false"
         headers = {"Authorization": f"Bearer {key}"}
         with contextlib.ExitStack() as stack:
-            held = [stack.enter_context(connect(url, additional_headers=headers, proxy=None, open_timeout=10))
-                    for _ in range(3)]
+            held = [
+                stack.enter_context(connect(url, additional_headers=headers, proxy=None, open_timeout=10))
+                for _ in range(3)
+            ]
             for ws in held:
                 assert '"job.snapshot"' in ws.recv(timeout=10)
             with connect(url, additional_headers=headers, proxy=None, open_timeout=10) as extra:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vidgate.gateway.billing import pricing
 from vidgate.gateway.catalog.catalog import ModelProviderRef, load_catalog
+from vidgate.gateway.jobs.spec import VideoSpec
 from vidgate.gateway.routing import plan
 
 MODEL = load_catalog().by_id["vidgate/procedural"]
@@ -55,8 +57,13 @@ TWO = replace(
 )
 
 
+def spec_of(fields: dict) -> VideoSpec:
+    required = {"model": "m", "prompt": "p", "duration": 4, "width": 640, "height": 360}
+    return msgspec.convert({**required, **fields}, VideoSpec)
+
+
 def names(spec: dict, available=("a", "b", "c"), unhealthy=()) -> list[str]:
-    return [c.provider for c in plan(TWO, spec, available=available, unhealthy=unhealthy).candidates]
+    return [c.provider for c in plan(TWO, spec_of(spec), available=available, unhealthy=unhealthy).candidates]
 
 
 def test_routing_order_only_ignore_alpha() -> None:
@@ -70,7 +77,7 @@ def test_routing_order_only_ignore_alpha() -> None:
     assert names({"routing": {"allow_fallbacks": False, "order": ["b"]}}) == ["b"]
     assert names({}, unhealthy=("a",)) == ["b"]
     assert names({}, unhealthy=("a", "b")) == ["a", "b"]
-    skipped = dict(plan(TWO, {"routing": {"ignore": ["a"]}}, available=("b",)).skipped)
+    skipped = dict(plan(TWO, spec_of({"routing": {"ignore": ["a"]}}), available=("b",)).skipped)
     assert skipped == {"a": "in provider.ignore", "c": "alpha provider (set provider.include_alpha)"}
 
 

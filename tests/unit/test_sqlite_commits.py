@@ -63,9 +63,7 @@ async def test_concurrent_transactions_commit_once_each_visible_after(tmp_path: 
 async def test_a_failing_member_rolls_back_alone(tmp_path: Path) -> None:
     db = await _db(tmp_path)
     try:
-        results = await asyncio.gather(
-            _put(db, "a"), _put(db, "b", fail=True), _put(db, "c"), return_exceptions=True
-        )
+        results = await asyncio.gather(_put(db, "a"), _put(db, "b", fail=True), _put(db, "c"), return_exceptions=True)
         assert results[0] is None and isinstance(results[1], ValueError) and results[2] is None
         assert _committed(tmp_path) == ["a", "c"]
         with pytest.raises(sqlite3.IntegrityError):  # a constraint failure is that member's own error

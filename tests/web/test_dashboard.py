@@ -153,8 +153,11 @@ def test_first_frame_upload_and_polling_when_the_websocket_fails(gateway: Gatewa
 
     (body,) = sent
     assert body["input_references"] == [
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
-         "role": "first_frame"}
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
+            "role": "first_frame",
+        }
     ]
     assert body["size"] == "64x64" and body["duration"] == 1
     assert polls, "no GET /v1/videos/{id} after the websocket was refused"

@@ -6,13 +6,21 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from vidgate.cli import storage, videos
+
+if TYPE_CHECKING:  # the server loads only in the commands that run it
+    from vidgate.gateway.auth import Keys
+    from vidgate.gateway.settings import Settings
+    from vidgate.types import APIKey
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="vidgate: a self-hostable gateway for AI video generation.",
@@ -43,14 +51,14 @@ def _env(data_dir: Path | None, config: Path | None) -> None:
         os.environ["VIDGATE_CONFIG"] = str(config)
 
 
-def _settings(data_dir: Path | None, config: Path | None):  # type: ignore[no-untyped-def]
+def _settings(data_dir: Path | None, config: Path | None) -> Settings:
     from vidgate.gateway.settings import load_settings
 
     _env(data_dir, config)
     return load_settings()
 
 
-def _serve(server: Server, settings, host: str, port: int, workers: int, role: str) -> None:  # type: ignore[no-untyped-def]
+def _serve(server: Server, settings: Settings, host: str, port: int, workers: int, role: str) -> None:
     from vidgate.cli import serving
 
     os.environ["VIDGATE_PROCESS_ROLE"] = role
@@ -97,9 +105,9 @@ def worker(
 ) -> None:
     """Run only the job worker, for scale-out deployments."""
     settings = _settings(data_dir, config)
-    from vidgate.gateway.app import Gateway
     from vidgate.gateway.ids import token
     from vidgate.gateway.logs import configure as configure_logging
+    from vidgate.gateway.services import Gateway
 
     configure_logging(settings.log_format, settings.log_level)  # the same escaping and no-locals rules
 
@@ -133,7 +141,7 @@ def migrate(data_dir: DataDir = None, config: Config = None) -> None:
     typer.echo("database is up to date")
 
 
-def _with_gateway(data_dir: Path | None, config: Path | None, fn):  # type: ignore[no-untyped-def]
+def _with_gateway(data_dir: Path | None, config: Path | None, fn: Callable[[Keys, Settings], Awaitable[T]]) -> T:
     settings = _settings(data_dir, config)
     from vidgate.gateway.auth import Keys
     from vidgate.gateway.storage.db import open_database
@@ -141,7 +149,7 @@ def _with_gateway(data_dir: Path | None, config: Path | None, fn):  # type: igno
 
     run_migrate(settings.database_url)
 
-    async def main():  # type: ignore[no-untyped-def]
+    async def main() -> T:
         db = await open_database(settings.database_url)
         try:
             return await fn(Keys(db, settings.admin_key), settings)
@@ -161,7 +169,7 @@ def keys_create(
 ) -> None:
     """Create an API key; its secret is printed once, as the last line."""
 
-    async def go(keys, settings):  # type: ignore[no-untyped-def]
+    async def go(keys: Keys, settings: Settings) -> APIKey:
         amount = settings.default_balance_micros if balance is None else round(balance * 1_000_000)
         return await keys.create(name, amount)
 
@@ -289,7 +297,7 @@ def ledger(
     """Show a key's balance and its newest ledger entries."""
     from vidgate.gateway.billing import accounts
 
-    async def go(keys, s):  # type: ignore[no-untyped-def]
+    async def go(keys: Keys, s: Settings) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         return accounts.balance_view(await accounts.account(keys.db, key_id)), await accounts.entries(
             keys.db, key_id, limit
         )

@@ -10,9 +10,10 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import httpx
@@ -60,30 +61,46 @@ class ClientConfig:
         return h
 
 
+T = TypeVar("T")
+
+
 @dataclass
-class Call:
+class Call(Generic[T]):
+    """One request and how to read its answer, so each method's return type follows from its call."""
+
     method: str
     path: str
+    parse: Callable[[bytes], T]
     params: dict[str, Any] | None = None
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    result: type[Any] | None = None
+
+
+def _raw(content: bytes) -> bytes:
+    return content
+
+
+_video = msgspec.json.Decoder(Video).decode
+_video_list = msgspec.json.Decoder(VideoList).decode
+_video_deleted = msgspec.json.Decoder(VideoDeleted).decode
+_download_url = msgspec.json.Decoder(DownloadURL).decode
+_model_list = msgspec.json.Decoder(VideoModelList).decode
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
-def create_call(request: VideoGenerationRequest | dict[str, Any], idempotency_key: str | None) -> Call:
+def create_call(request: VideoGenerationRequest | dict[str, Any], idempotency_key: str | None) -> Call[Video]:
     """A create always carries an Idempotency-Key, so a retry can never create or charge twice."""
     if isinstance(request, dict):
         request = msgspec.convert(request, VideoGenerationRequest)
     return Call(
         "POST",
         "/v1/videos",
+        _video,
         body=msgspec.json.encode(request),
         headers={"Content-Type": "application/json", "Idempotency-Key": idempotency_key or f"sdk-{uuid.uuid4()}"},
-        result=Video,
     )
 
 
@@ -91,46 +108,48 @@ def request_from(model: str, prompt: str, fields: dict[str, Any]) -> VideoGenera
     return msgspec.convert({"model": model, "prompt": prompt, **_clean(fields)}, VideoGenerationRequest)
 
 
-def list_call(status: str | list[str] | None, limit: int | None, after: str | None, order: str | None) -> Call:
+def list_call(
+    status: str | list[str] | None, limit: int | None, after: str | None, order: str | None
+) -> Call[VideoList]:
     if isinstance(status, list):
         status = ",".join(status)
     return Call(
         "GET",
         "/v1/videos",
+        _video_list,
         params=_clean({"status": status, "limit": limit, "after": after, "order": order}),
-        result=VideoList,
     )
 
 
-def get_call(video_id: str) -> Call:
-    return Call("GET", f"/v1/videos/{video_id}", result=Video)
+def get_call(video_id: str) -> Call[Video]:
+    return Call("GET", f"/v1/videos/{video_id}", _video)
 
 
-def content_call(video_id: str, index: int) -> Call:
-    return Call("GET", f"/v1/videos/{video_id}/content", params={"index": index})
+def content_call(video_id: str, index: int) -> Call[bytes]:
+    return Call("GET", f"/v1/videos/{video_id}/content", _raw, params={"index": index})
 
 
-def download_url_call(video_id: str, index: int, ttl_seconds: int, disposition: str) -> Call:
+def download_url_call(video_id: str, index: int, ttl_seconds: int, disposition: str) -> Call[DownloadURL]:
     body = msgspec.json.encode({"index": index, "ttl_seconds": ttl_seconds, "disposition": disposition})
     return Call(
         "POST",
         f"/v1/videos/{video_id}/download_url",
+        _download_url,
         body=body,
         headers={"Content-Type": "application/json"},
-        result=DownloadURL,
     )
 
 
-def cancel_call(video_id: str) -> Call:
-    return Call("POST", f"/v1/videos/{video_id}/cancel", result=Video)
+def cancel_call(video_id: str) -> Call[Video]:
+    return Call("POST", f"/v1/videos/{video_id}/cancel", _video)
 
 
-def delete_call(video_id: str) -> Call:
-    return Call("DELETE", f"/v1/videos/{video_id}", result=VideoDeleted)
+def delete_call(video_id: str) -> Call[VideoDeleted]:
+    return Call("DELETE", f"/v1/videos/{video_id}", _video_deleted)
 
 
-def models_call() -> Call:
-    return Call("GET", "/v1/videos/models", result=VideoModelList)
+def models_call() -> Call[VideoModelList]:
+    return Call("GET", "/v1/videos/models", _model_list)
 
 
 def websocket_url(
@@ -165,10 +184,13 @@ def transport_delay(config: ClientConfig, attempt: int, exc: httpx.TransportErro
 
 
 def build_request(
-    http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call: Call, headers: dict[str, str] | None
+    http: httpx.Client | httpx.AsyncClient, config: ClientConfig, call: Call[Any], headers: dict[str, str] | None
 ) -> httpx.Request:
     return http.build_request(
-        call.method, config.base_url + call.path, params=call.params, content=call.body,
+        call.method,
+        config.base_url + call.path,
+        params=call.params,
+        content=call.body,
         headers={**config.headers(), **call.headers, **(headers or {})},
     )
 
@@ -193,11 +215,9 @@ def raise_for_error(response: httpx.Response) -> None:
         raise errors.from_envelope(response.status_code, body, dict(response.headers))
 
 
-def decode(call: Call, response: httpx.Response) -> Any:
+def decode(call: Call[T], response: httpx.Response) -> T:
     raise_for_error(response)
-    if call.result is None:
-        return response.content
-    return msgspec.json.decode(response.content, type=call.result)
+    return call.parse(response.content)
 
 
 def terminal_error(video: Video) -> errors.JobFailedError:
@@ -217,8 +237,9 @@ def wait_interval(video: Video, floor: float, ceiling: float) -> float:
 class Waiter:
     """The clock and the end conditions of one ``wait``; both clients drive it the same way."""
 
-    def __init__(self, video_id: str, timeout: float, raise_on_failure: bool, min_interval: float,
-                 max_interval: float) -> None:
+    def __init__(
+        self, video_id: str, timeout: float, raise_on_failure: bool, min_interval: float, max_interval: float
+    ) -> None:
         self.video_id = video_id
         self.timeout = timeout
         self.raise_on_failure = raise_on_failure
@@ -309,7 +330,7 @@ class Download:
             return 0
         return have
 
-    def call(self) -> Call:
+    def call(self) -> Call[bytes]:
         return content_call(self.video_id, self.index)
 
     def headers(self, have: int) -> dict[str, str] | None:
@@ -336,7 +357,8 @@ class Download:
             self.part.unlink()
             raise errors.VidgateError(
                 f"downloaded bytes do not match sha256 {self.sha256}; the partial file was removed",
-                code="checksum_mismatch", status=0,
+                code="checksum_mismatch",
+                status=0,
             )
         self.part.replace(self.path)
         return self.path

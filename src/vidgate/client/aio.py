@@ -9,22 +9,28 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from httpx_ws import HTTPXWSException, aconnect_ws
+from httpx_ws import AsyncWebSocketSession, HTTPXWSException, aconnect_ws
 
 from vidgate import errors
 from vidgate.client import _core as core
 from vidgate.types import DownloadURL, Video, VideoDeleted, VideoGenerationRequest, VideoList, VideoModelList
 
 ProgressCallback = Callable[[Video], Awaitable[None] | None]
+T = TypeVar("T")
 
 
 class AsyncClient:
     def __init__(
-        self, api_key: str | None = None, base_url: str | None = None, *, timeout: float = 30.0,
-        max_retries: int = 3, http_client: httpx.AsyncClient | None = None,
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = core.ClientConfig.build(base_url, api_key, timeout, max_retries)
         self._http = http_client or httpx.AsyncClient(timeout=timeout, trust_env=False)
@@ -39,8 +45,9 @@ class AsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def _send(self, call: core.Call, *, stream: bool = False,
-                    headers: dict[str, str] | None = None) -> httpx.Response:
+    async def _send(
+        self, call: core.Call[Any], *, stream: bool = False, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         attempt = 0
         while True:
             request = core.build_request(self._http, self.config, call, headers)
@@ -57,13 +64,14 @@ class AsyncClient:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def request(self, call: core.Call) -> Any:
+    async def request(self, call: core.Call[T]) -> T:
         response = await self._send(call)
         return core.decode(call, response)
 
     # The spec's flat method names, in Python naming.
-    async def generate_video(self, request: VideoGenerationRequest | dict[str, Any] | None = None,
-                             **fields: Any) -> Video:
+    async def generate_video(
+        self, request: VideoGenerationRequest | dict[str, Any] | None = None, **fields: Any
+    ) -> Video:
         return await self.videos.create(request, **fields)
 
     async def list_videos(self, **kw: Any) -> VideoList:
@@ -105,15 +113,24 @@ class AsyncVideos:
         self._c = client
 
     async def create(
-        self, request: VideoGenerationRequest | dict[str, Any] | None = None, *, idempotency_key: str | None = None,
+        self,
+        request: VideoGenerationRequest | dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
         **fields: Any,
     ) -> Video:
         if request is None:
             request = core.request_from(fields.pop("model"), fields.pop("prompt"), fields)
         return await self._c.request(core.create_call(request, idempotency_key))
 
-    async def list(self, *, status: str | list[str] | None = None, limit: int | None = None,
-                   after: str | None = None, order: str | None = None) -> VideoList:
+    async def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        order: str | None = None,
+    ) -> VideoList:
         return await self._c.request(core.list_call(status, limit, after, order))
 
     async def get(self, video_id: str) -> Video:
@@ -122,8 +139,9 @@ class AsyncVideos:
     async def content(self, video_id: str, *, index: int = 0) -> bytes:
         return await self._c.request(core.content_call(video_id, index))
 
-    async def download_url(self, video_id: str, *, index: int = 0, ttl_seconds: int = 900,
-                           disposition: str = "attachment") -> DownloadURL:
+    async def download_url(
+        self, video_id: str, *, index: int = 0, ttl_seconds: int = 900, disposition: str = "attachment"
+    ) -> DownloadURL:
         return await self._c.request(core.download_url_call(video_id, index, ttl_seconds, disposition))
 
     async def cancel(self, video_id: str) -> Video:
@@ -135,14 +153,22 @@ class AsyncVideos:
     async def list_models(self) -> VideoModelList:
         return await self._c.request(core.models_call())
 
-    def websocket_url(self, video_id: str, *, interval_ms: int | None = None,
-                      close_on_terminal: bool | None = None) -> str:
-        return self._c.get_async_job_websocket_url("video", video_id, interval_ms=interval_ms,
-                                                   close_on_terminal=close_on_terminal)
+    def websocket_url(
+        self, video_id: str, *, interval_ms: int | None = None, close_on_terminal: bool | None = None
+    ) -> str:
+        return self._c.get_async_job_websocket_url(
+            "video", video_id, interval_ms=interval_ms, close_on_terminal=close_on_terminal
+        )
 
     async def wait(
-        self, video_id: str, *, timeout: float = 600.0, on_progress: ProgressCallback | None = None,
-        raise_on_failure: bool = False, min_interval: float = 0.2, max_interval: float = 20.0,
+        self,
+        video_id: str,
+        *,
+        timeout: float = 600.0,
+        on_progress: ProgressCallback | None = None,
+        raise_on_failure: bool = False,
+        min_interval: float = 0.2,
+        max_interval: float = 20.0,
         websocket: bool = True,
     ) -> Video:
         """Wait until the job is terminal: on its websocket when the gateway has one, else by polling
@@ -168,7 +194,9 @@ class AsyncVideos:
         url = core.stream_url(self._c.config.base_url, waiter.video_id)
         outcome: Video | errors.VidgateError | None = None
         try:
-            async with aconnect_ws(url, self._c._http, headers=self._c.config.headers()) as ws:
+            async with aconnect_ws(
+                url, self._c._http, headers=self._c.config.headers(), session_class=AsyncWebSocketSession
+            ) as ws:
                 try:
                     outcome = await self._receive(ws, waiter, on_progress)
                 except errors.VidgateError as exc:
@@ -182,7 +210,9 @@ class AsyncVideos:
             raise outcome
         return outcome
 
-    async def _receive(self, ws: Any, waiter: core.Waiter, on_progress: ProgressCallback | None) -> Video:
+    async def _receive(
+        self, ws: AsyncWebSocketSession, waiter: core.Waiter, on_progress: ProgressCallback | None
+    ) -> Video:
         while True:
             try:
                 video = core.stream_video(await ws.receive_text(timeout=waiter.listen_timeout()))
@@ -198,14 +228,20 @@ class AsyncVideos:
                 raise waiter.timed_out()
 
     async def create_and_wait(
-        self, request: VideoGenerationRequest | dict[str, Any] | None = None, *, timeout: float = 600.0,
-        on_progress: ProgressCallback | None = None, raise_on_failure: bool = True, **fields: Any,
+        self,
+        request: VideoGenerationRequest | dict[str, Any] | None = None,
+        *,
+        timeout: float = 600.0,
+        on_progress: ProgressCallback | None = None,
+        raise_on_failure: bool = True,
+        **fields: Any,
     ) -> Video:
         video = await self.create(request, **fields)
         return await self.wait(video.id, timeout=timeout, on_progress=on_progress, raise_on_failure=raise_on_failure)
 
-    async def download(self, video_id: str, path: str | Path, *, index: int = 0,
-                       on_bytes: Callable[[int, int], None] | None = None) -> Path:
+    async def download(
+        self, video_id: str, path: str | Path, *, index: int = 0, on_bytes: Callable[[int, int], None] | None = None
+    ) -> Path:
         """Stream an output to ``path`` in constant memory and check its sha256.
 
         Bytes land in ``path.part`` first; a download cut short resumes from there with a Range

@@ -6,13 +6,15 @@ import queue
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from httpx_ws import HTTPXWSException, connect_ws
+from httpx_ws import HTTPXWSException, WebSocketSession, connect_ws
 
 from vidgate.client import _core as core
 from vidgate.types import DownloadURL, Video, VideoDeleted, VideoGenerationRequest, VideoList, VideoModelList
+
+T = TypeVar("T")
 
 
 class Client:
@@ -38,7 +40,9 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, call: core.Call, *, stream: bool = False, headers: dict[str, str] | None = None) -> httpx.Response:
+    def _send(
+        self, call: core.Call[Any], *, stream: bool = False, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
         attempt = 0
         while True:
             request = core.build_request(self._http, self.config, call, headers)
@@ -55,7 +59,7 @@ class Client:
             time.sleep(delay)
             attempt += 1
 
-    def request(self, call: core.Call) -> Any:
+    def request(self, call: core.Call[T]) -> T:
         response = self._send(call)
         return core.decode(call, response)
 
@@ -143,8 +147,14 @@ class Videos:
         )
 
     def wait(
-        self, video_id: str, *, timeout: float = 600.0, on_progress: Callable[[Video], None] | None = None,
-        raise_on_failure: bool = False, min_interval: float = 0.2, max_interval: float = 20.0,
+        self,
+        video_id: str,
+        *,
+        timeout: float = 600.0,
+        on_progress: Callable[[Video], None] | None = None,
+        raise_on_failure: bool = False,
+        min_interval: float = 0.2,
+        max_interval: float = 20.0,
         websocket: bool = True,
     ) -> Video:
         """Wait until the job is terminal: on its websocket when the gateway has one, else by polling
@@ -166,7 +176,7 @@ class Videos:
         """The terminal job from the lifecycle websocket, or None when there is none to use (then poll)."""
         url = core.stream_url(self._c.config.base_url, waiter.video_id)
         try:
-            with connect_ws(url, self._c._http, headers=self._c.config.headers()) as ws:
+            with connect_ws(url, self._c._http, headers=self._c.config.headers(), session_class=WebSocketSession) as ws:
                 while True:
                     try:
                         video = core.stream_video(ws.receive_text(timeout=waiter.listen_timeout()))
@@ -184,14 +194,21 @@ class Videos:
         except (HTTPXWSException, httpx.TransportError):
             return None
 
-    def create_and_wait(self, request: VideoGenerationRequest | dict[str, Any] | None = None, *, timeout: float = 600.0,
-                        on_progress: Callable[[Video], None] | None = None, raise_on_failure: bool = True,
-                        **fields: Any) -> Video:
+    def create_and_wait(
+        self,
+        request: VideoGenerationRequest | dict[str, Any] | None = None,
+        *,
+        timeout: float = 600.0,
+        on_progress: Callable[[Video], None] | None = None,
+        raise_on_failure: bool = True,
+        **fields: Any,
+    ) -> Video:
         video = self.create(request, **fields)
         return self.wait(video.id, timeout=timeout, on_progress=on_progress, raise_on_failure=raise_on_failure)
 
-    def download(self, video_id: str, path: str | Path, *, index: int = 0,
-                 on_bytes: Callable[[int, int], None] | None = None) -> Path:
+    def download(
+        self, video_id: str, path: str | Path, *, index: int = 0, on_bytes: Callable[[int, int], None] | None = None
+    ) -> Path:
         """Stream an output to ``path`` in constant memory and check its sha256.
 
         Bytes land in ``path.part`` first; a download cut short resumes from there with a Range

@@ -109,7 +109,11 @@ def processors(fmt: str) -> list[Processor]:
 
 
 def configure(fmt: str = "text", level: str = "INFO") -> None:
-    shared = [merge_contextvars, structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso")]
+    shared: list[Processor] = [
+        merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=processors(fmt),

@@ -3,12 +3,11 @@
 Each process exports its own counters (HTTP latency, upstream calls); the job, queue and webhook
 gauges come from the shared database, so any process answers them for the whole deployment. Every
 label takes its values from a closed set, so no request can add a series: a made-up method counts as
-``other``, an unusual status as its class. With ``VIDGATE_METRICS_TOKEN`` set, a scrape must carry it.
+``other``, an unusual status as its class. The ``/metrics`` route itself is in ``api/health.py``.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from bisect import bisect_left
 from collections.abc import Iterator
@@ -17,16 +16,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vidgate.errors import AuthenticationError
-from vidgate.gateway.auth import bearer
 from vidgate.gateway.ids import now_ms
-from vidgate.gateway.storage.db import Q
+from vidgate.gateway.storage.db import Database, Q
 
 REGISTRY = CollectorRegistry()
 
@@ -140,27 +133,11 @@ def observe_upstream(provider: str, operation: str, seconds: float, error: Any =
         UPSTREAM_ERRORS.labels(provider, operation, str(bool(getattr(error, "retryable", False))).lower()).inc()
 
 
-def _authorize(request: Request) -> None:
-    """With ``VIDGATE_METRICS_TOKEN`` set, only a scrape bearing it reads the metrics."""
-    token = request.app.state.gateway.settings.metrics_token
-    if token is None:
-        return
-    given = bearer(request.headers.get("authorization"))
-    if given is None or not hmac.compare_digest(given.encode(), token.reveal().encode()):
-        raise AuthenticationError(
-            "/metrics needs Authorization: Bearer <VIDGATE_METRICS_TOKEN>", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-
-async def metrics(request: Request) -> Response:
-    _authorize(request)
-    db = request.app.state.gateway.db
+async def scrape(db: Database) -> bytes:
+    """Every metric in the text exposition format, the gauges read from the database first."""
     JOBS.clear()
     for row in await db.fetchall(_JOBS):
         JOBS.labels(row["status"], row["provider"] or "").set(row["n"])
     QUEUE_DEPTH.set((await db.fetchone(_DUE, {"now": now_ms()}) or {"n": 0})["n"])
     WEBHOOK_BACKLOG.set((await db.fetchone(_BACKLOG) or {"n": 0})["n"])
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-
-routes = [Route("/metrics", metrics, methods=["GET"])]
+    return generate_latest(REGISTRY)

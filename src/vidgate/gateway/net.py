@@ -90,6 +90,7 @@ async def allowed_addresses(host: str, port: int, family: int = socket.AF_UNSPEC
     name that mixes both probe the private network. A failed lookup raises ``OSError``, which
     the clients treat as any connection failure.
     """
+    addresses: list[tuple[int, str]]
     literal = ip_literal(host)
     if literal is not None:
         addresses = [(socket.AF_INET if literal.version == 4 else socket.AF_INET6, str(literal))]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+
+from msgspec import UNSET
 
 from vidgate.gateway.catalog.catalog import Model
+from vidgate.gateway.jobs.spec import VideoSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,32 +24,33 @@ class Plan:
     skipped: tuple[tuple[str, str], ...]  # (provider, why)
 
 
-def features(spec: Mapping[str, Any]) -> frozenset[str]:
+def features(spec: VideoSpec) -> frozenset[str]:
     """The request features a provider must support to take this job."""
     used = set()
-    if spec.get("audio"):
+    if spec.audio:
         used.add("audio")
-    if spec.get("seed") is not None:
+    if spec.seed is not None:
         used.add("seed")
-    if spec.get("negative_prompt"):
+    if spec.negative_prompt:
         used.add("negative_prompt")
-    if spec.get("sample_count", 1) > 1:
+    if spec.sample_count > 1:
         used.add("sample_count")
-    used.update(f"role:{r['role']}" for r in spec.get("references", ()))
-    used.update(spec.get("extras", {}).keys())
+    used.update(f"role:{r.role}" for r in spec.references)
+    used.update(spec.extras.names())
     return frozenset(used)
 
 
 def plan(
     model: Model,
-    spec: Mapping[str, Any],
+    spec: VideoSpec,
     *,
     available: Collection[str],
     unhealthy: Collection[str] = (),
 ) -> Plan:
     """Candidates in the order to try them, and every provider left out with the reason."""
-    routing: Mapping[str, Any] = spec.get("routing") or {}
-    only, ignore = routing.get("only"), set(routing.get("ignore") or ())
+    routing = spec.routing
+    only = None if routing.only is UNSET else routing.only
+    ignore = set(() if routing.ignore is UNSET else routing.ignore)
     used = features(spec)
     kept: list[Candidate] = []
     skipped: list[tuple[str, str]] = []
@@ -56,7 +59,7 @@ def plan(
             skipped.append((ref.name, "not in provider.only"))
         elif ref.name in ignore:
             skipped.append((ref.name, "in provider.ignore"))
-        elif ref.alpha and not routing.get("include_alpha", False):
+        elif ref.alpha and routing.include_alpha is not True:
             skipped.append((ref.name, "alpha provider (set provider.include_alpha)"))
         elif ref.name not in available:
             skipped.append((ref.name, "not configured"))
@@ -64,7 +67,7 @@ def plan(
             skipped.append((ref.name, f"does not support {', '.join(sorted(missing))}"))
         else:
             kept.append(Candidate(ref.name, ref.model, ref.alpha))
-    order = list(routing.get("order") or ())
+    order = [] if routing.order is UNSET else list(routing.order)
     if order:
         rank = {name: i for i, name in enumerate(order)}
         kept.sort(key=lambda c: rank.get(c.provider, len(order)))
@@ -72,6 +75,6 @@ def plan(
     if healthy and len(healthy) < len(kept):
         skipped.extend((c.provider, "circuit open after repeated failures") for c in kept if c.provider in unhealthy)
         kept = healthy
-    if not routing.get("allow_fallbacks", True):
+    if routing.allow_fallbacks is False:
         kept = kept[:1]
     return Plan(tuple(kept), tuple(skipped))

@@ -7,11 +7,11 @@ from typing import Annotated
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from vidgate.gateway.api.http import decode, int_param, json_response, read_body
 from vidgate.gateway.billing import accounts
 from vidgate.gateway.billing.pricing import micros
+from vidgate.gateway.services import services
 
 # Bounds keep every amount a 64-bit integer of micro-dollars in the database (a bigger one was a 500).
 MAX_USD = 1e9
@@ -40,7 +40,7 @@ class SetLimits(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
 
 async def create_key(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.require_admin(request.headers.get("authorization"))
     body: CreateKey = decode(await read_body(request, 16 << 10), CreateKey)
     balance = g.settings.default_balance_micros if body.balance is None else micros(body.balance)
@@ -48,26 +48,26 @@ async def create_key(request: Request) -> Response:
 
 
 async def list_keys(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.require_admin(request.headers.get("authorization"))
     return json_response({"object": "list", "data": await g.keys.list()})
 
 
 async def revoke_key(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.require_admin(request.headers.get("authorization"))
     return json_response(await g.keys.revoke(request.path_params["key_id"]))
 
 
 async def topup(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.require_admin(request.headers.get("authorization"))
     body: TopUp = decode(await read_body(request, 16 << 10), TopUp)
     return json_response(await accounts.topup(g.db, request.path_params["key_id"], micros(body.amount), body.memo))
 
 
 async def ledger(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.require_admin(request.headers.get("authorization"))
     owner = request.path_params["key_id"]
     balance = accounts.balance_view(await accounts.account(g.db, owner))
@@ -76,7 +76,7 @@ async def ledger(request: Request) -> Response:
 
 
 async def limits(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.require_admin(request.headers.get("authorization"))
     body: SetLimits = decode(await read_body(request, 16 << 10), SetLimits)
     values = {f: getattr(body, f) for f in SetLimits.__struct_fields__ if getattr(body, f) is not msgspec.UNSET}
@@ -84,13 +84,3 @@ async def limits(request: Request) -> Response:
         if values.get(money) is not None:
             values[money] = micros(values[money])
     return json_response(await accounts.set_limits(g.db, request.path_params["key_id"], values))
-
-
-routes = [
-    Route("/v1/admin/keys", create_key, methods=["POST"]),
-    Route("/v1/admin/keys", list_keys, methods=["GET"]),
-    Route("/v1/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
-    Route("/v1/admin/keys/{key_id}/topup", topup, methods=["POST"]),
-    Route("/v1/admin/keys/{key_id}/ledger", ledger, methods=["GET"]),
-    Route("/v1/admin/keys/{key_id}/limits", limits, methods=["PATCH", "POST"]),
-]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
@@ -31,7 +30,7 @@ async def index(request: Request) -> Response:
     return FileResponse(WEB_DIR / "index.html", headers={**HEADERS, "Cache-Control": "no-cache"})
 
 
-class _Assets(StaticFiles):
+class Assets(StaticFiles):
     """Static files with the dashboard's security headers; revalidated so an upgrade is seen at once."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -42,9 +41,3 @@ class _Assets(StaticFiles):
             await send(message)
 
         await super().__call__(scope, receive, send_with_headers)
-
-
-routes = [
-    Route("/", index, methods=["GET", "HEAD"]),
-    Mount("/web", app=_Assets(directory=WEB_DIR), name="web"),
-]

@@ -1,4 +1,4 @@
-"""What every route shares: the error envelope, request ids, JSON bodies and responses."""
+"""What every route shares: the error envelope, request ids, the caller's key, JSON bodies and responses."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import msgspec
 import obstore.exceptions
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from vidgate.errors import (
     InternalError,
@@ -26,8 +27,10 @@ from vidgate.errors import (
     ValidationError,
     VidgateError,
 )
+from vidgate.gateway.auth import Principal
 from vidgate.gateway.ids import request_id as new_request_id
 from vidgate.gateway.logs import bind_contextvars
+from vidgate.gateway.services import services
 from vidgate.gateway.storage.space import is_storage_full, storage_full_error
 
 log = logging.getLogger("vidgate.api")
@@ -140,15 +143,15 @@ def unavailable(exc: BaseException) -> str | None:
     return None
 
 
-async def on_outage(request: Request, exc: Exception) -> Response | None:
+async def on_outage(request: HTTPConnection, exc: Exception) -> Response | None:
     """A backing service is down: a quick 503 with Retry-After, never a hang or a 500."""
     what = unavailable(exc)
     if what is None:
         raise exc  # not an outage after all: the catch-all below logs it as a 500
     method = request.scope.get("method", "WEBSOCKET")
     log.warning("%s unreachable on %s %s: %s: %s", what, method, request.url.path, type(exc).__name__, exc)
-    if request.scope["type"] == "websocket":
-        await request.close(1013)  # type: ignore[attr-defined]  # "try again later"
+    if isinstance(request, WebSocket):
+        await request.close(1013)  # "try again later"
         return None
     if what == "storage":
         return error_response(storage_full_error(), request_id(request.scope))
@@ -186,6 +189,19 @@ def exception_handlers(postgres: bool) -> dict[Any, Any]:
         **dict.fromkeys(outages, on_outage),
         Exception: on_unexpected,
     }
+
+
+async def caller(request: Request) -> Principal:
+    """The request's API key, authenticated and within its request rate."""
+    keys = services(request).keys
+    principal = await keys.authenticate(request.headers.get("authorization"))
+    keys.throttle(principal)
+    return principal
+
+
+async def owner(request: Request) -> str:
+    """The owner of the request's API key (see ``caller``): the one whose jobs it may see."""
+    return (await caller(request)).owner_id
 
 
 async def read_body(request: Request, limit: int, *, json: bool = True) -> bytes:

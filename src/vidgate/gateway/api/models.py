@@ -7,12 +7,12 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from vidgate.gateway.api.http import json_response
 from vidgate.gateway.billing.pricing import usd
 from vidgate.gateway.catalog.catalog import Model
 from vidgate.gateway.providers.registry import Providers
+from vidgate.gateway.services import services
 from vidgate.types import ModelCapabilities, ModelProvider, Price, VideoModel, VideoModelList
 
 
@@ -64,9 +64,6 @@ def model_view(model: Model, providers: Providers) -> VideoModel:
 
 
 async def list_models(request: Request) -> Response:
-    g = request.app.state.gateway
+    g = services(request)
     await g.keys.authenticate(request.headers.get("authorization"))
     return json_response(VideoModelList(data=[model_view(m, g.providers) for m in g.catalog.models]))
-
-
-routes = [Route("/v1/videos/models", list_models, methods=["GET"])]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -17,7 +17,6 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from vidgate.errors import (
     ModelNotFoundError,
@@ -26,9 +25,10 @@ from vidgate.errors import (
     UnsupportedParameterError,
     ValidationError,
 )
-from vidgate.gateway.api.http import int_param, json_response, read_body, request_id
-from vidgate.gateway.api.videos import _serve, gw, owner
+from vidgate.gateway.api.http import int_param, json_response, owner, read_body, request_id
+from vidgate.gateway.api.videos import serve
 from vidgate.gateway.catalog.catalog import Catalog
+from vidgate.gateway.services import services
 from vidgate.types import Video
 
 PREFIX = "/openai/v1"
@@ -87,10 +87,10 @@ def openai_video(video: Video, retention_seconds: int) -> dict[str, Any]:
 
 
 def _retention(request: Request) -> int:
-    return int(gw(request).settings.retention_days * 86_400)
+    return int(services(request).settings.retention_days * 86_400)
 
 
-async def _limited(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
@@ -183,7 +183,7 @@ def _translate(fields: dict[str, Any], catalog: Catalog) -> bytes:
 
 
 async def create_video(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     body = _translate(await _fields(request, g.settings.max_body_bytes), g.catalog)
     row, created = await g.jobs.create(
@@ -194,7 +194,7 @@ async def create_video(request: Request) -> Response:
 
 
 async def retrieve_video(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     video = g.jobs.view(await g.jobs.row(who, request.path_params["video_id"]))
     headers = None
@@ -205,7 +205,7 @@ async def retrieve_video(request: Request) -> Response:
 
 
 async def list_videos(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     order = request.query_params.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -230,14 +230,14 @@ async def list_videos(request: Request) -> Response:
 
 
 async def delete_video(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     deleted = await g.jobs.delete(who, request.path_params["video_id"])
     return json_response({"id": deleted.id, "object": "video.deleted", "deleted": True})
 
 
 async def video_content(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     variant = request.query_params.get("variant", "video")
     if variant != "video":
@@ -245,13 +245,4 @@ async def video_content(request: Request) -> Response:
             f"variant {variant!r} is not available here; use variant=video", param="variant"
         )
     row = await g.jobs.row(who, request.path_params["video_id"])
-    return await _serve(request, row, 0, "attachment")
-
-
-routes = [
-    Route(f"{PREFIX}/videos", create_video, methods=["POST"]),
-    Route(f"{PREFIX}/videos", list_videos, methods=["GET"]),
-    Route(f"{PREFIX}/videos/{{video_id}}", retrieve_video, methods=["GET"]),
-    Route(f"{PREFIX}/videos/{{video_id}}", delete_video, methods=["DELETE"]),
-    Route(f"{PREFIX}/videos/{{video_id}}/content", video_content, methods=["GET", "HEAD"]),
-]
+    return await serve(request, row, 0, "attachment")

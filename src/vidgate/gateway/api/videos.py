@@ -1,4 +1,4 @@
-"""The ``/v1/videos`` routes: thin adapters from HTTP onto the job service."""
+"""The ``/v1/videos`` routes but the poll (``poll.py``): thin adapters from HTTP onto the job service."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import orjson
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from vidgate.errors import (
     ConflictError,
@@ -22,36 +18,26 @@ from vidgate.errors import (
     RangeNotSatisfiableError,
     ValidationError,
 )
-from vidgate.gateway.api.http import decode, int_param, json_response, read_body, request_id
+from vidgate.gateway.api.http import decode, int_param, json_response, owner, read_body, request_id
 from vidgate.gateway.ids import now_s
+from vidgate.gateway.jobs.records import JobRecord, StoredOutput
 from vidgate.gateway.jobs.signing import sign_path, verify
 from vidgate.gateway.secret import Secret
-from vidgate.gateway.storage.db import Row
+from vidgate.gateway.services import Gateway, services
 from vidgate.types import DownloadURL, DownloadURLRequest
 
 MIN_TTL, MAX_TTL = 60, 3600
 
 
-def gw(request: Request) -> Any:
-    return request.app.state.gateway
-
-
-async def owner(request: Request) -> str:
-    keys = gw(request).keys
-    principal = await keys.authenticate(request.headers.get("authorization"))
-    keys.throttle(principal)
-    return principal.owner_id
-
-
 async def create_video(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     body = await read_body(request, g.settings.max_body_bytes)
     key = request.headers.get("idempotency-key")
     byok = provider_keys(request.headers.get("x-provider-key"))
     row, created = await g.jobs.create(who, body, idempotency_key=key, request_id=request_id(request.scope), byok=byok)
     video = g.jobs.view(row)
-    headers = {"Location": f"/v1/videos/{row['id']}"}
+    headers = {"Location": f"/v1/videos/{row.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return json_response(video, 202 if created else 200, headers)
@@ -71,7 +57,7 @@ def provider_keys(header: str | None) -> dict[str, Secret] | None:
 
 
 async def list_videos(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     order = request.query_params.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -87,49 +73,39 @@ async def list_videos(request: Request) -> Response:
     return json_response(result)
 
 
-async def get_video(request: Request) -> Response:
-    g = gw(request)
-    who = await owner(request)
-    row = await g.jobs.view_row(who, request.path_params["video_id"])
-    video = g.jobs.view(row)
-    headers = None
-    if video.poll_after_seconds is not None and row["status"] in ("queued", "processing"):
-        headers = {"Retry-After": str(video.poll_after_seconds)}
-    return json_response(video, headers=headers)
-
-
-def _output(row: Row, index: int) -> dict[str, Any]:
-    status = row["status"]
+def _output(row: JobRecord, index: int) -> StoredOutput:
+    status = row.status
     if status in ("queued", "processing"):
         raise NotReadyError(
-            f"video {row['id']} is {status}; content is available once it completes",
+            f"video {row.id} is {status}; content is available once it completes",
             details={"status": status},
             headers={"Retry-After": "2"},
         )
     if status != "completed":
-        raise ConflictError(f"video {row['id']} is {status}; it has no content", details={"status": status})
-    outputs = orjson.loads(row["outputs"] or "[]")
+        raise ConflictError(f"video {row.id} is {status}; it has no content", details={"status": status})
+    outputs = row.outputs
     if not 0 <= index < len(outputs):
-        raise NotFoundError(f"video {row['id']} has no output {index} (it has {len(outputs)})", param="index")
+        raise NotFoundError(f"video {row.id} has no output {index} (it has {len(outputs)})", param="index")
     return outputs[index]
 
 
-async def _serve(request: Request, row: Row, index: int, disposition: str) -> Response:
+async def serve(request: Request, row: JobRecord, index: int, disposition: str) -> Response:
+    """Output ``index`` of a job as the response (Range, ETag), from local disk or the object store."""
     out = _output(row, index)
-    g = gw(request)
-    filename = f"{row['id']}-{index}.mp4"
+    g = services(request)
+    filename = f"{row.id}-{index}.mp4"
     headers = {
-        "ETag": f'"{out["sha256"]}"',
+        "ETag": f'"{out.sha256}"',
         "Cache-Control": "private, max-age=3600",
-        "X-Content-SHA256": out["sha256"],
+        "X-Content-SHA256": out.sha256,
     }
-    path = g.blobs.local_path(out["key"])
+    path = g.blobs.local_path(out.key)
     if path is not None:
-        parsed = _requested_range(request, headers["ETag"], out["bytes"])
+        parsed = _requested_range(request, headers["ETag"], out.bytes)
         if parsed is not None and request.method == "GET":
             return await _local_range(path, parsed, out, headers, f'{disposition}; filename="{filename}"')
         return FileResponse(
-            path, headers=headers, media_type=out["mime_type"], filename=filename, content_disposition_type=disposition
+            path, headers=headers, media_type=out.mime_type, filename=filename, content_disposition_type=disposition
         )
     return await _stream_object(request, g, out, headers, filename, disposition)
 
@@ -139,7 +115,7 @@ CHUNK = 4 << 20
 
 
 async def _local_range(
-    path: Path, span: tuple[int, int], out: dict[str, Any], headers: dict[str, str], content_disposition: str
+    path: Path, span: tuple[int, int], out: StoredOutput, headers: dict[str, str], content_disposition: str
 ) -> Response:
     """A range of a local output by ``pread``: one read for small ranges, 1 MiB reads off the loop for large ones.
 
@@ -150,7 +126,7 @@ async def _local_range(
     headers = {
         **headers,
         "Accept-Ranges": "bytes",
-        "Content-Range": f"bytes {start}-{end - 1}/{out['bytes']}",
+        "Content-Range": f"bytes {start}-{end - 1}/{out.bytes}",
         "Content-Length": str(end - start),
         "Content-Disposition": content_disposition,
     }
@@ -163,7 +139,7 @@ async def _local_range(
             data = os.pread(fd, end - start, start)
         finally:
             os.close(fd)
-        return Response(data, status_code=206, headers=headers, media_type=out["mime_type"])
+        return Response(data, status_code=206, headers=headers, media_type=out.mime_type)
 
     async def chunks() -> AsyncIterator[bytes]:
         try:
@@ -177,13 +153,13 @@ async def _local_range(
         finally:
             os.close(fd)
 
-    return StreamingResponse(chunks(), status_code=206, headers=headers, media_type=out["mime_type"])
+    return StreamingResponse(chunks(), status_code=206, headers=headers, media_type=out.mime_type)
 
 
 async def _stream_object(
-    request: Request, g: Any, out: dict[str, Any], headers: dict[str, str], filename: str, disposition: str
+    request: Request, g: Gateway, out: StoredOutput, headers: dict[str, str], filename: str, disposition: str
 ) -> Response:
-    size = out["bytes"]
+    size = out.bytes
     headers = {**headers, "Accept-Ranges": "bytes", "Content-Disposition": f'{disposition}; filename="{filename}"'}
     start, end, status = 0, size, 200
     parsed = _requested_range(request, headers["ETag"], size)
@@ -193,9 +169,9 @@ async def _stream_object(
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=out["mime_type"])
+        return Response(status_code=status, headers=headers, media_type=out.mime_type)
     return StreamingResponse(
-        await g.blobs.stream(out["key"], start, end), status_code=status, headers=headers, media_type=out["mime_type"]
+        await g.blobs.stream(out.key, start, end), status_code=status, headers=headers, media_type=out.mime_type
     )
 
 
@@ -235,12 +211,12 @@ def _single_range(header: str, size: int) -> tuple[int, int] | None:
 
 async def video_content(request: Request) -> Response:
     who = await owner(request)
-    row = await gw(request).jobs.row(who, request.path_params["video_id"])
-    return await _serve(request, row, int_param(request, "index", 0, 0, 63), "attachment")
+    row = await services(request).jobs.row(who, request.path_params["video_id"])
+    return await serve(request, row, int_param(request, "index", 0, 0, 63), "attachment")
 
 
 async def download_url(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     row = await g.jobs.row(who, request.path_params["video_id"])
     body = await read_body(request, 16 << 10, json=False)
@@ -251,15 +227,15 @@ async def download_url(request: Request) -> Response:
         raise ValidationError(f"ttl_seconds must be between {MIN_TTL} and {MAX_TTL}", param="ttl_seconds")
     out = _output(row, opts.index)
     expires = now_s() + opts.ttl_seconds
-    url = await g.blobs.presign(out["key"], opts.ttl_seconds) if not g.blobs.is_local else None
+    url = await g.blobs.presign(out.key, opts.ttl_seconds) if not g.blobs.is_local else None
     if url is None:
-        url = sign_path(g.settings.signing_secret, row["id"], opts.index, opts.disposition, expires)
+        url = sign_path(g.settings.signing_secret, row.id, opts.index, opts.disposition, expires)
     return json_response(DownloadURL(url=url, expires_at=expires, index=opts.index, disposition=opts.disposition))
 
 
 async def signed_download(request: Request) -> Response:
     """A signed link works without the API key; tampering, expiry or another job's link is 403."""
-    g = gw(request)
+    g = services(request)
     job_id = request.path_params["video_id"]
     q = request.query_params
     try:
@@ -274,46 +250,17 @@ async def signed_download(request: Request) -> Response:
     if expires < now_s():
         raise PermissionDeniedError("this download link has expired; ask for a new one")
     row = await g.jobs.row_any_owner(job_id)
-    return await _serve(request, row, index, disposition)
+    return await serve(request, row, index, disposition)
 
 
 async def cancel_video(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     row = await g.jobs.cancel(who, request.path_params["video_id"])
     return json_response(g.jobs.view(row))
 
 
 async def delete_video(request: Request) -> Response:
-    g = gw(request)
+    g = services(request)
     who = await owner(request)
     return json_response(await g.jobs.delete(who, request.path_params["video_id"]))
-
-
-class VideoId(Convertor[str]):
-    """Job ids only, so the poll route can be matched first without shadowing ``/v1/videos/models``."""
-
-    regex = "vid_[0-9a-z]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("vid", VideoId())
-
-# Polls outnumber every other request: their route is tried before any other.
-poll_routes = [Route("/v1/videos/{video_id:vid}", get_video, methods=["GET"])]
-
-routes = [
-    Route("/v1/videos/{video_id}", get_video, methods=["GET"]),
-    Route("/v1/videos", create_video, methods=["POST"]),
-    Route("/v1/videos", list_videos, methods=["GET"]),
-    Route("/v1/videos/{video_id}", delete_video, methods=["DELETE"]),
-    Route("/v1/videos/{video_id}/content", video_content, methods=["GET", "HEAD"]),
-    Route("/v1/videos/{video_id}/download_url", download_url, methods=["POST"]),
-    Route("/v1/videos/{video_id}/download", signed_download, methods=["GET", "HEAD"]),
-    Route("/v1/videos/{video_id}/cancel", cancel_video, methods=["POST"]),
-]

@@ -1,4 +1,11 @@
-"""The model catalogue, loaded once from the TOML shipped in the package (or a file of one's own)."""
+"""The model catalogue, loaded once from the TOML shipped in the package (or a file of one's own).
+
+The package ships one file per model maker (``google.toml``, ``kling.toml``, ...), each a list of
+``[[models]]``: what a model accepts, who serves it (``providers``: each adapter's name and its own
+model id, with ``unsupported`` naming what that provider cannot take) and what it costs, in integer
+micro-dollars (1 USD = 1_000_000) per output second with optional tiers. ``listing.toml`` holds the
+order the models are listed in.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +140,7 @@ def _model(raw: dict[str, Any]) -> Model:
         default_audio=raw.get("default_audio", False),
         seed=raw.get("seed", False),
         negative_prompt=raw.get("negative_prompt", False),
-        sample_count=tuple(raw.get("sample_count", (1, 1))),  # type: ignore[arg-type]
+        sample_count=tuple(raw.get("sample_count", (1, 1))),
         input_reference_roles=tuple(raw.get("input_reference_roles", ())),
         required_roles=tuple(raw.get("required_roles", ())),
         extra_params=frozenset(raw.get("extra_params", ())),
@@ -159,15 +167,33 @@ class Catalog:
         return frozenset(p.name for m in self.models for p in m.providers)
 
 
+LISTING = "listing.toml"
+
+
 def load_catalog(path: Path | None = None) -> Catalog:
-    """The shipped catalogue (every ``*.toml`` beside this module, one file per provider family) or one file."""
-    if path is not None:
-        texts = [path.read_text()]
-    else:
-        folder = resources.files(__package__)
-        texts = [f.read_text() for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".toml")]
-    models = [_model(m) for text in texts for m in tomllib.loads(text).get("models", ())]
+    """The shipped catalogue, or the one file at ``path`` (listed in its own order)."""
+    models = _models(path.read_text()) if path is not None else _shipped(resources.files(__package__))
     ids = [m.id for m in models]
     if len(ids) != len(set(ids)):
         raise ValueError(f"duplicate model ids in the catalogue: {sorted({i for i in ids if ids.count(i) > 1})}")
     return Catalog(tuple(models))
+
+
+def _models(text: str) -> list[Model]:
+    return [_model(m) for m in tomllib.loads(text).get("models", ())]
+
+
+def _shipped(folder: Traversable) -> list[Model]:
+    """Every maker's file beside this module, in the listing's order; models it does not name come
+    after, by file name and then in file order."""
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".toml") and f.name != LISTING), key=_name)
+    models = [m for f in files for m in _models(f.read_text())]
+    listing = tomllib.loads(folder.joinpath(LISTING).read_text())["order"]
+    if stale := sorted(set(listing) - {m.id for m in models}):
+        raise ValueError(f"{LISTING} names models no catalogue file has: {stale}")
+    rank = {model_id: i for i, model_id in enumerate(listing)}
+    return sorted(models, key=lambda m: rank.get(m.id, len(rank)))
+
+
+def _name(file: Traversable) -> str:
+    return file.name

@@ -1,9 +1,9 @@
 """Validation of a create request against the catalogue: pure, no I/O.
 
 Every failure names the offending ``param``; a value the model does not support lists what it
-does support. The result has every default filled in, so pricing and providers see exactly the
-seconds and size the job will run with. URLs, free-form objects and inline images are bounded by
-``inputs``; messages quote a caller's value only cut short.
+does support. The result is the job's ``VideoSpec`` with every default filled in, so pricing and
+providers see exactly the seconds and size the job will run with. URLs, free-form objects and
+inline images are bounded by ``inputs``; messages quote a caller's value only cut short.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -27,6 +26,7 @@ from vidgate.gateway.catalog.inputs import (
     cut,
     too_deep,
 )
+from vidgate.gateway.jobs.spec import Extras, Reference, Routing, VideoSpec, Webhook
 from vidgate.gateway.secret import Secret
 from vidgate.types import VideoGenerationRequest
 
@@ -49,39 +49,6 @@ WEBHOOK_EVENTS = frozenset(
 TOP_LEVEL_FIELDS = frozenset(VideoGenerationRequest.__struct_fields__)
 # Request fields that only some models accept; a model opts in with ``extra_params``.
 OPTIONAL_FIELDS = ("enhance_prompt", "compression_quality", "person_generation", "resize_mode")
-
-
-@dataclass(frozen=True)
-class Reference:
-    role: str
-    url: str
-
-
-@dataclass(frozen=True)
-class Normalized:
-    """A create request made whole: what the job will be priced and run with."""
-
-    model: str
-    prompt: str
-    duration: int
-    width: int
-    height: int
-    resolution: str | None
-    aspect_ratio: str | None
-    audio: bool
-    seed: int | None
-    sample_count: int
-    negative_prompt: str | None
-    references: tuple[Reference, ...] = ()
-    provider_params: dict[str, Any] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)
-    output_access: str = "both"
-    webhook: dict[str, Any] | None = None
-    routing: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> str:
-        return f"{self.width}x{self.height}"
 
 
 def _even(n: float) -> int:
@@ -198,12 +165,13 @@ def check_webhook_secret(secret: str | None) -> None:
         raise ValidationError("webhook.secret must encode 24 to 64 bytes", param="webhook.secret")
 
 
-def _webhook(req: VideoGenerationRequest, allow_http: bool) -> dict[str, Any] | None:
+def _webhook(req: VideoGenerationRequest, allow_http: bool) -> Webhook | None:
     if req.webhook is msgspec.UNSET:
         return None
     hook = req.webhook
     check_url(hook.url, "webhook.url", allow_http=allow_http, max_chars=2048)
-    check_webhook_secret(hook.secret if hook.secret is not msgspec.UNSET else None)
+    secret = hook.secret if hook.secret is not msgspec.UNSET else None
+    check_webhook_secret(secret)
     events = list(hook.events) if hook.events is not msgspec.UNSET else []
     for i, event in enumerate(events):
         if event not in WEBHOOK_EVENTS:
@@ -212,15 +180,14 @@ def _webhook(req: VideoGenerationRequest, allow_http: bool) -> dict[str, Any] | 
                 param=f"webhook.events[{i}]",
             )
     # Held as a Secret from here on; the job's stored spec has it in the clear for the deliverer.
-    return {"url": hook.url, "secret": Secret(hook.secret), "events": events}
+    return Webhook(hook.url, Secret(secret) if secret else None, tuple(events))
 
 
-def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -> dict[str, Any]:
+def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -> Routing:
     if req.provider is msgspec.UNSET:
-        return {}
-    out: dict[str, Any] = {"include_alpha": req.provider.include_alpha, "allow_fallbacks": req.provider.allow_fallbacks}
-    for key in ("order", "only", "ignore"):
-        names = getattr(req.provider, key)
+        return Routing()
+    pref = req.provider
+    for key, names in (("order", pref.order), ("only", pref.only), ("ignore", pref.ignore)):
         if names is msgspec.UNSET:
             continue
         for i, name in enumerate(names):
@@ -228,11 +195,20 @@ def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -
                 raise ValidationError(
                     f"unknown provider {clip(name)}; providers: {_listing(sorted(known))}", param=f"provider.{key}[{i}]"
                 )
-        out[key] = list(names)
-    return out
+    return Routing(
+        include_alpha=pref.include_alpha,
+        allow_fallbacks=pref.allow_fallbacks,
+        order=_names(pref.order),
+        only=_names(pref.only),
+        ignore=_names(pref.ignore),
+    )
 
 
-def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool = False) -> Normalized:
+def _names(names: list[str] | msgspec.UnsetType) -> tuple[str, ...] | msgspec.UnsetType:
+    return names if names is msgspec.UNSET else tuple(names)
+
+
+def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool = False) -> VideoSpec:
     """Check ``req`` against its model and fill in every default.
 
     ``allow_http`` lets image and webhook URLs be plain ``http://`` (where private URLs are allowed).
@@ -318,7 +294,7 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
                 param=f"provider_params.{key}",
             )
     access = req.output.access if req.output is not msgspec.UNSET else "both"
-    return Normalized(
+    return VideoSpec(
         model=model.id,
         prompt=prompt,
         duration=duration,
@@ -332,7 +308,7 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
         negative_prompt=negative,
         references=tuple(references),
         provider_params=params,
-        extras=extras,
+        extras=Extras(**extras),
         output_access=access,
         webhook=_webhook(req, allow_http),
         routing=_routing(req, model, catalog.provider_names),
@@ -382,5 +358,5 @@ def explain(message: str) -> tuple[str, str | None]:
     return f"{param}: {message}", param
 
 
-def validate(body: bytes, catalog: Catalog, *, allow_http: bool = False) -> Normalized:
+def validate(body: bytes, catalog: Catalog, *, allow_http: bool = False) -> VideoSpec:
     return normalize(decode_request(body), catalog, allow_http=allow_http)

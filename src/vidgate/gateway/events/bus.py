@@ -1,20 +1,26 @@
-"""In-process fan-out of committed lifecycle events to websocket and SSE listeners.
+"""In-process fan-out of committed lifecycle events: to websocket and SSE listeners, and to sinks.
 
-Publishers call ``publish`` after their transaction commits; the events table stays the source
-of truth, so a listener that falls behind re-reads it rather than the bus buffering forever.
-Besides events, a subscriber's queue carries two markers: ``RESYNC`` when the bus may have missed
-events (the PostgreSQL listener reconnected), so streams re-read the table, and ``DRAIN`` when the
-process is shutting down, so streams end and their clients reconnect to another process.
+Publishers call ``publish`` after their transaction commits (the outbox), and the PostgreSQL listener
+for events committed by other processes (``notify.py``); the events table stays the source of truth,
+so a listener that falls behind re-reads it rather than the bus buffering forever. Besides events, a
+subscriber's queue carries two markers: ``RESYNC`` when the bus may have missed events (the PostgreSQL
+listener reconnected), so streams re-read the table, and ``DRAIN`` when the process is shutting down,
+so streams end and their clients reconnect to another process.
+
+Whatever else hears of every event (the webhook deliverer; a queue, say) is an ``EventSink``,
+added with ``add_sink`` where the gateway's services are put together (``services.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from vidgate.types import JobEvent
+
+log = logging.getLogger("vidgate.events")
 
 QUEUE_LIMIT = 256
 RESYNC = object()  # the bus may have missed events: re-read the events table
@@ -27,10 +33,16 @@ def _put(queue: asyncio.Queue[Any], item: Any) -> None:
     queue.put_nowait(item)
 
 
+class EventSink(Protocol):
+    """Hears of every committed event, on the event loop: it hands the event on and never blocks."""
+
+    def publish(self, event: JobEvent) -> None: ...
+
+
 class EventBus:
     def __init__(self) -> None:
         self._subs: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
-        self._wakers: list[Callable[[], None]] = []
+        self._sinks: list[EventSink] = []
         self.draining = False
 
     def subscribe(self, job_id: str) -> asyncio.Queue[Any]:
@@ -46,15 +58,18 @@ class EventBus:
             if not subs:
                 del self._subs[job_id]
 
-    def on_event(self, waker: Callable[[], None]) -> None:
-        """Call ``waker`` after every publish (the webhook deliverer uses this to wake up)."""
-        self._wakers.append(waker)
+    def add_sink(self, sink: EventSink) -> None:
+        """Hand every event published from now on to ``sink`` too."""
+        self._sinks.append(sink)
 
     def publish(self, event: JobEvent) -> None:
         for queue in self._subs.get(event.data.id, ()):
             _put(queue, event)
-        for waker in self._wakers:
-            waker()
+        for sink in self._sinks:
+            try:
+                sink.publish(event)
+            except Exception:  # the event is committed: one failing sink must not keep it from the rest
+                log.exception("event sink %s failed on %s", type(sink).__name__, event.id)
 
     def publish_deleted(self, job_id: str) -> None:
         for queue in self._subs.get(job_id, ()):

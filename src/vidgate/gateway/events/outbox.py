@@ -14,6 +14,7 @@ import msgspec
 import orjson
 
 from vidgate.gateway.ids import new_id
+from vidgate.gateway.jobs.spec import Webhook
 from vidgate.gateway.storage.db import Q, Tx
 from vidgate.types import JobEvent, Video
 
@@ -48,17 +49,15 @@ _INSERT_NOTIFY = Q(
 )
 
 
-def wanted(webhook: Mapping[str, Any] | None, event_type: str) -> bool:
-    if not webhook:
+def wanted(webhook: Webhook | None, event_type: str) -> bool:
+    if webhook is None:
         return False
-    events = webhook.get("events") or DEFAULT_WEBHOOK_EVENTS
+    events = webhook.events or DEFAULT_WEBHOOK_EVENTS
     # A terminal event is a status change too: subscribers to status changes hear of it.
     return event_type in events or ("video.status_changed" in events and event_type in TERMINAL_EVENTS)
 
 
-async def emit(
-    tx: Tx, *, video: Video, owner_id: str, event_type: str, now: int, webhook: Mapping[str, Any] | None
-) -> JobEvent:
+async def emit(tx: Tx, *, video: Video, owner_id: str, event_type: str, now: int, webhook: Webhook | None) -> JobEvent:
     event = JobEvent(id=new_id("evt"), type=event_type, created_at=now // 1000, data=video)
     data = _encoder.encode(video)
     row = {"id": event.id, "job": video.id, "owner": owner_id, "type": event_type, "now": now, "data": data.decode()}
@@ -66,7 +65,7 @@ async def emit(
         await tx.fetchone(_INSERT_NOTIFY, {**row, "payload": f"{event.id} {event_type} {NOTIFY_ORIGIN}"})
     else:
         await tx.execute(_INSERT, row)
-    if webhook and wanted(webhook, event_type):
+    if webhook is not None and wanted(webhook, event_type):
         await tx.execute(
             _DELIVERY,
             {
@@ -74,7 +73,7 @@ async def emit(
                 "event": event.id,
                 "job": video.id,
                 "owner": owner_id,
-                "url": webhook["url"],
+                "url": webhook.url,
                 "now": now,
             },
         )

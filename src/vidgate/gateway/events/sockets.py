@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 import msgspec
+from starlette.types import Message
 from starlette.websockets import WebSocket
 
 from vidgate.gateway.events import catchup
@@ -35,7 +36,7 @@ class Socket:
         self.queue = queue
         self.loop = asyncio.get_running_loop()
         self.last_sent = self.loop.time()
-        self._inbox: dict[str, Any] | Exception | None = None
+        self._inbox: Message | Exception | None = None
         self._taken = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -69,7 +70,7 @@ class Socket:
             self.queue.get_nowait()  # the bus's own policy: a listener this far behind loses the oldest
         self.queue.put_nowait(marker)
 
-    def take(self) -> dict[str, Any] | Exception | None:
+    def take(self) -> Message | Exception | None:
         """The client message (or failed receive) waiting for the pump, if any."""
         message, self._inbox = self._inbox, None
         if message is not None:

@@ -1,47 +1,24 @@
-"""Live job updates over a websocket and server-sent events, pushed from the event bus.
+"""Pumping a job's live updates into a websocket or a server-sent event stream, from the event bus.
 
-Both streams subscribe to the bus before reading the job, send a snapshot, then one update per
-committed event, and end after a terminal status. Every event message carries its event id; a client
-resuming with ``Last-Event-ID`` (SSE) or ``since=`` (both) gets every event after that id instead of
-the snapshot. The bus can miss events, so streams also re-read the events table (``catchup.py``).
-When the process shuts down (``drain.py``) websockets close with 1001 and event streams end, so
-clients reconnect to another process and resume there.
-
-Websocket auth, in order: ``Authorization: Bearer KEY``; for browsers, which cannot set headers,
-the subprotocol offer ``["vidgate.v1", "bearer.KEY"]`` (the server selects ``vidgate.v1`` and never
-echoes the key; offering only ``bearer.KEY`` is accepted with no subprotocol selected, which browsers
-refuse, so browsers must offer both); or ``?token=`` from ``POST /v1/videos/{id}/stream_token``, a
-short-lived HMAC token bound to the job and its key (``stream_tokens.py``). An API key is never
-accepted in a URL. Opening a stream counts against the key's request rate, and its open streams are
-capped per process; revoking the key ends them (``stream_slots.py``).
+A stream (opened by ``api/events.py``, subscribed to the bus before the job was read) sends a
+snapshot, then one update per committed event, and ends after a terminal status. Every event message
+carries its event id; a client resuming after an id gets every event after it instead of the snapshot.
+The bus can miss events, so streams also re-read the events table (``catchup.py``). When the process
+shuts down (``drain.py``) websockets close with 1001 and event streams end, so clients reconnect to
+another process and resume there; a revoked key's streams end too (``stream_slots.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Message
 
-from vidgate.errors import (
-    NotFoundError,
-    RateLimitError,
-    ServiceUnavailableError,
-    UpgradeRequiredError,
-    VidgateError,
-)
-from vidgate.gateway.api.http import int_param
-from vidgate.gateway.api.videos import gw, owner
-from vidgate.gateway.auth import KEY_PREFIX, Principal
+from vidgate.errors import NotFoundError
 from vidgate.gateway.events import catchup
 from vidgate.gateway.events.bus import DRAIN, RESYNC
 from vidgate.gateway.events.catchup import Cursor
@@ -49,17 +26,14 @@ from vidgate.gateway.events.sockets import BEAT_SLACK as _BEAT_SLACK
 from vidgate.gateway.events.sockets import CLIENT as _CLIENT
 from vidgate.gateway.events.sockets import HEARTBEAT as _HEARTBEAT
 from vidgate.gateway.events.sockets import Socket as _Socket
-from vidgate.gateway.events.stream_slots import REVOKED_REASON, Stream, streams_of
-from vidgate.gateway.events.stream_tokens import InvalidToken, stream_token, verify_token
+from vidgate.gateway.events.stream_slots import REVOKED_REASON, Stream
 from vidgate.gateway.ids import now_s
 from vidgate.gateway.jobs.state import TERMINAL
 from vidgate.types import JobEvent, Video
 
-log = logging.getLogger("vidgate.stream")
+if TYPE_CHECKING:
+    from vidgate.gateway.services import Gateway
 
-PROTOCOL = "vidgate.v1"
-BEARER_PREFIX = "bearer."
-HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS, HEARTBEAT_DEFAULT_MS = 1000, 10000, 10000
 CLOSE_INTERNAL, CLOSE_GOING_AWAY = 1011, 1001
 DRAINING_REASON = "the server is shutting down; reconnect to resume"
 CLOSE_NORMAL, CLOSE_BAD_REQUEST, CLOSE_UNAUTHORIZED, CLOSE_NOT_FOUND, CLOSE_TOO_MANY = 1000, 4400, 4401, 4404, 4429
@@ -67,8 +41,8 @@ _encoder = msgspec.json.Encoder()
 _ENCODED_KEEP = 1024  # events whose encoding is kept; a few seconds of updates across every watched job
 
 
-class _Invalid(Exception):
-    """A stream cannot start: the websocket close code and reason."""
+class Refused(Exception):
+    """A stream cannot start or go on: the websocket close code and reason."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
@@ -115,108 +89,7 @@ def _update(event: JobEvent) -> tuple[bytes, str]:
 # ---- websocket --------------------------------------------------------------------------------
 
 
-async def _authenticate(ws: WebSocket, g: Any, job_id: str) -> str:
-    """The owner the socket is for; opening it counts against the key's request rate."""
-    try:
-        principal = await _principal(ws, g, job_id)
-        g.keys.throttle(principal)
-    except RateLimitError as exc:
-        raise _Invalid(CLOSE_TOO_MANY, exc.message) from None
-    return principal.owner_id
-
-
-async def _principal(ws: WebSocket, g: Any, job_id: str) -> Principal:
-    header = ws.headers.get("authorization")
-    offered = ws.scope.get("subprotocols") or []
-    key = next((p[len(BEARER_PREFIX) :] for p in offered if p.startswith(BEARER_PREFIX)), None)
-    token = ws.query_params.get("token")
-    if any(name in ws.query_params for name in ("api_key", "key", "authorization", "access_token")) or (
-        token and token.startswith(KEY_PREFIX)
-    ):
-        raise _Invalid(CLOSE_UNAUTHORIZED, "API keys are not accepted in the URL; use a stream token")
-    try:
-        if header:
-            return await g.keys.authenticate(header)
-        if key:
-            return await g.keys.authenticate(f"Bearer {key}")
-        if token:
-            return await g.keys.by_id(verify_token(g.settings.signing_secret, job_id, token))
-    except InvalidToken as exc:
-        raise _Invalid(CLOSE_UNAUTHORIZED, str(exc)) from None
-    except VidgateError as exc:
-        raise _Invalid(CLOSE_UNAUTHORIZED, exc.message) from None
-    raise _Invalid(CLOSE_UNAUTHORIZED, "missing credentials: Authorization header, bearer subprotocol or ?token=")
-
-
-def _options(ws: WebSocket) -> tuple[float, bool]:
-    q = ws.query_params
-    raw = q.get("interval_ms") or str(HEARTBEAT_DEFAULT_MS)
-    if not raw.isdigit() or not HEARTBEAT_MIN_MS <= int(raw) <= HEARTBEAT_MAX_MS:
-        raise _Invalid(CLOSE_BAD_REQUEST, f"interval_ms must be between {HEARTBEAT_MIN_MS} and {HEARTBEAT_MAX_MS}")
-    close = (q.get("close_on_terminal") or "true").lower()
-    if close not in ("true", "false", "1", "0"):
-        raise _Invalid(CLOSE_BAD_REQUEST, "close_on_terminal must be true or false")
-    return int(raw) / 1000, close in ("true", "1")
-
-
-async def video_socket(ws: WebSocket) -> None:
-    offered = ws.scope.get("subprotocols") or []
-    await ws.accept(subprotocol=PROTOCOL if PROTOCOL in offered else None)
-    try:
-        await _serve_socket(ws, ws.app.state.gateway, ws.path_params["video_id"])
-    except (WebSocketDisconnect, OSError, RuntimeError):  # the peer went away mid-send
-        pass
-    except Exception:
-        log.exception("websocket for %s failed", ws.path_params["video_id"])
-        with contextlib.suppress(Exception):
-            await ws.close(CLOSE_INTERNAL, "internal error")
-
-
-async def _serve_socket(ws: WebSocket, g: Any, job_id: str) -> None:
-    try:
-        if g.bus.draining:
-            raise _Invalid(CLOSE_GOING_AWAY, DRAINING_REASON)
-        who = await _authenticate(ws, g, job_id)
-        heartbeat, close_on_terminal = _options(ws)
-    except _Invalid as exc:
-        await ws.close(exc.code, exc.reason[:120])
-        return
-    streams = streams_of(ws.app)
-    queue = g.bus.subscribe(job_id)
-    stream: Stream | None = None
-    try:
-        _check_open(None, DRAIN if g.bus.draining else None)
-        since, param = catchup.since_of({}, ws.query_params)
-        try:
-            # The newest event id before the snapshot's row: the snapshot shows at least that event.
-            snapshot_id, cursor = await catchup.latest(g.db, job_id)
-            row = await g.jobs.row(who, job_id)
-            if since:
-                cursor = await catchup.resume_at(g.db, job_id, since, param)
-        except NotFoundError:
-            await ws.close(CLOSE_NOT_FOUND, "video not found")
-            return
-        except VidgateError as exc:
-            await ws.close(CLOSE_BAD_REQUEST, exc.message[:120])
-            return
-        try:
-            stream = streams.take(who, queue)
-        except VidgateError as exc:
-            await ws.close(CLOSE_TOO_MANY if exc.status == 429 else CLOSE_UNAUTHORIZED, exc.message[:120])
-            return
-        sock = _Socket(ws, heartbeat, queue)
-        start = _Start(cursor, None if since else snapshot_id, resumed=bool(since))
-        if await _pump(sock, g, who, job_id, queue, g.jobs.view(row), close_on_terminal, stream, start):
-            await ws.close(CLOSE_NORMAL)
-    except _Invalid as exc:
-        await ws.close(exc.code, exc.reason[:120])
-    finally:
-        g.bus.unsubscribe(job_id, queue)
-        if stream is not None:
-            streams.release(stream)
-
-
-class _Start:
+class Start:
     """How a socket starts: with a snapshot labelled ``snapshot_id``, or ``resumed`` after the
     client's last event id (``cursor``), with no snapshot."""
 
@@ -228,34 +101,34 @@ class _Start:
         self.resumed = resumed
 
 
-def _check_open(stream: Stream | None, item: Any = None) -> None:
+def check_open(stream: Stream | None, item: Any = None) -> None:
     """Raise the close for a revoked key, or for ``DRAIN``: the process is shutting down."""
     if stream is not None and stream.revoked:
-        raise _Invalid(CLOSE_UNAUTHORIZED, REVOKED_REASON)
+        raise Refused(CLOSE_UNAUTHORIZED, REVOKED_REASON)
     if item is DRAIN:
-        raise _Invalid(CLOSE_GOING_AWAY, DRAINING_REASON)
+        raise Refused(CLOSE_GOING_AWAY, DRAINING_REASON)
 
 
-async def _pump(
+async def pump(
     sock: _Socket,
-    g: Any,
+    g: Gateway,
     who: str,
     job_id: str,
     queue: asyncio.Queue[Any],
     snapshot: Video,
     close_on_terminal: bool,
     stream: Stream | None = None,
-    start: _Start | None = None,
+    start: Start | None = None,
 ) -> bool:
     """Relay the job's events until it ends; True when the server should close the socket.
 
-    Raises ``_Invalid`` when ``stream``'s key is revoked meanwhile, or the process is draining.
+    Raises ``Refused`` when ``stream``'s key is revoked meanwhile, or the process is draining.
     """
-    start = start or _Start(None)
+    start = start or Start(None)
     cursor = start.cursor
 
     async def relay(item: Any) -> bool:
-        _check_open(stream, item)
+        check_open(stream, item)
         for update in await catchup.updates(cursor, item):
             if update is None:
                 await sock.send(_deleted(job_id))
@@ -273,7 +146,7 @@ async def _pump(
         await sock.send(_snapshot(snapshot, start.snapshot_id))
         if close_on_terminal and snapshot.status in TERMINAL:
             return True
-        _check_open(stream)  # before pending, which drops the revoked marker
+        check_open(stream)  # before pending, which drops the revoked marker
         backlog = catchup.pending(queue, snapshot, cursor)
     for item in backlog:
         if await relay(item):
@@ -282,7 +155,7 @@ async def _pump(
     try:
         while True:
             item = await queue.get()
-            _check_open(stream, item)
+            check_open(stream, item)
             if item is _HEARTBEAT:
                 if sock.idle_for() <= _BEAT_SLACK:  # else an event went out since the timer fired
                     await sock.send({"type": "heartbeat", "at": now_s()})
@@ -301,10 +174,10 @@ async def _pump(
 
 async def _answer(
     sock: _Socket,
-    g: Any,
+    g: Gateway,
     who: str,
     job_id: str,
-    message: dict[str, Any],
+    message: Message,
     close_on_terminal: bool,
     cursor: Cursor | None = None,
 ) -> bool:
@@ -342,12 +215,6 @@ async def _answer(
     return False
 
 
-async def socket_over_http(request: Request) -> Response:
-    raise UpgradeRequiredError(
-        "this is a websocket endpoint: connect with Upgrade: websocket", headers={"Upgrade": "websocket"}
-    )
-
-
 # ---- server-sent events -----------------------------------------------------------------------
 
 
@@ -362,56 +229,12 @@ def _sse_update(job_id: str, item: JobEvent | None) -> bytes:
     return f"id: {item.id}\nevent: job.updated\ndata: ".encode() + _update(item)[0] + b"\n\n"
 
 
-async def video_events(request: Request) -> Response:
-    g = gw(request)
-    if g.bus.draining:
-        raise ServiceUnavailableError(DRAINING_REASON, headers={"Retry-After": "1"})
-    who = await owner(request)  # authenticates, and counts the open against the key's request rate
-    job_id = request.path_params["video_id"]
-    heartbeat = int_param(request, "interval_ms", HEARTBEAT_DEFAULT_MS, HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS) / 1000
-    row = await g.jobs.row(who, job_id)
-    since, param = catchup.since_of(request.headers, request.query_params)
-    cursor = await catchup.resume_at(g.db, job_id, since, param) if since else None
-    backlog = await cursor.missed() if cursor is not None else []
-    if cursor is not None and not backlog and row["status"] in TERMINAL:
-        return Response(status_code=204)  # a client reconnecting to a finished job it has seen end: stop it
-    streams = streams_of(request.app)
-    queue = g.bus.subscribe(job_id)
-    try:
-        stream = streams.take(who, queue)
-    except VidgateError:
-        g.bus.unsubscribe(job_id, queue)
-        raise
-
-    def release() -> None:
-        g.bus.unsubscribe(job_id, queue)
-        streams.release(stream)
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    body = _sse(g, stream, job_id, heartbeat, cursor, backlog)
-    return _EventStream(body, release, media_type="text/event-stream; charset=utf-8", headers=headers)
-
-
-class _EventStream(StreamingResponse):
-    """Gives the stream's slot back however the response ends, even before its first byte is sent."""
-
-    def __init__(self, content: AsyncIterator[bytes], release: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self._release = release
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._release()
-
-
 def _revoked_frame() -> bytes:
     return _frame({"type": "error", "error": {"code": "unauthorized", "message": REVOKED_REASON}}, None)
 
 
-async def _sse(
-    g: Any, stream: Stream, job_id: str, heartbeat: float, cursor: Cursor | None, backlog: list[JobEvent]
+async def sse_frames(
+    g: Gateway, stream: Stream, job_id: str, heartbeat: float, cursor: Cursor | None, backlog: list[JobEvent]
 ) -> AsyncIterator[bytes]:
     """The stream's frames: a snapshot (or, resuming, ``backlog``: the events after the client's id),
     then updates until the job ends, the key is revoked or the process drains."""
@@ -460,11 +283,3 @@ async def _sse(
             if loop.time() >= beat_at - _BEAT_SLACK:
                 yield f": heartbeat {now_s()}\n\n".encode()
                 beat_at = loop.time() + heartbeat
-
-
-routes = [
-    WebSocketRoute("/v1/async/video/{video_id}/ws", video_socket),
-    Route("/v1/async/video/{video_id}/ws", socket_over_http, methods=["GET"]),
-    Route("/v1/videos/{video_id}/events", video_events, methods=["GET"]),
-    Route("/v1/videos/{video_id}/stream_token", stream_token, methods=["POST"]),
-]

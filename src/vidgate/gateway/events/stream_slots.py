@@ -14,9 +14,9 @@ import logging
 from typing import Any
 
 from vidgate.errors import AuthenticationError, RateLimitError
-from vidgate.gateway.auth import CACHE_SECONDS
+from vidgate.gateway.auth import CACHE_SECONDS, Keys
 from vidgate.gateway.ids import now_ms
-from vidgate.gateway.storage.db import Q
+from vidgate.gateway.storage.db import Database, Q
 
 log = logging.getLogger("vidgate.stream")
 
@@ -41,27 +41,29 @@ REVOKED_REASON = "the API key was revoked"
 
 
 class Streams:
-    """Open streams per owner, capped at ``settings.max_websockets_per_key`` (per process)."""
+    """Open streams per owner, capped at ``per_key`` (``settings.max_websockets_per_key``, per process)."""
 
-    def __init__(self, g: Any) -> None:
-        self.g = g
+    def __init__(self, keys: Keys, db: Database, per_key: int) -> None:
+        self.keys = keys
+        self.db = db
+        self.per_key = per_key
         self.open: dict[str, set[Stream]] = {}
         self._revoked: dict[str, float] = {}  # owner -> when, so an open racing its revocation fails
         self._watcher: asyncio.Task[None] | None = None
-        g.keys.on_revoke(self.revoke)
+        keys.on_revoke(self.revoke)
 
     def take(self, owner: str, queue: asyncio.Queue[Any]) -> Stream:
         """A slot for a new stream; 429 when the owner's are all taken, 401 when its key was just revoked."""
         if owner in self._revoked:
             raise AuthenticationError("invalid or revoked API key")
         streams = self.open.get(owner)
-        if len(streams or ()) >= self.g.settings.max_websockets_per_key:
+        if len(streams or ()) >= self.per_key:
             raise RateLimitError("too many open streams for this key", headers={"Retry-After": "5"})
         stream = Stream(owner, queue)
         if streams is None:
             streams = self.open[owner] = set()
         streams.add(stream)
-        if self._watcher is None and self.g.db.dialect == "sqlite":
+        if self._watcher is None and self.db.dialect == "sqlite":
             self._watcher = asyncio.create_task(self._watch(), name="stream-revocations")
         return stream
 
@@ -91,20 +93,12 @@ class Streams:
                 await asyncio.sleep(WATCH_SECONDS)
                 checked = now_ms()
                 try:
-                    rows = await self.g.db.fetchall(_REVOKED_SINCE, {"since": since})
+                    rows = await self.db.fetchall(_REVOKED_SINCE, {"since": since})
                 except Exception as exc:  # an outage: the next round tries again
                     log.warning("could not read revoked keys: %s", exc)
                     continue
                 for row in rows:
-                    self.g.keys.revoked(row["owner_id"])
+                    self.keys.revoked(row["owner_id"])
                 since = checked - round(WATCH_SECONDS * 1000)  # overlap: a revocation committing meanwhile
         finally:
             self._watcher = None
-
-
-def streams_of(app: Any) -> Streams:
-    """The app's open streams, made on first use."""
-    streams = getattr(app.state, "streams", None)
-    if streams is None:
-        streams = app.state.streams = Streams(app.state.gateway)
-    return streams

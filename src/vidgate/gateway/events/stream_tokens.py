@@ -1,6 +1,7 @@
 """Stream tokens: short-lived HMAC tokens that let a browser open a job's websocket without putting
 an API key in the URL. Bound to the job and the key that asked for it, domain-separated from download
-links. The websocket checks the key afresh when a token is used, so a revoked key's tokens stop at once."""
+links. The websocket checks the key afresh when a token is used, so a revoked key's tokens stop at once.
+``POST /v1/videos/{id}/stream_token`` (``api/events.py``) issues them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,7 @@ import hashlib
 import hmac
 
 import msgspec
-from starlette.requests import Request
-from starlette.responses import Response
 
-from vidgate.errors import ValidationError
-from vidgate.gateway.api.http import decode, json_response, read_body
-from vidgate.gateway.api.videos import gw
 from vidgate.gateway.ids import now_s
 from vidgate.gateway.secret import Secret, reveal
 
@@ -64,16 +60,3 @@ def verify_token(secret: Secret | str, job_id: str, token: str) -> str:
     if expires < now_s():
         raise InvalidToken("stream token expired; request a new one")
     return key_id
-
-
-async def stream_token(request: Request) -> Response:
-    g = gw(request)
-    principal = await g.keys.authenticate(request.headers.get("authorization"))
-    g.keys.throttle(principal)
-    job_id = request.path_params["video_id"]
-    await g.jobs.row(principal.owner_id, job_id)
-    opts: StreamTokenRequest = decode(await read_body(request, 4096, json=False), StreamTokenRequest)
-    if not 1 <= opts.ttl_seconds <= TOKEN_TTL_MAX:
-        raise ValidationError(f"ttl_seconds must be between 1 and {TOKEN_TTL_MAX}", param="ttl_seconds")
-    token, expires = issue_token(g.settings.signing_secret, job_id, principal.key_id, opts.ttl_seconds)
-    return json_response({"token": token, "expires_at": expires, "url": f"/v1/async/video/{job_id}/ws?token={token}"})

@@ -19,24 +19,20 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 from standardwebhooks import Webhook
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from vidgate.errors import NotFoundError
-from vidgate.gateway.api.http import json_response
-from vidgate.gateway.api.videos import gw, owner
-from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.ids import now_ms
+from vidgate.gateway.jobs.spec import decode_spec
 from vidgate.gateway.net import BlockedURL, check_url
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.types import JobEvent
 
 if TYPE_CHECKING:
     import httpx
@@ -118,9 +114,9 @@ def endpoint_of(url: str) -> str:
 
 
 class Deliverer:
-    """Sends due webhook deliveries; woken by every bus publish, with a short fallback sleep."""
+    """Sends due webhook deliveries; an event sink woken by every bus publish, with a short fallback sleep."""
 
-    def __init__(self, db: Database, settings: Settings, bus: EventBus) -> None:
+    def __init__(self, db: Database, settings: Settings) -> None:
         # Here, not at the top: API-only processes serve the delivery routes but send nothing.
         import httpx
 
@@ -142,7 +138,10 @@ class Deliverer:
         # Rows parked per endpoint, oldest first: delivery id -> the next_attempt_at it was parked at.
         self.parked: dict[str, dict[str, int]] = {}
         self._wake = asyncio.Event()
-        bus.on_event(self.wake)
+
+    def publish(self, event: JobEvent) -> None:
+        """A committed event may have queued deliveries (in its own transaction): look now."""
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -288,8 +287,8 @@ class Deliverer:
         if event is None:
             raise _Permanent("the event no longer exists (the video was deleted)")
         job = await self.db.fetchone(_JOB_SPEC, {"id": row["job_id"]})
-        hook = orjson.loads(job["spec"]).get("webhook") if job is not None else None
-        if not hook or not hook.get("secret"):
+        hook = decode_spec(job["spec"]).webhook if job is not None else None
+        if hook is None or not hook.secret:
             raise _Permanent("the video no longer has a webhook")
         body = orjson.dumps(
             {
@@ -300,7 +299,7 @@ class Deliverer:
             }
         )
         sent_at = datetime.now(tz=UTC)
-        signature = Webhook(hook["secret"]).sign(event["id"], sent_at, body.decode())
+        signature = Webhook(hook.secret.reveal()).sign(event["id"], sent_at, body.decode())
         headers = {
             "content-type": "application/json",
             "webhook-id": event["id"],
@@ -344,58 +343,17 @@ class Deliverer:
             log.info("webhook %s to %s: %s (%s)", row["id"], row["url"], error, params["status"])
 
 
-# ---- routes -----------------------------------------------------------------------------------
+# ---- the delivery log -------------------------------------------------------------------------
 
 
-def _seconds(ms: int | None) -> int | None:
-    return None if ms is None else ms // 1000
+async def deliveries(db: Database, job_id: str, owner: str) -> Sequence[Row]:
+    """The job's deliveries, oldest first, with their event's type."""
+    return await db.fetchall(_LIST, {"job": job_id, "owner": owner})
 
 
-def delivery_view(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "object": "webhook_delivery",
-        "event_id": row["event_id"],
-        "event_type": row["event_type"],
-        "url": row["url"],
-        "status": row["status"],
-        "attempts": row["attempts"],
-        "last_status_code": row["last_status_code"],
-        "last_error": row["last_error"],
-        "next_attempt_at": _seconds(row["next_attempt_at"]),
-        "created_at": _seconds(row["created_at"]),
-        "delivered_at": _seconds(row["delivered_at"]),
-        "log": orjson.loads(row["log"] or "[]"),
-    }
-
-
-async def list_deliveries(request: Request) -> Response:
-    g = gw(request)
-    who = await owner(request)
-    job_id = request.path_params["video_id"]
-    await g.jobs.row(who, job_id)
-    rows = await g.db.fetchall(_LIST, {"job": job_id, "owner": who})
-    return json_response({"object": "list", "data": [delivery_view(r) for r in rows]})
-
-
-async def redeliver(request: Request) -> Response:
-    g = gw(request)
-    who = await owner(request)
-    job_id, delivery_id = request.path_params["video_id"], request.path_params["delivery_id"]
-    await g.jobs.row(who, job_id)
-    params = {"id": delivery_id, "job": job_id, "owner": who}
-    async with g.db.transaction() as tx:
+async def requeue(db: Database, delivery_id: str, job_id: str, owner: str) -> Row | None:
+    """Make a delivery due now, whatever its status; the row as it then is, or None when there is none."""
+    params = {"id": delivery_id, "job": job_id, "owner": owner}
+    async with db.transaction() as tx:
         found = await tx.execute(_REQUEUE, {**params, "now": now_ms()})
-    if not found:
-        raise NotFoundError(f"no webhook delivery {delivery_id} for video {job_id}", param="delivery_id")
-    deliverer = getattr(g, "deliverer", None)
-    if deliverer is not None:
-        deliverer.wake()
-    row = await g.db.fetchone(_GET, params)
-    return json_response(delivery_view(row))
-
-
-routes = [
-    Route("/v1/videos/{video_id}/webhook_deliveries", list_deliveries, methods=["GET"]),
-    Route("/v1/videos/{video_id}/webhook_deliveries/{delivery_id}/redeliver", redeliver, methods=["POST"]),
-]
+    return await db.fetchone(_GET, params) if found else None

@@ -10,17 +10,18 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
+import msgspec
 
-from vidgate.gateway.billing import ledger, pricing
+from vidgate.gateway.billing import ledger, settlement
 from vidgate.gateway.catalog.catalog import Catalog
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.outbox import emit
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs import state
+from vidgate.gateway.jobs.records import JobRecord, column_json
 from vidgate.gateway.jobs.views import render
 from vidgate.gateway.secret import Secret
-from vidgate.gateway.storage.db import Database, Q, Row, Tx
+from vidgate.gateway.storage.db import Database, Q, Tx
 from vidgate.types import JobEvent
 
 log = logging.getLogger("vidgate.jobs")
@@ -36,10 +37,6 @@ _STATS = Q(
     "ON CONFLICT (model) DO UPDATE SET mean_seconds = (model_stats.mean_seconds * 4 + :secs) / 5, "
     "samples = model_stats.samples + 1, updated_at = :now"
 )
-
-
-def dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
 
 
 class Lifecycle:
@@ -72,24 +69,26 @@ class Lifecycle:
         *,
         sources: Sequence[str] | None = None,
         lease: str | None = None,
-    ) -> Row | None:
-        params = {k: dumps(v) if k in JSON_FIELDS else v for k, v in fields.items()}
+    ) -> JobRecord | None:
+        """Write ``fields`` (columns; the JSON ones as records) where the guards hold; the job after."""
+        params = {k: column_json(v) if k in JSON_FIELDS else v for k, v in fields.items()}
         params["id"] = job_id
         if lease is not None:
             params["lease"] = lease
         q = self._update_q(sorted(fields), sources, lease is not None)
-        return await tx.fetchone(q, params)
+        row = await tx.fetchone(q, params)
+        return None if row is None else JobRecord.from_row(row)
 
-    async def _emit(self, tx: Tx, row: Row, event_type: str, now: int, *, notify_webhook: bool = True) -> JobEvent:
-        spec = orjson.loads(row["spec"])
-        video = render(row, secret=self.secret, now=now)
+    async def _emit(
+        self, tx: Tx, job: JobRecord, event_type: str, now: int, *, notify_webhook: bool = True
+    ) -> JobEvent:
         return await emit(
             tx,
-            video=video,
-            owner_id=row["owner_id"],
+            video=render(job, secret=self.secret, now=now),
+            owner_id=job.owner_id,
             event_type=event_type,
             now=now,
-            webhook=spec.get("webhook") if notify_webhook else None,
+            webhook=job.spec.webhook if notify_webhook else None,
         )
 
     async def transition(
@@ -99,9 +98,9 @@ class Lifecycle:
         *,
         lease: str | None = None,
         fields: Mapping[str, Any] | None = None,
-        produced_seconds: list[float] | None = None,
+        produced_seconds: Sequence[float] | None = None,
         keep_schedule: bool = False,
-    ) -> Row | None:
+    ) -> JobRecord | None:
         """Apply ``happening``; None when the job was not in a state it moves from (ignored)."""
         step = next(s for s in (state.advance(src, happening) for src in state.sources(happening)) if s)
         now = now_ms()
@@ -120,66 +119,53 @@ class Lifecycle:
             values.update(progress=100, progress_source=values.get("progress_source", "final"))
         event: JobEvent | None = None
         async with self.db.transaction() as tx:
-            row = await self.update(tx, job_id, values, sources=state.sources(happening), lease=lease)
-            if row is None:
+            job = await self.update(tx, job_id, values, sources=state.sources(happening), lease=lease)
+            if job is None:
                 log.info("ignored %s for %s: not in a state it moves from", happening, job_id)
                 return None
-            row = await self._settle_or_void(tx, row, step.ledger, produced_seconds, now)
-            event = await self._emit(tx, row, step.event, now)
+            job = await self._settle_or_void(tx, job, step.ledger, produced_seconds, now)
+            event = await self._emit(tx, job, step.event, now)
         self.bus.publish(event)
-        return row
+        return job
 
     async def _settle_or_void(
-        self, tx: Tx, row: Row, action: state.LedgerAction, produced: list[float] | None, now: int
-    ) -> Row:
+        self, tx: Tx, job: JobRecord, action: state.LedgerAction, produced: Sequence[float] | None, now: int
+    ) -> JobRecord:
         if action is None:
-            return row
-        model = self.catalog.get(row["model"])
-        held = row["quote"]
+            return job
         if action == "settle":
-            spec = orjson.loads(row["spec"])
-            cost = 0
-            if row["is_byok"]:
-                cost = pricing.byok_cost(
-                    self.byok_fee, produced or [float(spec["duration"])] * spec["sample_count"], held
-                )
-            elif model is not None:
-                cost = pricing.actual_cost(
-                    model,
-                    produced_seconds=produced or [float(spec["duration"])] * spec["sample_count"],
-                    resolution=spec.get("resolution"),
-                    audio=spec["audio"],
-                    held=held,
-                    size=f"{spec['width']}x{spec['height']}",
-                    provider=row["provider"],
-                )
-            await ledger.settle(tx, row["owner_id"], row["id"], held, cost, row["model"])
-            if row["started_at"] is not None:
-                secs = max(1, (now - row["started_at"]) // 1000)
-                await tx.execute(_STATS, {"model": row["model"], "secs": secs, "now": now})
-            new_state, new_cost = "settled", cost
+            done = settlement.settle(
+                job.quote,
+                job.spec,
+                produced,
+                model=self.catalog.get(job.model),
+                provider=job.provider,
+                byok_fee=self.byok_fee if job.is_byok else None,
+            )
+            await ledger.settle(tx, job.owner_id, job.id, done.held, done.charge, job.model)
+            if job.started_at is not None:
+                secs = max(1, (now - job.started_at) // 1000)
+                await tx.execute(_STATS, {"model": job.model, "secs": secs, "now": now})
         else:
-            await ledger.void(tx, row["owner_id"], row["id"], held, row["model"], row["status"])
-            new_state, new_cost = "void", 0
-        await tx.execute(_BILLING, {"state": new_state, "cost": new_cost, "id": row["id"]})
-        out = dict(row)
-        out.update(billing_state=new_state, cost=new_cost)
-        return out
+            done = settlement.void(job.quote)
+            await ledger.void(tx, job.owner_id, job.id, done.held, job.model, job.status)
+        await tx.execute(_BILLING, {"state": done.state, "cost": done.charge, "id": job.id})
+        return msgspec.structs.replace(job, billing_state=done.state, cost=done.charge)
 
     async def progress(self, job_id: str, lease: str, progress: int, source: str, *, crossed_step: bool) -> bool:
         """Record progress; webhooks hear of it only when it crosses a 10% step."""
         now = now_ms()
         event: JobEvent | None = None
         async with self.db.transaction() as tx:
-            row = await self.update(
+            job = await self.update(
                 tx,
                 job_id,
                 {"progress": progress, "progress_source": source, "updated_at": now},
                 sources=("processing",),
                 lease=lease,
             )
-            if row is not None:
-                event = await self._emit(tx, row, "video.progress", now, notify_webhook=crossed_step)
+            if job is not None:
+                event = await self._emit(tx, job, "video.progress", now, notify_webhook=crossed_step)
         if event is None:
             return False
         self.bus.publish(event)
@@ -189,13 +175,11 @@ class Lifecycle:
         """Release a job to run again at ``next_run_at``: the worker's commonest write (after every
         upstream poll), so it returns no row."""
         async with self.db.transaction() as tx:
-            await tx.execute(
-                _RESCHEDULE, {"id": job_id, "lease": lease, "next": next_run_at, "failures": failures}
-            )
+            await tx.execute(_RESCHEDULE, {"id": job_id, "lease": lease, "next": next_run_at, "failures": failures})
 
     async def set_fields(
         self, job_id: str, fields: Mapping[str, Any], *, lease: str | None = None, sources: Sequence[str] | None = None
-    ) -> Row | None:
+    ) -> JobRecord | None:
         """A write that changes no status (attempts, schedule, lease release)."""
         async with self.db.transaction() as tx:
             return await self.update(tx, job_id, fields, sources=sources, lease=lease)

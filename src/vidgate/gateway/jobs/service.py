@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any
 
+import msgspec
 import orjson
 
 from vidgate.errors import ConflictError, NoProviderAvailableError, NotFoundError, ValidationError
 from vidgate.gateway import routing
 from vidgate.gateway.billing import accounts, ledger, pricing
 from vidgate.gateway.catalog.catalog import Catalog
-from vidgate.gateway.catalog.validate import Normalized, validate
+from vidgate.gateway.catalog.validate import validate
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.outbox import emit
 from vidgate.gateway.ids import new_id, now_ms
 from vidgate.gateway.jobs import state
 from vidgate.gateway.jobs.lifecycle import Lifecycle
+from vidgate.gateway.jobs.records import VIEW_COLUMNS, JobRecord, JobView
+from vidgate.gateway.jobs.spec import encode_spec
 from vidgate.gateway.jobs.views import render
 from vidgate.gateway.providers.registry import Providers
-from vidgate.gateway.secret import Secret, SecretBox, reveal_for_storage, seal_keys
+from vidgate.gateway.secret import Secret, SecretBox, seal_keys
 from vidgate.gateway.storage.blobs import BlobStore, schedule_removal
-from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.gateway.storage.db import Database, Q
 from vidgate.gateway.storage.space import DiskSpace
 from vidgate.types import Video, VideoDeleted, VideoList
 
@@ -40,11 +42,7 @@ STATUS_ALIASES = {
     "expired": "expired",
 }
 _GET = Q("SELECT * FROM jobs WHERE id = :id AND owner_id = :owner")
-# Only the columns views.render reads: a poll reads these and nothing else.
-VIEW_COLUMNS = (
-    "id, model, status, provider, native_id, spec, created_at, started_at, completed_at, expected_seconds, "
-    "progress, progress_source, error, attempts, outputs, request_id, quote, cost, billing_state, is_byok"
-)
+# Only the columns views.render reads: a poll or a list page reads these and nothing else.
 _VIEW = Q(f"SELECT {VIEW_COLUMNS} FROM jobs WHERE id = :id AND owner_id = :owner")
 _GET_ANY = Q("SELECT * FROM jobs WHERE id = :id")
 _BY_IDEMPOTENCY = Q("SELECT * FROM jobs WHERE owner_id = :owner AND idempotency_key = :key")
@@ -64,16 +62,6 @@ _STATS = Q("SELECT model, mean_seconds FROM model_stats")
 
 class _IdempotencyRace(Exception):
     pass
-
-
-_SPEC_FIELDS = tuple(f.name for f in fields(Normalized))
-
-
-def spec_of(n: Normalized) -> dict[str, Any]:
-    # Shallow: the nested dicts are only serialised, never changed in place (asdict deep-copies them).
-    spec = {name: getattr(n, name) for name in _SPEC_FIELDS}
-    spec["references"] = [{"role": r.role, "url": r.url} for r in n.references]
-    return spec
 
 
 def request_hash(body: bytes) -> str:
@@ -116,25 +104,29 @@ class JobService:
     async def load_stats(self) -> None:
         self.expected = {r["model"]: float(r["mean_seconds"]) for r in await self.db.fetchall(_STATS)}
 
-    def view(self, row: Row) -> Video:
-        return render(row, secret=self.secret, now=now_ms(), ttl=self.default_ttl)
+    def view(self, job: JobView) -> Video:
+        return render(job, secret=self.secret, now=now_ms(), ttl=self.default_ttl)
 
-    async def row(self, owner: str, job_id: str) -> Row:
+    async def row(self, owner: str, job_id: str) -> JobRecord:
+        """The owner's job, every column."""
         return await self._one(_GET, job_id, owner)
 
-    async def view_row(self, owner: str, job_id: str) -> Row:
+    async def view_row(self, owner: str, job_id: str) -> JobView:
         """The columns a poll shows, for the owner's job only."""
-        return await self._one(_VIEW, job_id, owner)
+        values = await self.db.fetchone_values(_VIEW, {"id": job_id, "owner": owner})
+        if values is None:
+            raise NotFoundError(f"no video {job_id}", param="video_id")
+        return JobView.from_values(values)
 
-    async def row_any_owner(self, job_id: str) -> Row:
+    async def row_any_owner(self, job_id: str) -> JobRecord:
         """For signed links, whose signature already names the job."""
         return await self._one(_GET_ANY, job_id)
 
-    async def _one(self, q: Q, job_id: str, owner: str | None = None) -> Row:
+    async def _one(self, q: Q, job_id: str, owner: str | None = None) -> JobRecord:
         row = await self.db.fetchone(q, {"id": job_id, "owner": owner})
         if row is None:
             raise NotFoundError(f"no video {job_id}", param="video_id")
-        return row
+        return JobRecord.from_row(row)
 
     async def create(
         self,
@@ -144,23 +136,24 @@ class JobService:
         idempotency_key: str | None,
         request_id: str,
         byok: dict[str, Secret] | None = None,
-    ) -> tuple[Row, bool]:
-        """Validate, plan, price, hold and insert in one transaction; ``(row, created)``.
+    ) -> tuple[JobRecord, bool]:
+        """Validate, plan, price, hold and insert in one transaction; ``(job, created)``.
 
         With ``byok`` (the owner's own provider keys) the job may only run on those providers and
         is charged the gateway fee alone.
         """
         if self.space is not None:
             self.space.check()
-        n = validate(body, self.catalog, allow_http=self.allow_http_urls)
-        model = self.catalog.by_id[n.model]
-        spec = spec_of(n)
+        spec = validate(body, self.catalog, allow_http=self.allow_http_urls)
+        model = self.catalog.by_id[spec.model]
         available = self.providers.available
         if byok:
             for name in byok:
                 if not self.providers.byok_capable(name):
                     raise ValidationError(f"{name} takes no key of one's own", param="X-Provider-Key")
-            spec["routing"] = {**spec["routing"], "only": [p for p in spec["routing"].get("only", byok) if p in byok]}
+            asked = byok if spec.routing.only is msgspec.UNSET else spec.routing.only
+            only = tuple(p for p in asked if p in byok)
+            spec = msgspec.structs.replace(spec, routing=msgspec.structs.replace(spec.routing, only=only))
             available = available | frozenset(byok)
         plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
         if not plan.candidates:
@@ -176,15 +169,15 @@ class JobService:
             if (existing := await self._replay(owner, idempotency_key, digest)) is not None:
                 return existing, False
         quote = (
-            pricing.byok_quote(self.byok_fee, n.duration, n.sample_count)
+            pricing.byok_quote(self.byok_fee, spec.duration, spec.sample_count)
             if byok
             else pricing.quote(
                 model,
-                seconds=n.duration,
-                resolution=n.resolution,
-                audio=n.audio,
-                sample_count=n.sample_count,
-                size=n.size,
+                seconds=spec.duration,
+                resolution=spec.resolution,
+                audio=spec.audio,
+                sample_count=spec.sample_count,
+                size=spec.size,
                 providers=tuple(c.provider for c in plan.candidates),
             )
         )
@@ -195,7 +188,7 @@ class JobService:
             "owner": owner,
             "model": model.id,
             "provider": plan.candidates[0].provider,
-            "spec": orjson.dumps(spec, default=reveal_for_storage).decode(),
+            "spec": encode_spec(spec),
             "now": now,
             "deadline": now + (self.deadline_override or model.deadline_seconds) * 1000,
             "expected": int(self.expected.get(model.id, model.expected_seconds)),
@@ -212,15 +205,16 @@ class JobService:
                 row = await tx.fetchone(_INSERT, params)
                 if row is None:
                     raise _IdempotencyRace
+                job = JobRecord.from_row(row)
                 await accounts.check_limits(tx, owner, quote, default_concurrency=self.max_concurrent_jobs)
-                await ledger.hold(tx, owner, row["id"], quote, model.id)
+                await ledger.hold(tx, owner, job.id, quote, model.id)
                 event = await emit(
                     tx,
-                    video=render(row, secret=self.secret, now=now),
+                    video=render(job, secret=self.secret, now=now),
                     owner_id=owner,
                     event_type="video.created",
                     now=now,
-                    webhook=spec.get("webhook"),
+                    webhook=spec.webhook,
                 )
         except _IdempotencyRace:
             existing = await self._replay(owner, idempotency_key or "", digest)
@@ -229,7 +223,7 @@ class JobService:
             return existing, False
         self.bus.publish(event)
         self.wake_worker()
-        return row, True
+        return job, True
 
     def _sealed(self, job_id: str, byok: dict[str, Secret]) -> str:
         """The request's own provider keys as the job's row keeps them: sealed, never in the clear."""
@@ -237,13 +231,14 @@ class JobService:
             raise RuntimeError("JobService.box is not set: a request's own provider keys cannot be stored")
         return seal_keys(self.box, job_id, byok)
 
-    async def _replay(self, owner: str, key: str, digest: str) -> Row | None:
+    async def _replay(self, owner: str, key: str, digest: str) -> JobRecord | None:
         row = await self.db.fetchone(_BY_IDEMPOTENCY, {"owner": owner, "key": key})
         if row is None:
             return None
-        if row["request_hash"] != digest:
+        job = JobRecord.from_row(row)
+        if job.request_hash != digest:
             raise ConflictError("this Idempotency-Key was used with a different request body", param="Idempotency-Key")
-        return row
+        return job
 
     def _list_q(self, n_status: int, desc: bool, cursor: bool) -> Q:
         key = (n_status, desc, cursor)
@@ -254,7 +249,9 @@ class JobService:
             if cursor:
                 where.append("id < :after" if desc else "id > :after")
             order = "DESC" if desc else "ASC"
-            self._lists[key] = Q(f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT :limit")
+            self._lists[key] = Q(
+                f"SELECT {VIEW_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT :limit"
+            )
         return self._lists[key]
 
     async def list(self, owner: str, *, status: str | None, limit: int, after: str | None, order: str) -> VideoList:
@@ -273,9 +270,9 @@ class JobService:
         params.update({f"s{i}": s for i, s in enumerate(statuses)})
         if after:
             params["after"] = after
-        rows = await self.db.fetchall(self._list_q(len(statuses), order == "desc", bool(after)), params)
+        rows = await self.db.fetchall_values(self._list_q(len(statuses), order == "desc", bool(after)), params)
         now = now_ms()
-        data = [render(r, secret=self.secret, now=now, ttl=self.default_ttl) for r in rows[:limit]]
+        data = [render(JobView.from_values(r), secret=self.secret, now=now, ttl=self.default_ttl) for r in rows[:limit]]
         return VideoList(
             data=data,
             has_more=len(rows) > limit,
@@ -283,27 +280,27 @@ class JobService:
             last_id=data[-1].id if data else None,
         )
 
-    async def cancel(self, owner: str, job_id: str) -> Row:
-        row = await self.row(owner, job_id)
-        if state.is_terminal(row["status"]):
-            raise ConflictError(f"video {job_id} is already {row['status']}", details={"status": row["status"]})
+    async def cancel(self, owner: str, job_id: str) -> JobRecord:
+        job = await self.row(owner, job_id)
+        if state.is_terminal(job.status):
+            raise ConflictError(f"video {job_id} is already {job.status}", details={"status": job.status})
         # A job an upstream already runs keeps a schedule so the worker asks the upstream to stop.
-        keep = bool(row["native_id"]) and row["provider"] != "vidgate"
+        keep = bool(job.native_id) and job.provider != "vidgate"
         fields = {"cancel_requested": 1, "next_run_at": now_ms()} if keep else {"cancel_requested": 1}
         done = await self.lifecycle.transition(job_id, "cancel", fields=fields, keep_schedule=keep)
         if done is None:
-            row = await self.row(owner, job_id)
-            raise ConflictError(f"video {job_id} is already {row['status']}", details={"status": row["status"]})
+            job = await self.row(owner, job_id)
+            raise ConflictError(f"video {job_id} is already {job.status}", details={"status": job.status})
         self.on_cancel(job_id)
         return done
 
     async def delete(self, owner: str, job_id: str) -> VideoDeleted:
-        row = await self.row(owner, job_id)
-        if not state.is_terminal(row["status"]):
+        job = await self.row(owner, job_id)
+        if not state.is_terminal(job.status):
             raise ConflictError(
-                f"video {job_id} is {row['status']}; cancel it before deleting", details={"status": row["status"]}
+                f"video {job_id} is {job.status}; cancel it before deleting", details={"status": job.status}
             )
-        keys = [out["key"] for out in orjson.loads(row["outputs"] or "[]")]
+        keys = [out.key for out in job.outputs]
 
         async def remove() -> None:
             async with self.db.transaction() as tx:

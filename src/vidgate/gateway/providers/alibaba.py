@@ -17,7 +17,6 @@ documented to map; such model ids get the legacy body and DashScope's own 400 if
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +36,17 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.reconcile import no_lookup
+from vidgate.gateway.providers.mapping import (
+    image_link,
+    nearest_shape,
+    other_roles,
+    refuse_set,
+    resolution_label,
+    unsupported,
+)
+from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
 SYNTHESIS = "/services/aigc/video-generation/video-synthesis"
@@ -87,34 +95,18 @@ _MODELS: dict[str, _Model] = {
 }
 
 
-def _unsupported(message: str) -> Rejected:
-    return Rejected(message, retryable=True, code="unsupported_parameter")
-
-
 def wan_tier(job: JobSpec) -> str | None:
-    if job.resolution:
-        return job.resolution.upper()
-    return _TIER_BY_SHORT_SIDE.get(min(job.width, job.height))
+    return resolution_label(job, _TIER_BY_SHORT_SIDE, upper=True)
 
 
 def pick_size(tier: str, width: int, height: int) -> str:
     """The tier's native ``W*H`` closest in shape to width x height."""
-
-    def distance(size: str) -> float:
-        w, h = (int(x) for x in size.split("*"))
-        return abs(math.log((w / h) / (width / height)))
-
-    return min(TIER_SIZES[tier], key=distance)
+    return nearest_shape(TIER_SIZES[tier], width, height)
 
 
 def image_ref(ref: ReferenceImage) -> str:
     """Wan takes URLs or base64 data URLs; small images go inline so a source URL cannot expire."""
-    data_url = ref.data_url()
-    if len(data_url) <= MAX_DATA_URI_BYTES:
-        return data_url
-    if ref.url.startswith(("https://", "http://")):
-        return ref.url
-    raise Rejected(f"{ref.role} image is too large to inline and has no URL", retryable=False, code="invalid_reference")
+    return image_link(ref, MAX_DATA_URI_BYTES, oversize="{role} image is too large to inline and has no URL")
 
 
 def body_error(data: Any, *, phase: str, request_id: str | None) -> ProviderError:
@@ -151,46 +143,43 @@ class AlibabaProvider:
         info = _MODELS.get(model)
         first, last = job.reference("first_frame"), job.reference("last_frame")
         if last is not None and first is None:
-            raise _unsupported("wan needs a first_frame image to go with a last_frame")
+            raise unsupported("wan needs a first_frame image to go with a last_frame")
         if info is None:
             return model, None
         if last is not None:
             if info.kind != "kf2v":
                 if not info.kf2v:
-                    raise _unsupported(f"wan model {model} takes no last_frame image")
+                    raise unsupported(f"wan model {model} takes no last_frame image")
                 model = info.kf2v
         elif first is not None:
             # An i2v model takes it as is, and so does a keyframe model (the last frame is optional).
             if info.kind == "t2v":
                 if not info.i2v:
-                    raise _unsupported(f"wan model {model} takes no first_frame image")
+                    raise unsupported(f"wan model {model} takes no first_frame image")
                 model = info.i2v
         elif info.kind != "t2v":
-            raise _unsupported(f"wan model {model} needs a first_frame image")
+            raise unsupported(f"wan model {model} needs a first_frame image")
         return model, _MODELS[model]
 
     def build_request(self, job: JobSpec) -> dict[str, Any]:
         """The create body for ``job``; inputs Wan cannot take are refused before any call."""
-        unknown_roles = sorted({r.role for r in job.references} - {"first_frame", "last_frame"})
-        if unknown_roles:
-            raise _unsupported(f"wan takes first_frame and last_frame images, not {', '.join(unknown_roles)}")
+        if unknown_roles := other_roles(job, ("first_frame", "last_frame")):
+            raise unsupported(f"wan takes first_frame and last_frame images, not {', '.join(unknown_roles)}")
         if job.sample_count != 1:
-            raise _unsupported("wan makes one video per task")
-        for name in ("person_generation", "compression_quality", "resize_mode"):
-            if getattr(job, name) is not None:
-                raise _unsupported(f"wan takes no {name}")
+            raise unsupported("wan makes one video per task")
+        refuse_set(job, ("person_generation", "compression_quality", "resize_mode"), "wan")
         if job.seed is not None and not 0 <= job.seed <= MAX_SEED:
-            raise _unsupported(f"wan takes seeds from 0 to {MAX_SEED}, not {job.seed}")
+            raise unsupported(f"wan takes seeds from 0 to {MAX_SEED}, not {job.seed}")
         model, info = self._model_for(job)
         tier = wan_tier(job)
         if info is not None:
             if job.audio and not info.audio:
-                raise _unsupported(f"wan model {model} cannot generate audio")
+                raise unsupported(f"wan model {model} cannot generate audio")
             if tier not in info.tiers:
-                raise _unsupported(f"wan model {model} makes {', '.join(info.tiers)} videos, not {tier or job.size}")
+                raise unsupported(f"wan model {model} makes {', '.join(info.tiers)} videos, not {tier or job.size}")
             if job.duration not in info.durations:
                 allowed = ", ".join(str(d) for d in info.durations)
-                raise _unsupported(f"wan model {model} makes {allowed} s videos, not {job.duration}")
+                raise unsupported(f"wan model {model} makes {allowed} s videos, not {job.duration}")
         first, last = job.reference("first_frame"), job.reference("last_frame")
         # A model we do not know is shaped by its images: last frame → keyframe, first → i2v.
         kind = info.kind if info else ("kf2v" if last else "i2v" if first else "t2v")
@@ -246,12 +235,8 @@ class AlibabaProvider:
         return Accepted(native_id=task_id, request_id=rid)
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
-        """DashScope offers no way to look a job up: only a job never sent is surely absent."""
-        try:
-            self.build_request(job)
-        except Rejected:
-            return None  # refused before sending: nothing was created
-        raise no_lookup(self.name)
+        """DashScope offers no way to look a job up."""
+        return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(
@@ -298,21 +283,15 @@ class AlibabaProvider:
 
     async def cancel(self, native_id: str) -> bool:
         """True when DashScope accepted the cancel; a refusal (not PENDING, unknown id) gives False."""
-        try:
-            data, _ = await request(
-                self._client,
-                "POST",
-                f"/tasks/{quote(native_id, safe='')}/cancel",
-                phase="cancel",
-                expect=(200, 202, 204),
-                headers=self._auth,
-            )
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            return False
+        accepted, data = await cancel_request(
+            self._client,
+            "POST",
+            f"/tasks/{quote(native_id, safe='')}/cancel",
+            expect=(200, 202, 204),
+            headers=self._auth,
+        )
         # A refusal may also come as HTTP 200 with a ``code`` [unverified].
-        return not (isinstance(data, dict) and data.get("code"))
+        return accepted and not (isinstance(data, dict) and data.get("code"))
 
     async def aclose(self) -> None:
         await self._client.aclose()

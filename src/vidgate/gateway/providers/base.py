@@ -1,9 +1,10 @@
 """The contract between the worker and one upstream: the only types an adapter needs to know.
 
-A remote adapter maps our ``JobSpec`` onto its upstream's wire format and the upstream's answers
-back onto ``Upstream``. A definite refusal before ``Accepted`` may fail over to another provider
-(``Rejected(retryable=True)``); a create whose answer was lost (``UnknownOutcome``) and everything
-after ``Accepted`` belong to that provider.
+A remote adapter maps our ``JobSpec`` (the job's ``VideoSpec`` with its context) onto its
+upstream's wire format and the upstream's answers back onto ``Upstream``. A definite refusal
+before ``Accepted`` may fail over to another provider (``Rejected(retryable=True)``); a create
+whose answer was lost (``UnknownOutcome``) and everything after ``Accepted`` belong to that
+provider.
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeGuard, runtime_checkable
 
+import msgspec
+
+from vidgate.gateway.jobs.spec import Reference, VideoSpec
 from vidgate.gateway.secret import Secret, reveal, secret
 
 UpstreamStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
 
-@dataclass(frozen=True, slots=True)
-class ReferenceImage:
+class ReferenceImage(Reference, frozen=True):
     """An input reference already fetched and checked by the gateway."""
 
-    role: str
-    url: str
     data: bytes
     mime_type: str
 
@@ -34,34 +35,40 @@ class ReferenceImage:
         return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """A validated job with every default filled in, as a provider sees it."""
+class JobSpec(VideoSpec, frozen=True, kw_only=True):
+    """A job as a provider sees it: its spec, with the job's context and its references fetched.
+
+    The fields only some models take (``enhance_prompt`` and the like) are read from the spec's
+    ``extras`` unless given here.
+    """
 
     job_id: str
-    model: str
     provider_model: str
-    prompt: str
-    duration: int
-    width: int
-    height: int
-    resolution: str | None = None
-    aspect_ratio: str | None = None
-    audio: bool = False
-    seed: int | None = None
-    negative_prompt: str | None = None
-    sample_count: int = 1
+    deadline_at: int | None = None
+    references: tuple[ReferenceImage, ...] = ()
     enhance_prompt: bool | None = None
     person_generation: str | None = None
     compression_quality: int | None = None
     resize_mode: str | None = None
-    references: tuple[ReferenceImage, ...] = ()
-    provider_params: Mapping[str, Any] = field(default_factory=dict)
-    deadline_at: int | None = None
 
-    @property
-    def size(self) -> str:
-        return f"{self.width}x{self.height}"
+    def __post_init__(self) -> None:
+        for name in self.extras.names():
+            if getattr(self, name) is None:
+                msgspec.structs.force_setattr(self, name, getattr(self.extras, name))
+
+    @classmethod
+    def of(
+        cls,
+        spec: VideoSpec,
+        *,
+        job_id: str,
+        provider_model: str,
+        deadline_at: int | None,
+        references: tuple[ReferenceImage, ...],
+    ) -> JobSpec:
+        fields = msgspec.structs.asdict(spec)
+        fields["references"] = references
+        return cls(**fields, job_id=job_id, provider_model=provider_model, deadline_at=deadline_at)
 
     def reference(self, role: str) -> ReferenceImage | None:
         return next((r for r in self.references if r.role == role), None)

@@ -18,7 +18,6 @@ Per-model limits beyond resolution and ratio (durations, which image roles each 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,6 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
-    ProviderError,
     ReferenceImage,
     Rejected,
     UnknownOutcome,
@@ -39,7 +37,16 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.mapping import (
+    image_link,
+    nearest_shape,
+    other_roles,
+    refuse_set,
+    resolution_label,
+    unsupported,
+)
 from vidgate.gateway.providers.reconcile import asking, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
@@ -85,37 +92,20 @@ def family_of(model: str) -> _Family | None:
     return next((f for needle, f in _FAMILIES if needle in model), None)
 
 
-def _unsupported(message: str) -> Rejected:
-    return Rejected(message, retryable=True, code="unsupported_parameter")
-
-
 def pick_ratio(job: JobSpec) -> str:
     """Our aspect ratio when Ark has it, else the Ark ratio closest in shape to width x height."""
     if job.aspect_ratio in RATIOS:
         return job.aspect_ratio  # type: ignore[return-value]
-    shape = job.width / job.height
-
-    def distance(ratio: str) -> float:
-        w, h = (int(x) for x in ratio.split(":"))
-        return abs(math.log((w / h) / shape))
-
-    return min(RATIOS, key=distance)
+    return nearest_shape(RATIOS, job.width, job.height)
 
 
 def ark_resolution(job: JobSpec) -> str | None:
-    if job.resolution:
-        return job.resolution.lower()
-    return _RESOLUTION_BY_SHORT_SIDE.get(min(job.width, job.height))
+    return resolution_label(job, _RESOLUTION_BY_SHORT_SIDE)
 
 
 def image_ref(ref: ReferenceImage) -> str:
     """Ark takes URLs or ``data:image/...;base64`` content; small images go inline."""
-    data_url = ref.data_url()
-    if len(data_url) <= MAX_DATA_URI_BYTES:
-        return data_url
-    if ref.url.startswith(("https://", "http://")):
-        return ref.url
-    raise Rejected(f"{ref.role} image is too large to inline and has no URL", retryable=False, code="invalid_reference")
+    return image_link(ref, MAX_DATA_URI_BYTES, oversize="{role} image is too large to inline and has no URL")
 
 
 def _created(task: dict[str, Any]) -> float | None:
@@ -149,30 +139,27 @@ class BytePlusProvider:
         """The create body for ``job``; inputs Seedance cannot take are refused before any call."""
         model = job.provider_model
         family = family_of(model)
-        unknown_roles = sorted({r.role for r in job.references} - set(_ROLES))
-        if unknown_roles:
-            raise _unsupported(
+        if unknown_roles := other_roles(job, _ROLES):
+            raise unsupported(
                 f"seedance takes first_frame, last_frame and reference images, not {', '.join(unknown_roles)}"
             )
         if job.negative_prompt:
-            raise _unsupported("seedance takes no negative prompt")
+            raise unsupported("seedance takes no negative prompt")
         if job.sample_count != 1:
-            raise _unsupported("seedance makes one video per task")
-        for name in ("enhance_prompt", "person_generation", "compression_quality", "resize_mode"):
-            if getattr(job, name) is not None:
-                raise _unsupported(f"seedance takes no {name}")
+            raise unsupported("seedance makes one video per task")
+        refuse_set(job, ("enhance_prompt", "person_generation", "compression_quality", "resize_mode"), "seedance")
         if job.references and "-lite-t2v" in model:
             # The lite family splits text and image models; the image twin shares the date suffix.
             model = model.replace("-lite-t2v", "-lite-i2v")
             family = family_of(model)
         if family is not None:
             if not job.references and not family.text_alone:
-                raise _unsupported(f"seedance model {model} needs an input image")
+                raise unsupported(f"seedance model {model} needs an input image")
             if job.audio and not family.audio:
-                raise _unsupported(f"seedance model {model} cannot generate audio")
+                raise unsupported(f"seedance model {model} cannot generate audio")
         resolution = ark_resolution(job)
         if resolution not in RESOLUTIONS:
-            raise _unsupported(f"seedance makes {', '.join(RESOLUTIONS)} videos, not {resolution or job.size}")
+            raise unsupported(f"seedance makes {', '.join(RESOLUTIONS)} videos, not {resolution or job.size}")
 
         # The ratio is always ours (never Ark's ``adaptive``), so the output matches the size we report.
         settings: dict[str, Any] = {"resolution": resolution, "ratio": pick_ratio(job), "duration": job.duration}
@@ -273,21 +260,11 @@ class BytePlusProvider:
 
     async def cancel(self, native_id: str) -> bool:
         """True when Ark accepted the DELETE; a refusal (running task, unknown id) gives False."""
-        try:
-            # The success body and code are [unverified] (likely empty): 200/202/204 all pass.
-            await request(
-                self._client,
-                "DELETE",
-                f"{TASKS}/{quote(native_id, safe='')}",
-                phase="cancel",
-                expect=(200, 202, 204),
-                headers=self._auth,
-            )
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            return False
-        return True
+        # The success body and code are [unverified] (likely empty): 200/202/204 all pass.
+        accepted, _ = await cancel_request(
+            self._client, "DELETE", f"{TASKS}/{quote(native_id, safe='')}", expect=(200, 202, 204), headers=self._auth
+        )
+        return accepted
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -30,8 +30,10 @@ from vidgate.gateway.providers.base import (
     UpstreamError,
     UpstreamOutput,
 )
+from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.reconcile import no_lookup
+from vidgate.gateway.providers.mapping import image_link
+from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 _NAMESPACES = ("workflows", "comfy")  # namespaced apps keep three path segments
@@ -82,8 +84,7 @@ def fal_aspect(job: JobSpec) -> str:
 
 def image_ref(ref: ReferenceImage) -> str:
     """fal takes URLs or data URIs; inline small images so a short-lived source URL cannot expire."""
-    data_url = ref.data_url()
-    return data_url if len(data_url) <= MAX_DATA_URI_BYTES or not ref.url.startswith("http") else ref.url
+    return image_link(ref, MAX_DATA_URI_BYTES, schemes=("http",))
 
 
 def _is_cancel(*texts: Any) -> bool:
@@ -129,9 +130,7 @@ class FalProvider:
             body["generate_audio"] = job.audio
         if "first-last-frame" in model:
             if first is None or last is None:
-                raise Rejected(
-                    f"{model} needs first and last frames", retryable=True, code="unsupported_input"
-                )
+                raise Rejected(f"{model} needs first and last frames", retryable=True, code="unsupported_input")
             body["first_frame_url"], body["last_frame_url"] = image_ref(first), image_ref(last)
         else:
             if first is not None:
@@ -202,12 +201,8 @@ class FalProvider:
         return Accepted(native_id=f"{app}|{request_id}", request_id=rid)
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
-        """fal's queue offers no way to look a job up: only a job never sent is surely absent."""
-        try:
-            self.build_request(job)
-        except Rejected:
-            return None  # refused before sending: nothing was created
-        raise no_lookup(self.name)
+        """fal's queue offers no way to look a job up."""
+        return find_without_lookup(self.name, lambda: self.build_request(job))
 
     @staticmethod
     def _split(native_id: str) -> tuple[str, str]:
@@ -261,7 +256,7 @@ class FalProvider:
             )
         if not isinstance(data, dict):
             raise PollFailed("fal result is not a JSON object", retryable=True)
-        videos = data.get("videos") if isinstance(data.get("videos"), list) else [data.get("video")]
+        videos: list[Any] = data["videos"] if isinstance(data.get("videos"), list) else [data.get("video")]
         outputs = tuple(
             UpstreamOutput(index=i, url=v["url"], mime_type=str(v.get("content_type") or "video/mp4"))
             for i, v in enumerate(videos)
@@ -277,21 +272,16 @@ class FalProvider:
     async def cancel(self, native_id: str) -> bool:
         """True for ``CANCELLATION_REQUESTED``/``OK``; ``ALREADY_COMPLETED``/``NOT_FOUND`` give False."""
         app, request_id = self._split(native_id)
-        try:
-            # Status codes are unverified (202/400/404 seen); the body's status decides.
-            data, _ = await request(
-                self._client,
-                "PUT",
-                f"/{app}/requests/{request_id}/cancel",
-                phase="cancel",
-                expect=(200, 202, 400, 404),
-                headers=self._auth,
-            )
-        except ProviderError as exc:
-            if exc.retryable and exc.status_code not in (400, 404):
-                raise
-            return False
-        return isinstance(data, dict) and data.get("status") in ("CANCELLATION_REQUESTED", "OK")
+        # Status codes are unverified (202/400/404 seen); the body's status decides.
+        accepted, data = await cancel_request(
+            self._client,
+            "PUT",
+            f"/{app}/requests/{request_id}/cancel",
+            expect=(200, 202, 400, 404),
+            headers=self._auth,
+            refused=(400, 404),
+        )
+        return accepted and isinstance(data, dict) and data.get("status") in ("CANCELLATION_REQUESTED", "OK")
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -26,14 +26,15 @@ from vidgate.gateway.providers.base import (
     PollFailed,
     ProviderConfig,
     ReferenceImage,
-    Rejected,
     UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
+from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.reconcile import no_lookup
+from vidgate.gateway.providers.mapping import base64_text, other_roles, resolution_label, unsupported
+from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -42,8 +43,15 @@ SUPPORTED_ROLES = frozenset({"first_frame", "last_frame", "reference"})
 # google.rpc.Code numbers as the operation ``error.code`` carries them (which ones Veo uses is
 # [unverified]; the fallback is the number itself).
 _RPC_CODES = {
-    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 13: "INTERNAL",
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    13: "INTERNAL",
     14: "UNAVAILABLE",
 }
 
@@ -53,7 +61,7 @@ _RESOLUTION_BY_SHORT_SIDE = {720: "720p", 1080: "1080p", 2160: "4k"}
 
 def _image(ref: ReferenceImage) -> dict[str, str]:
     """Gemini mode sends images inline; ``gcsUri`` is Vertex-only."""
-    return {"bytesBase64Encoded": base64.b64encode(ref.data).decode(), "mimeType": ref.mime_type}
+    return {"bytesBase64Encoded": base64_text(ref.data), "mimeType": ref.mime_type}
 
 
 def _aspect_ratio(job: JobSpec) -> str:
@@ -64,9 +72,8 @@ def _aspect_ratio(job: JobSpec) -> str:
 
 
 def _resolution(job: JobSpec) -> str | None:
-    if job.resolution:
-        return _RESOLUTIONS.get(job.resolution.lower(), job.resolution.lower())
-    return _RESOLUTION_BY_SHORT_SIDE.get(min(job.width, job.height))
+    label = resolution_label(job, _RESOLUTION_BY_SHORT_SIDE)
+    return _RESOLUTIONS.get(label, label) if label else None
 
 
 def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
@@ -75,13 +82,8 @@ def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
     Images go inline (``bytesBase64Encoded``), which both APIs accept; reference images are
     ``asset`` references. Roles other than first/last frame and reference are refused locally.
     """
-    unsupported = sorted({r.role for r in job.references} - SUPPORTED_ROLES)
-    if unsupported:
-        raise Rejected(
-            f"{provider} accepts first_frame, last_frame and reference images, not {', '.join(unsupported)}",
-            retryable=True,
-            code="unsupported_parameter",
-        )
+    if other := other_roles(job, SUPPORTED_ROLES):
+        raise unsupported(f"{provider} accepts first_frame, last_frame and reference images, not {', '.join(other)}")
     instance: dict[str, Any] = {"prompt": job.prompt}
     if first := job.reference("first_frame"):
         instance["image"] = _image(first)
@@ -114,13 +116,14 @@ def veo_parameters(job: JobSpec) -> dict[str, Any]:
     return mapped
 
 
-class GoogleProvider:
-    """Adapter for Veo through the Gemini Developer API (API-key auth, not Vertex)."""
+class GoogleProvider(CannotCancel):
+    """Adapter for Veo through the Gemini Developer API (API-key auth, not Vertex).
+
+    Veo operations have no supported cancel on the Gemini API (providers.md §2.1); a generic
+    google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
+    """
 
     name = "google"
-    # Veo operations have no supported cancel on the Gemini API (providers.md §2.1); a generic
-    # google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
-    cancellable = False
     reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -154,12 +157,8 @@ class GoogleProvider:
         return Accepted(native_id=name, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
-        """The Gemini API offers no way to look a job up: only a job never sent is surely absent."""
-        try:
-            self._body(job)
-        except Rejected:
-            return None  # refused before sending: nothing was created
-        raise no_lookup(self.name)
+        """The Gemini API offers no way to look a job up."""
+        return find_without_lookup(self.name, lambda: self._body(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         body, response = await request(self._client, "GET", f"/{quote(native_id, safe='/')}", phase="poll")
@@ -199,7 +198,7 @@ class GoogleProvider:
                     data = base64.b64decode(encoded, validate=True)
                 except (binascii.Error, ValueError) as exc:
                     raise PollFailed("upstream sent undecodable inline video", retryable=True) from exc
-                mime = video.get("encoding") if isinstance(video.get("encoding"), str) else "video/mp4"
+                mime = encoding if isinstance(encoding := video.get("encoding"), str) else "video/mp4"
                 outputs.append(UpstreamOutput(index=index, url="", mime_type=mime, data=data))
         return tuple(outputs)
 
@@ -209,9 +208,6 @@ class GoogleProvider:
             return
         async for chunk in stream_url(self._client, out.url, out.headers, follow_redirects=True):
             yield chunk
-
-    async def cancel(self, native_id: str) -> bool:
-        return False
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -35,6 +35,7 @@ from vidgate.gateway.providers.base import (
     Upstream,
     UpstreamOutput,
 )
+from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.google import (
     operation_error_code,
     operation_failed,
@@ -42,7 +43,8 @@ from vidgate.gateway.providers.google import (
     veo_parameters,
 )
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.reconcile import no_lookup
+from vidgate.gateway.providers.mapping import unsupported
+from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_STORAGE_BASE_URL = "https://storage.googleapis.com"
@@ -65,13 +67,14 @@ def storage_download_url(gcs_uri: str, base: str = DEFAULT_STORAGE_BASE_URL) -> 
     return f"{base.rstrip('/')}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
 
 
-class VertexProvider:
-    """Adapter for Veo through Vertex AI (OAuth bearer token, project-scoped model paths)."""
+class VertexProvider(CannotCancel):
+    """Adapter for Veo through Vertex AI (OAuth bearer token, project-scoped model paths).
+
+    Neither §2.1 nor §2.2 documents a supported cancel for Veo operations; a generic
+    google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
+    """
 
     name = "google-vertex"
-    # Neither §2.1 nor §2.2 documents a supported cancel for Veo operations; a generic
-    # google.longrunning ``:cancel`` is [unverified], so we do not rely on it.
-    cancellable = False
     reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -109,14 +112,10 @@ class VertexProvider:
             # Veo 3.x makes audio on request; Veo 2 has no audio and no such parameter.
             mapped["generateAudio"] = job.audio
         elif job.audio:
-            raise Rejected(f"{job.provider_model} cannot generate audio", retryable=True, code="unsupported_parameter")
+            raise unsupported(f"{job.provider_model} cannot generate audio")
         if job.resize_mode is not None:
             if job.resize_mode not in RESIZE_MODES:
-                raise Rejected(
-                    f"resize_mode must be one of {', '.join(RESIZE_MODES)} on Vertex",
-                    retryable=True,
-                    code="unsupported_parameter",
-                )
+                raise unsupported(f"resize_mode must be one of {', '.join(RESIZE_MODES)} on Vertex")
             mapped["resizeMode"] = job.resize_mode
         defaults: dict[str, Any] = {}
         if self.storage_uri:
@@ -141,13 +140,8 @@ class VertexProvider:
         return Accepted(native_id=name, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
-        """Vertex offers no way to look a job up: only a job never sent is surely absent."""
-        try:
-            self.model_path(job.provider_model)
-            self.build_request(job)
-        except Rejected:
-            return None  # refused before sending: nothing was created
-        raise no_lookup(self.name)
+        """Vertex offers no way to look a job up."""
+        return find_without_lookup(self.name, lambda: (self.model_path(job.provider_model), self.build_request(job)))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         # The SDK splits the operation name at /operations/ to find the model to POST to.
@@ -208,9 +202,6 @@ class VertexProvider:
             return
         async for chunk in stream_url(self._client, out.url, out.headers):
             yield chunk
-
-    async def cancel(self, native_id: str) -> bool:
-        return False
 
     async def aclose(self) -> None:
         await self._client.aclose()

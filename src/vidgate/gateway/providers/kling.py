@@ -36,7 +36,9 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.mapping import base64_text, other_roles, resolution_label, unsupported
 from vidgate.gateway.providers.reconcile import asking, unknown
 from vidgate.gateway.secret import Secret, reveal
 
@@ -53,6 +55,7 @@ SOUND_MODELS = ("kling-v2-6", "kling-v3")
 _RETRYABLE_CODES = frozenset({1302, 1303, 5000, 5001, 5002})
 
 _STATUS: dict[str, UpstreamStatus] = {"submitted": "queued", "processing": "processing"}
+_RESOLUTION_BY_SHORT_SIDE = {720: "720p", 1080: "1080p"}
 
 
 def _b64url(data: bytes) -> str:
@@ -69,37 +72,32 @@ def make_jwt(access_key: str, secret_key: str, now: float | None = None) -> str:
     return f"{signing_input}.{_b64url(signature)}"
 
 
-def _unsupported(message: str) -> Rejected:
-    return Rejected(message, retryable=True, code="unsupported_parameter")
-
-
 def _aspect(job: JobSpec) -> str:
     if job.aspect_ratio:
         if job.aspect_ratio not in ASPECT_RATIOS:
-            raise _unsupported(f"kling makes {', '.join(ASPECT_RATIOS)} video, not {job.aspect_ratio}")
+            raise unsupported(f"kling makes {', '.join(ASPECT_RATIOS)} video, not {job.aspect_ratio}")
         return job.aspect_ratio
     shape = job.width / job.height
     return "16:9" if shape > 1.2 else "9:16" if shape < 0.83 else "1:1"
 
 
 def _mode(job: JobSpec) -> str:
-    label = (job.resolution or {720: "720p", 1080: "1080p"}.get(min(job.width, job.height), "")).lower()
+    label = resolution_label(job, _RESOLUTION_BY_SHORT_SIDE) or ""
     if label not in MODES:
-        raise _unsupported(f"kling makes 720p (std) or 1080p (pro) video, not {job.resolution or job.size}")
+        raise unsupported(f"kling makes 720p (std) or 1080p (pro) video, not {job.resolution or job.size}")
     return MODES[label]
 
 
 def _image(data: bytes, role: str) -> str:
     if len(data) > MAX_IMAGE_BYTES:
-        raise _unsupported(f"kling takes images up to 10 MB; the {role} image is larger")
-    return base64.b64encode(data).decode()
+        raise unsupported(f"kling takes images up to 10 MB; the {role} image is larger")
+    return base64_text(data)
 
 
-class KlingProvider:
+class KlingProvider(CannotCancel):
     """Submits to Kling's text2video / image2video endpoints and polls the task."""
 
     name = "kling"
-    cancellable = False
     reconcile = "lookup"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -117,17 +115,16 @@ class KlingProvider:
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
         """The endpoint (``text2video``/``image2video``) and body; mapped fields win over ``provider_params``."""
         if job.seed is not None:
-            raise _unsupported("kling takes no seed")
+            raise unsupported("kling takes no seed")
         if job.sample_count != 1:
-            raise _unsupported("kling makes one video per task")
+            raise unsupported("kling makes one video per task")
         if job.duration not in DURATIONS:
-            raise _unsupported(f"kling makes 5 s or 10 s videos, not {job.duration} s")
-        other = sorted({r.role for r in job.references} - {"first_frame", "last_frame"})
-        if other:
-            raise _unsupported(f"kling takes first_frame and last_frame images, not {', '.join(other)}")
+            raise unsupported(f"kling makes 5 s or 10 s videos, not {job.duration} s")
+        if other := other_roles(job, ("first_frame", "last_frame")):
+            raise unsupported(f"kling takes first_frame and last_frame images, not {', '.join(other)}")
         first, last = job.reference("first_frame"), job.reference("last_frame")
         if last is not None and first is None:
-            raise _unsupported("kling takes a last frame only together with a first frame")
+            raise unsupported("kling takes a last frame only together with a first frame")
         mode = _mode(job)
         body: dict[str, Any] = {
             "model_name": job.provider_model,
@@ -140,10 +137,10 @@ class KlingProvider:
             body["negative_prompt"] = job.negative_prompt
         if job.provider_model.startswith(SOUND_MODELS):
             if job.audio and mode != "pro":
-                raise _unsupported(f"{job.provider_model} makes audio only in pro mode (1080p)")
+                raise unsupported(f"{job.provider_model} makes audio only in pro mode (1080p)")
             body["sound"] = "on" if job.audio else "off"
         elif job.audio:
-            raise _unsupported(f"{job.provider_model} makes no audio")
+            raise unsupported(f"{job.provider_model} makes no audio")
         if first is None:
             endpoint = "text2video"
             body["aspect_ratio"] = _aspect(job)
@@ -238,7 +235,7 @@ class KlingProvider:
             return Upstream(status=_STATUS[status])
         if status == "succeed":
             result = task.get("task_result")
-            videos = result.get("videos") if isinstance(result, dict) else None
+            videos: Any = result.get("videos") if isinstance(result, dict) else None
             outputs = tuple(
                 UpstreamOutput(index=i, url=v["url"])
                 for i, v in enumerate(v for v in videos or () if isinstance(v, dict) and isinstance(v.get("url"), str))
@@ -254,16 +251,14 @@ class KlingProvider:
     def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
         return stream_url(self._client, out.url, out.headers)
 
-    async def cancel(self, native_id: str) -> bool:
-        return False
-
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
 def _seconds(video: Any) -> float | None:
     """Kling reports each video's duration as a string such as ``"5.1"``."""
+    duration = video.get("duration") if isinstance(video, dict) else None
     try:
-        return float(video.get("duration")) if isinstance(video, dict) else None
+        return float(duration) if duration is not None else None
     except (TypeError, ValueError):
         return None

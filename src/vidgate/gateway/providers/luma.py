@@ -15,7 +15,6 @@ marker Luma echoes too, but it makes Luma call that URL, so it is not used for t
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +32,9 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.mapping import nearest_shape, other_roles, unsupported
 from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.lumalabs.ai/dream-machine/v1"
@@ -48,28 +49,18 @@ _ROLES = {"first_frame": "frame0", "last_frame": "frame1"}
 _STATUS: dict[str, UpstreamStatus] = {"queued": "queued", "dreaming": "processing"}
 
 
-def _unsupported(message: str) -> Rejected:
-    return Rejected(message, retryable=True, code="unsupported_parameter")
-
-
 def pick_aspect(job: JobSpec) -> str:
     """The job's ratio when Luma takes it, else the Luma ratio nearest in shape."""
     if job.aspect_ratio in ASPECT_RATIOS:
         return job.aspect_ratio  # type: ignore[return-value]
-    shape = job.width / job.height
-
-    def distance(ratio: str) -> float:
-        w, h = (int(x) for x in ratio.split(":"))
-        return abs(math.log((w / h) / shape))
-
-    return min(ASPECT_RATIOS, key=distance)
+    return nearest_shape(ASPECT_RATIOS, job.width, job.height)
 
 
 def pick_resolution(job: JobSpec) -> str:
     if job.resolution:
         label = job.resolution.lower()
         if label not in RESOLUTIONS:
-            raise _unsupported(f"luma makes {', '.join(RESOLUTIONS)} video, not {job.resolution}")
+            raise unsupported(f"luma makes {', '.join(RESOLUTIONS)} video, not {job.resolution}")
         return label
     short = min(job.width, job.height)
     return min(RESOLUTIONS, key=lambda r: abs(RESOLUTIONS[r] - short))
@@ -78,17 +69,18 @@ def pick_resolution(job: JobSpec) -> str:
 def keyframe(ref: ReferenceImage) -> dict[str, str]:
     """Luma takes keyframe images by URL only (no inline bytes documented)."""
     if not ref.url.startswith("https://"):
-        raise _unsupported(f"luma needs the {ref.role} image as an https:// URL")
+        raise unsupported(f"luma needs the {ref.role} image as an https:// URL")
     return {"type": "image", "url": ref.url}
 
 
-class LumaProvider:
-    """Submits to Luma's Dream Machine API and polls the generation."""
+class LumaProvider(CannotCancel):
+    """Submits to Luma's Dream Machine API and polls the generation.
+
+    Luma has no cancel endpoint. DELETE /generations/{id} removes a generation, but providers.md
+    does not say it stops (or stops billing for) one still dreaming, so it is not used as cancel.
+    """
 
     name = "luma"
-    # Luma has no cancel endpoint. DELETE /generations/{id} removes a generation, but providers.md
-    # does not say it stops (or stops billing for) one still dreaming, so it is not used as cancel.
-    cancellable = False
     reconcile = "list"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -99,16 +91,15 @@ class LumaProvider:
     def build_request(self, job: JobSpec) -> dict[str, Any]:
         """The create body; mapped fields win over ``provider_params`` (e.g. ``loop``, ``concepts``)."""
         if job.seed is not None:
-            raise _unsupported("luma takes no seed")
+            raise unsupported("luma takes no seed")
         if job.negative_prompt:
-            raise _unsupported("luma takes no negative prompt")
+            raise unsupported("luma takes no negative prompt")
         if job.audio:
-            raise _unsupported("luma video models make no audio")
+            raise unsupported("luma video models make no audio")
         if job.sample_count != 1:
-            raise _unsupported("luma makes one video per generation")
-        other = sorted({r.role for r in job.references} - set(_ROLES))
-        if other:
-            raise _unsupported(f"luma takes first_frame and last_frame images, not {', '.join(other)}")
+            raise unsupported("luma makes one video per generation")
+        if other := other_roles(job, _ROLES):
+            raise unsupported(f"luma takes first_frame and last_frame images, not {', '.join(other)}")
         body: dict[str, Any] = {
             "generation_type": "video",
             "model": job.provider_model,
@@ -117,7 +108,7 @@ class LumaProvider:
         }
         if job.provider_model not in _LEGACY:
             if job.duration not in DURATIONS:
-                raise _unsupported(f"luma makes 5 s or 9 s videos, not {job.duration} s")
+                raise unsupported(f"luma makes 5 s or 9 s videos, not {job.duration} s")
             body["duration"] = f"{job.duration}s"
             body["resolution"] = pick_resolution(job)
         keyframes = {_ROLES[r.role]: keyframe(r) for r in job.references}
@@ -200,9 +191,6 @@ class LumaProvider:
 
     def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
         return stream_url(self._client, out.url, out.headers)
-
-    async def cancel(self, native_id: str) -> bool:
-        return False
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -30,8 +30,10 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.reconcile import no_lookup
+from vidgate.gateway.providers.mapping import image_link, other_roles, refuse_set, resolution_label, unsupported
+from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_BASE_URL = "https://api.minimax.io"
 MAX_DATA_URI_BYTES = 20 * 1024 * 1024  # MiniMax's image size cap [unverified]; larger images go by URL
@@ -84,25 +86,14 @@ _MODELS: dict[str, _Model] = {
 }
 
 
-def _unsupported(message: str) -> Rejected:
-    return Rejected(message, retryable=True, code="unsupported_parameter")
-
-
 def minimax_resolution(job: JobSpec) -> str | None:
     """Our ``768p`` label as MiniMax spells it (``768P``), else the label of the short side."""
-    if job.resolution:
-        return job.resolution.upper()
-    return _RESOLUTION_BY_SHORT_SIDE.get(min(job.width, job.height))
+    return resolution_label(job, _RESOLUTION_BY_SHORT_SIDE, upper=True)
 
 
 def image_ref(ref: ReferenceImage) -> str:
     """MiniMax takes URLs or data URLs; small images go inline so a short-lived source URL cannot expire."""
-    data_url = ref.data_url()
-    if len(data_url) <= MAX_DATA_URI_BYTES:
-        return data_url
-    if ref.url.startswith(("https://", "http://")):
-        return ref.url
-    raise Rejected(f"{ref.role} image is too large to inline and has no URL", retryable=False, code="invalid_reference")
+    return image_link(ref, MAX_DATA_URI_BYTES, oversize="{role} image is too large to inline and has no URL")
 
 
 def base_resp_error(body: Any, *, phase: str, request_id: str | None = None) -> ProviderError | None:
@@ -121,11 +112,13 @@ def base_resp_error(body: Any, *, phase: str, request_id: str | None = None) -> 
     return error_cls(message, retryable=retryable, request_id=request_id, code=f"minimax_{code}")
 
 
-class MiniMaxProvider:
-    """Submits to MiniMax, polls the task, resolves the output file to its download URL."""
+class MiniMaxProvider(CannotCancel):
+    """Submits to MiniMax, polls the task, resolves the output file to its download URL.
+
+    The v1 API has no cancel (providers.md §8.4).
+    """
 
     name = "minimax"
-    cancellable = False  # the v1 API has no cancel (providers.md §8.4)
     reconcile = "none"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -144,38 +137,37 @@ class MiniMaxProvider:
         model = job.provider_model
         info = _MODELS.get(model)
         first, last = job.reference("first_frame"), job.reference("last_frame")
-        unknown_roles = sorted({r.role for r in job.references} - {"first_frame", "last_frame"})
-        if unknown_roles:
-            raise _unsupported(f"minimax takes first_frame and last_frame images, not {', '.join(unknown_roles)}")
+        if unknown_roles := other_roles(job, ("first_frame", "last_frame")):
+            raise unsupported(f"minimax takes first_frame and last_frame images, not {', '.join(unknown_roles)}")
         if job.audio:
-            raise _unsupported(f"minimax model {model} cannot generate audio")
+            raise unsupported(f"minimax model {model} cannot generate audio")
         if job.seed is not None:
-            raise _unsupported("minimax takes no seed")
+            raise unsupported("minimax takes no seed")
         if job.negative_prompt:
-            raise _unsupported("minimax takes no negative prompt")
+            raise unsupported("minimax takes no negative prompt")
         if job.sample_count != 1:
-            raise _unsupported("minimax makes one video per task")
-        for name in ("person_generation", "compression_quality", "resize_mode"):
-            if getattr(job, name) is not None:
-                raise _unsupported(f"minimax takes no {name}")
+            raise unsupported("minimax makes one video per task")
+        refuse_set(job, ("person_generation", "compression_quality", "resize_mode"), "minimax")
         resolution = minimax_resolution(job)
         if info is not None:
             if first is None and not info.text_alone:
-                raise _unsupported(f"minimax model {model} needs a first_frame image")
+                raise unsupported(f"minimax model {model} needs a first_frame image")
             if first is not None and not info.first_frame:
-                raise _unsupported(f"minimax model {model} takes no first_frame image")
+                raise unsupported(f"minimax model {model} takes no first_frame image")
             if last is not None and not info.last_frame:
-                raise _unsupported(f"minimax model {model} takes no last_frame image")
-            if resolution not in info.durations or (resolution in info.i2v_only_resolutions and first is None):
+                raise unsupported(f"minimax model {model} takes no last_frame image")
+            if (
+                resolution is None
+                or resolution not in info.durations
+                or (resolution in info.i2v_only_resolutions and first is None)
+            ):
                 allowed = ", ".join(r for r in info.durations if r not in info.i2v_only_resolutions or first)
-                raise _unsupported(f"minimax model {model} makes {allowed} videos, not {resolution or job.size}")
+                raise unsupported(f"minimax model {model} makes {allowed} videos, not {resolution or job.size}")
             if job.duration not in info.durations[resolution]:
                 allowed = " or ".join(str(d) for d in info.durations[resolution])
-                raise _unsupported(
-                    f"minimax model {model} makes {allowed} s videos at {resolution}, not {job.duration}"
-                )
+                raise unsupported(f"minimax model {model} makes {allowed} s videos at {resolution}, not {job.duration}")
         if last is not None and first is None:
-            raise _unsupported("minimax needs a first_frame image to go with a last_frame")
+            raise unsupported("minimax needs a first_frame image to go with a last_frame")
 
         body: dict[str, Any] = {"model": model, "prompt": job.prompt}
         if info is None or info.settings:
@@ -215,12 +207,8 @@ class MiniMaxProvider:
         return Accepted(native_id=str(task_id), request_id=rid)
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
-        """MiniMax's v1 API offers no way to look a job up: only a job never sent is surely absent."""
-        try:
-            self.build_request(job)
-        except Rejected:
-            return None  # refused before sending: nothing was created
-        raise no_lookup(self.name)
+        """MiniMax's v1 API offers no way to look a job up."""
+        return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await self._call(
@@ -262,10 +250,6 @@ class MiniMaxProvider:
 
     def open_output(self, out: UpstreamOutput) -> AsyncIterator[bytes]:
         return stream_url(self._client, out.url, out.headers)
-
-    async def cancel(self, native_id: str) -> bool:
-        """The v1 API has no cancel; the worker stops tracking the task instead."""
-        return False
 
     async def aclose(self) -> None:
         await self._client.aclose()

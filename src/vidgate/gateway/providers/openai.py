@@ -31,7 +31,9 @@ from vidgate.gateway.providers.base import (
     UpstreamOutput,
     UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.mapping import other_roles, unsupported
 from vidgate.gateway.providers.reconcile import asking, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -72,11 +74,10 @@ def _flatten(key: str, value: Any) -> list[tuple[str, str]]:
     return [(key, _form_value(value))]
 
 
-class OpenAIProvider:
-    """Adapter for Sora 2 through the OpenAI Videos API."""
+class OpenAIProvider(CannotCancel):
+    """Adapter for Sora 2 through the OpenAI Videos API (which has no cancel endpoint)."""
 
     name = "openai"
-    cancellable = False
     reconcile = "list"
 
     def __init__(self, config: ProviderConfig) -> None:
@@ -92,21 +93,12 @@ class OpenAIProvider:
         """
         seconds = str(job.duration)
         if seconds not in ALLOWED_SECONDS:
-            raise Rejected(
-                f"openai supports durations of {', '.join(ALLOWED_SECONDS)} seconds, not {job.duration}",
-                retryable=True,
-                code="unsupported_parameter",
-            )
+            raise unsupported(f"openai supports durations of {', '.join(ALLOWED_SECONDS)} seconds, not {job.duration}")
         if job.sample_count != 1:
-            raise Rejected("openai makes one video per job", retryable=True, code="unsupported_parameter")
+            raise unsupported("openai makes one video per job")
         # Sora has no seed or negative prompt and always makes audio; those hints are dropped.
-        unsupported = sorted({r.role for r in job.references} - {"first_frame"})
-        if unsupported:
-            raise Rejected(
-                f"openai accepts only a first_frame reference, not {', '.join(unsupported)}",
-                retryable=True,
-                code="unsupported_parameter",
-            )
+        if other := other_roles(job, ("first_frame",)):
+            raise unsupported(f"openai accepts only a first_frame reference, not {', '.join(other)}")
         mapped: dict[str, Any] = {
             "model": job.provider_model,
             "prompt": job.prompt,
@@ -200,10 +192,6 @@ class OpenAIProvider:
             return
         async for chunk in stream_url(self._client, out.url, out.headers):
             yield chunk
-
-    async def cancel(self, native_id: str) -> bool:
-        """The Videos API has no cancel endpoint; the worker stops tracking instead."""
-        return False
 
     async def aclose(self) -> None:
         await self._client.aclose()

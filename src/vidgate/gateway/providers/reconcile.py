@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from ulid import ULID
 
-from vidgate.gateway.providers.base import Accepted, JobSpec, PollFailed, ProviderError, UnknownOutcome
+from vidgate.gateway.providers.base import Accepted, JobSpec, PollFailed, ProviderError, Rejected, UnknownOutcome
 
 # Upstream clocks and ours may disagree. Too narrow a window could miss our job and answer
 # "not there" (a double create); too wide only makes an older look-alike ambiguous.
@@ -67,6 +67,16 @@ def unknown(provider: str, why: str, code: str = "reconcile_failed", **kw: Any) 
 def no_lookup(provider: str) -> UnknownOutcome:
     """What ``find`` raises on an upstream that offers no way to look a job up."""
     return unknown(provider, "it offers no way to look a job up", code="reconcile_unsupported")
+
+
+def find_without_lookup(provider: str, build: Callable[[], object]) -> Accepted | None:
+    """``find`` where the upstream offers no lookup: a job that ``build`` (the adapter's request mapping)
+    refuses was never sent, so surely absent; any other job is unknown."""
+    try:
+        build()
+    except Rejected:
+        return None  # refused before sending: nothing was created
+    raise no_lookup(provider)
 
 
 @contextmanager

@@ -29,7 +29,6 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
-    ProviderError,
     ReferenceImage,
     Rejected,
     UnknownOutcome,
@@ -37,7 +36,9 @@ from vidgate.gateway.providers.base import (
     UpstreamError,
     UpstreamOutput,
 )
+from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.mapping import image_link, other_roles, resolution_label, unsupported
 from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
@@ -141,10 +142,6 @@ GENERIC = Schema(first="image", resolution="field", seed=True, negative=True, au
 _KLING_MODES = {"720p": "standard", "1080p": "pro"}
 
 
-def _unsupported(message: str) -> Rejected:
-    return Rejected(message, retryable=True, code="unsupported_parameter")
-
-
 def cancel_after(deadline_at_ms: int | None, now_ms: int | None = None) -> str | None:
     """The ``Cancel-After`` duration for a deadline in epoch milliseconds, e.g. ``"1h2m5s"``."""
     if deadline_at_ms is None:
@@ -159,16 +156,7 @@ def cancel_after(deadline_at_ms: int | None, now_ms: int | None = None) -> str |
 
 def image_input(ref: ReferenceImage) -> str:
     """Inline small images (a source URL may expire); large ones by HTTPS URL when there is one."""
-    data_url = ref.data_url()
-    if len(data_url) <= MAX_DATA_URL_BYTES or not ref.url.startswith("https://"):
-        return data_url
-    return ref.url
-
-
-def _resolution_of(job: JobSpec) -> str | None:
-    if job.resolution:
-        return job.resolution.lower()
-    return _SHORT_SIDE.get(min(job.width, job.height))
+    return image_link(ref, MAX_DATA_URL_BYTES, schemes=("https://",))
 
 
 class ReplicateProvider:
@@ -192,22 +180,22 @@ class ReplicateProvider:
             raise Rejected(f"not a Replicate model id: {job.provider_model!r}", retryable=False)
         schema = SCHEMAS.get(model, GENERIC)
         if job.sample_count != 1:
-            raise _unsupported(f"replicate model {model} makes one video per prediction")
+            raise unsupported(f"replicate model {model} makes one video per prediction")
         if job.seed is not None and not schema.seed:
-            raise _unsupported(f"replicate model {model} takes no seed")
+            raise unsupported(f"replicate model {model} takes no seed")
         if job.negative_prompt and not schema.negative:
-            raise _unsupported(f"replicate model {model} takes no negative prompt")
+            raise unsupported(f"replicate model {model} takes no negative prompt")
         if job.audio and not schema.audio:
-            raise _unsupported(f"replicate model {model} makes no audio")
+            raise unsupported(f"replicate model {model} makes no audio")
         if schema.durations is not None and job.duration not in schema.durations:
             allowed = ", ".join(str(d) for d in schema.durations)
-            raise _unsupported(f"replicate model {model} makes {allowed} s videos, not {job.duration} s")
+            raise unsupported(f"replicate model {model} makes {allowed} s videos, not {job.duration} s")
 
         mapped: dict[str, Any] = {"prompt": job.prompt, "duration": job.duration}
-        resolution = _resolution_of(job)
+        resolution = resolution_label(job, _SHORT_SIDE)
         if schema.resolutions is not None and resolution not in schema.resolutions:
             allowed = ", ".join(schema.resolutions)
-            raise _unsupported(f"replicate model {model} makes {allowed} video, not {job.resolution or job.size}")
+            raise unsupported(f"replicate model {model} makes {allowed} video, not {job.resolution or job.size}")
         if schema.resolution == "field" and resolution:
             mapped["resolution"] = resolution
         elif schema.resolution == "mode":
@@ -221,7 +209,7 @@ class ReplicateProvider:
             elif job.aspect_ratio in schema.aspects:
                 mapped["aspect_ratio"] = job.aspect_ratio
             elif job.aspect_ratio:
-                raise _unsupported(f"replicate model {model} takes {', '.join(schema.aspects)}, not {job.aspect_ratio}")
+                raise unsupported(f"replicate model {model} takes {', '.join(schema.aspects)}, not {job.aspect_ratio}")
             else:
                 shape = job.width / job.height
                 mapped["aspect_ratio"] = min(
@@ -246,25 +234,24 @@ class ReplicateProvider:
     def _images(job: JobSpec, model: str, schema: Schema, resolution: str | None) -> dict[str, Any]:
         first, last = job.reference("first_frame"), job.reference("last_frame")
         refs = [r for r in job.references if r.role == "reference"]
-        other = sorted({r.role for r in job.references} - {"first_frame", "last_frame", "reference"})
-        if other:
-            raise _unsupported(f"replicate model {model} takes no {', '.join(other)} image")
+        if other := other_roles(job, ("first_frame", "last_frame", "reference")):
+            raise unsupported(f"replicate model {model} takes no {', '.join(other)} image")
         if schema.requires_first and first is None:
-            raise _unsupported(f"replicate model {model} needs a first_frame image")
+            raise unsupported(f"replicate model {model} needs a first_frame image")
         out: dict[str, Any] = {}
         if first is not None:
             if schema.first is None:
-                raise _unsupported(f"replicate model {model} takes no first frame")
+                raise unsupported(f"replicate model {model} takes no first frame")
             out[schema.first] = image_input(first)
         if last is not None:
             if schema.last is None:
-                raise _unsupported(f"replicate model {model} takes no last frame")
+                raise unsupported(f"replicate model {model} takes no last frame")
             if schema.last_frame_resolution and resolution != schema.last_frame_resolution:
-                raise _unsupported(f"replicate model {model} takes a last frame only at {schema.last_frame_resolution}")
+                raise unsupported(f"replicate model {model} takes a last frame only at {schema.last_frame_resolution}")
             out[schema.last] = image_input(last)
         if refs:
             if schema.references is None:
-                raise _unsupported(f"replicate model {model} takes no reference images")
+                raise unsupported(f"replicate model {model} takes no reference images")
             out[schema.references] = [image_input(r) for r in refs]
         return out
 
@@ -354,21 +341,15 @@ class ReplicateProvider:
 
     async def cancel(self, native_id: str) -> bool:
         """True when Replicate answers the prediction as ``canceled``; False if it already finished."""
-        try:
-            data, _ = await request(
-                self._client,
-                "POST",
-                f"/predictions/{quote(native_id, safe='')}/cancel",
-                phase="cancel",
-                expect=(200, 202),
-                headers=self._auth,
-            )
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            return False
+        accepted, data = await cancel_request(
+            self._client,
+            "POST",
+            f"/predictions/{quote(native_id, safe='')}/cancel",
+            expect=(200, 202),
+            headers=self._auth,
+        )
         # The body is the prediction; a race with completion leaves it succeeded/failed.
-        return not isinstance(data, dict) or data.get("status") in (None, "canceled")
+        return accepted and (not isinstance(data, dict) or data.get("status") in (None, "canceled"))
 
     async def aclose(self) -> None:
         await self._client.aclose()

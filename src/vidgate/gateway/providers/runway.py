@@ -20,16 +20,18 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
-    ProviderError,
     ReferenceImage,
     Rejected,
     UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
+    UpstreamStatus,
 )
+from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.reconcile import no_lookup
+from vidgate.gateway.providers.mapping import image_link
+from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 API_VERSION = "2024-11-06"
@@ -65,7 +67,7 @@ _MODELS: dict[str, _Model] = {
 _SEEDANCE = _Model(None, None, None, audio=True)
 _UNKNOWN = _Model(None, None, None)
 
-_STATUS = {"PENDING": "queued", "THROTTLED": "queued", "RUNNING": "processing"}
+_STATUS: dict[str, UpstreamStatus] = {"PENDING": "queued", "THROTTLED": "queued", "RUNNING": "processing"}
 
 
 def model_info(model: str) -> _Model:
@@ -96,15 +98,11 @@ def pick_ratio(allowed: tuple[str, ...] | None, width: int, height: int) -> str:
 
 def image_ref(ref: ReferenceImage) -> str:
     """Runway takes an HTTPS URL or a data URI; inline bytes unless too large for a data URI."""
-    data_url = ref.data_url()
-    if len(data_url) <= MAX_DATA_URI_BYTES:
-        return data_url
-    if ref.url.startswith("https://"):
-        return ref.url
-    raise Rejected(
-        f"{ref.role} image is too large for Runway's data URI limit and has no HTTPS URL",
-        retryable=False,
-        code="invalid_reference",
+    return image_link(
+        ref,
+        MAX_DATA_URI_BYTES,
+        schemes=("https://",),
+        oversize="{role} image is too large for Runway's data URI limit and has no HTTPS URL",
     )
 
 
@@ -122,9 +120,7 @@ class RunwayProvider:
         # The key is sent per call, not as a client default, so that open_output (same client,
         # plain CDN URLs) never hands the Runway key to the CDN host.
         self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
-        self._client = make_client(
-            config, default_base_url=DEFAULT_BASE_URL, headers={"X-Runway-Version": API_VERSION}
-        )
+        self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers={"X-Runway-Version": API_VERSION})
 
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
         """The endpoint path and JSON body for ``job``."""
@@ -171,21 +167,15 @@ class RunwayProvider:
     async def submit(self, job: JobSpec) -> Accepted:
         path, body = self.build_request(job)
         # Create's success code is unverified (200 expected): any of 200/201/202 is accepted.
-        data, response = await request(
-            self._client, "POST", path, phase="submit", json=body, headers=self._auth
-        )
+        data, response = await request(self._client, "POST", path, phase="submit", json=body, headers=self._auth)
         task_id = require(data, "id", phase="submit")
         if not isinstance(task_id, str) or not task_id:
             raise UnknownOutcome("runway answered without a task id", retryable=True)
         return Accepted(native_id=task_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
-        """Runway offers no way to look a job up: only a job never sent is surely absent."""
-        try:
-            self.build_request(job)
-        except Rejected:
-            return None  # refused before sending: nothing was created
-        raise no_lookup(self.name)
+        """Runway offers no way to look a job up."""
+        return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         data, response = await request(
@@ -219,20 +209,14 @@ class RunwayProvider:
     async def cancel(self, native_id: str) -> bool:
         """True when Runway accepted the DELETE; 4xx (e.g. 404 unknown task) gives False."""
         # The SDK expects no body and 204 is likely, but the code is unverified: 200/202 also pass.
-        try:
-            await request(
-                self._client,
-                "DELETE",
-                f"/v1/tasks/{native_id}",
-                phase="cancel",
-                expect=(200, 202, 204),
-                headers={**self._auth, "Accept": "*/*"},
-            )
-        except ProviderError as exc:
-            if exc.retryable:
-                raise
-            return False
-        return True
+        accepted, _ = await cancel_request(
+            self._client,
+            "DELETE",
+            f"/v1/tasks/{native_id}",
+            expect=(200, 202, 204),
+            headers={**self._auth, "Accept": "*/*"},
+        )
+        return accepted
 
     async def aclose(self) -> None:
         await self._client.aclose()

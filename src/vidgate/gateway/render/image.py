@@ -36,7 +36,7 @@ def decode_image(data: bytes, width: int, height: int) -> np.ndarray:
     if (why := oversize(info)) is not None:
         raise ImageDecodeError(why)
     try:
-        with av.open(io.BytesIO(data), format=DEMUXERS[info.format], options=_FFMPEG_OPTIONS) as container:
+        with av.open(io.BytesIO(data), "r", format=DEMUXERS[info.format], options=_FFMPEG_OPTIONS) as container:
             container.streams.video[0].codec_context.options = dict(_FFMPEG_OPTIONS)
             frame = next(container.decode(video=0), None)
     except (av.error.FFmpegError, IndexError) as exc:
@@ -62,5 +62,5 @@ def _crop_then_scale(frame: av.VideoFrame, width: int, height: int, scale: float
     left = (frame.width - crop_w) // 2
     top = (frame.height - crop_h) // 2
     rgb = frame.reformat(format="rgb24").to_ndarray()[top : top + crop_h, left : left + crop_w]
-    part = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    part = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
     return part.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_ndarray()

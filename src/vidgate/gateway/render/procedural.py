@@ -151,7 +151,7 @@ def frames(spec: RenderSpec) -> Iterator[av.VideoFrame]:
 
 def _plane_view(plane: av.video.plane.VideoPlane) -> np.ndarray:
     """A writable ``(height, width)`` view of a plane, skipping the alignment padding of each row."""
-    rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+    rows = np.frombuffer(memoryview(plane), dtype=np.uint8).reshape(plane.height, plane.line_size)
     return rows[:, : plane.width]
 
 

@@ -1,7 +1,7 @@
 """Object storage for outputs: local files or any S3-compatible store, behind one API (obstore).
 
-Local files are served with ``sendfile`` from their path; S3 objects are streamed with ranged
-GETs, and download links may be the store's own presigned URLs. Every object belongs to a job
+Local files are served from their path (whole, or a range read with ``pread``); S3 objects are
+streamed with ranged GETs, and download links may be the store's own presigned URLs. Every object belongs to a job
 (``videos/<job id>/…``), and its key is recorded in ``pending_objects`` before a byte is written:
 whatever happens after (a cancel, a crash, a failed upload), the orphan sweep can tell an object
 being written for a live job from one nothing will ever claim.
@@ -21,7 +21,7 @@ import shutil
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import obstore
@@ -31,12 +31,15 @@ from obstore.store import LocalStore, S3Store
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.storage.db import Database, Q, Tx
 
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig
+
 log = logging.getLogger("vidgate.storage")
 
 # Bounded waits: a stalled or unreachable store fails a call within seconds (the API answers 503)
 # instead of the client's defaults (30 s a try, retried for up to 3 minutes).
-CLIENT_OPTIONS: dict[str, Any] = {"allow_http": True, "connect_timeout": "3s", "read_timeout": "5s"}
-RETRY_CONFIG: dict[str, Any] = {"max_retries": 2, "retry_timeout": timedelta(seconds=5)}
+CLIENT_OPTIONS: ClientConfig = {"allow_http": True, "connect_timeout": "3s", "read_timeout": "5s"}
+RETRY_CONFIG: RetryConfig = {"max_retries": 2, "retry_timeout": timedelta(seconds=5)}
 JOB_PREFIX = "videos/"
 # How long a delete waits on the store before leaving the removal to the retry sweep: the user's
 # delete has already happened and answers within this, whatever state the store is in.
@@ -102,13 +105,8 @@ class BlobStore:
             self.store: LocalStore | S3Store = LocalStore(self.root, mkdir=create)
         elif parsed.scheme == "s3":
             self.prefix = parsed.path.strip("/")
-            config: dict[str, object] = {}
-            endpoint = os.environ.get("AWS_ENDPOINT_URL")
-            if endpoint and endpoint.startswith("http://"):
-                config["allow_http"] = True
-            self.store = S3Store(
-                parsed.netloc, config=config or None, client_options=CLIENT_OPTIONS, retry_config=RETRY_CONFIG
-            )
+            # Credentials and the endpoint come from the AWS_* environment; CLIENT_OPTIONS allows http://.
+            self.store = S3Store(parsed.netloc, client_options=CLIENT_OPTIONS, retry_config=RETRY_CONFIG)
         else:
             raise ValueError(f"unsupported blob URL {url!r}: use file:///PATH or s3://BUCKET/PREFIX")
 
@@ -249,7 +247,7 @@ class BlobStore:
         return chunks()
 
     async def presign(self, key: str, ttl_seconds: int) -> str | None:
-        if self.root is not None:
+        if not isinstance(self.store, S3Store):
             return None
         return await obstore.sign_async(self.store, "GET", self._key(key), timedelta(seconds=ttl_seconds))
 

@@ -62,6 +62,13 @@ class Database(Protocol):
 
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]: ...
 
+    async def fetchone_values(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Any] | None:
+        """One row as its values in the order the query selects them, with no dict built for it: for
+        the hottest reads, decoded column by column (``jobs.records.JobView.from_values``)."""
+        ...
+
+    async def fetchall_values(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Sequence[Any]]: ...
+
     def transaction(self) -> Any: ...
 
     async def ping(self) -> None: ...
@@ -160,6 +167,14 @@ class SqliteDatabase:
 
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
         return _run(self._reader, q, params, True)
+
+    async def fetchone_values(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Any] | None:
+        row: Sequence[Any] | None = self._reader.execute(q.sqlite, params).fetchone()
+        return row
+
+    async def fetchall_values(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Sequence[Any]]:
+        rows: list[Sequence[Any]] = self._reader.execute(q.sqlite, params).fetchall()
+        return rows
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
@@ -274,6 +289,16 @@ class PostgresDatabase:
     async def fetchall(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Row]:
         async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
             return await conn.fetch(q.pg, *q.pg_args(params))
+
+    async def fetchone_values(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Any] | None:
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
+            row: Sequence[Any] | None = await conn.fetchrow(q.pg, *q.pg_args(params))  # a Record reads by position
+            return row
+
+    async def fetchall_values(self, q: Q, params: Mapping[str, Any] = {}) -> Sequence[Sequence[Any]]:
+        async with self.pool.acquire(timeout=PG_TIMEOUT_SECONDS) as conn:
+            rows: list[Sequence[Any]] = await conn.fetch(q.pg, *q.pg_args(params))
+            return rows
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PgTx]:

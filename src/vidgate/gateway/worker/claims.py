@@ -17,14 +17,13 @@ length of anyone's backlog (about 0.3 ms behind a backlog of 100,000 jobs on eit
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from vidgate.gateway.ids import now_ms
-from vidgate.gateway.storage.db import Q, Row, Tx
+from vidgate.gateway.jobs.records import JobRecord
+from vidgate.gateway.storage.db import Q, Tx
 from vidgate.gateway.storage.space import DiskSpace
-
-if TYPE_CHECKING:
-    from vidgate.gateway.worker.runner import Worker
+from vidgate.gateway.worker.context import WorkerContext
 
 LOCAL = "vidgate"  # the built-in provider, which renders in this process
 NO_LIMIT = 1 << 30
@@ -112,11 +111,11 @@ def _last_in_turn(owners: list[str], after: str) -> str:
 class Claims:
     """One worker's claims, with the round-robin positions and render slots they depend on."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        s = worker.settings
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        s = ctx.settings
         self.space = DiskSpace.for_storage(
-            s.database_url, worker.blobs.root, reserve_bytes=s.disk_reserve_bytes, min_free_bytes=s.disk_min_free_bytes
+            s.database_url, ctx.blobs.root, reserve_bytes=s.disk_reserve_bytes, min_free_bytes=s.disk_min_free_bytes
         )
         self.renders: set[str] = set()  # the built-in renders this worker runs now
         self.after = ""  # the owner served last: the next turn starts after it
@@ -125,46 +124,47 @@ class Claims:
 
     @property
     def render_slots(self) -> int:
-        config = self.worker.providers.configs.get(LOCAL)
+        config = self.ctx.providers.configs.get(LOCAL)
         return config.max_concurrency if config is not None and config.enabled else 0
 
-    async def claim(self, tx: Tx, now: int, free: int) -> list[Row]:
+    async def claim(self, tx: Tx, now: int, free: int) -> list[JobRecord]:
         """Lease up to ``free`` due jobs to this worker."""
-        w = self.worker
+        w = self.ctx
         params: dict[str, Any] = {"w": w.worker_id, "until": now + w.lease_ms, "now": now}
         # A quarter of the free slots stay for new jobs, so polls cannot starve submits either.
-        rows = [*await tx.fetchall(_CLAIM_POLLS, {**params, "n": free - free // 4})]
+        jobs = [JobRecord.from_row(r) for r in await tx.fetchall(_CLAIM_POLLS, {**params, "n": free - free // 4})]
         renders = 0 if self.space.full else max(0, self.render_slots - len(self.renders))
         per_key = w.settings.max_renders_per_key or NO_LIMIT
-        queued = await tx.fetchall(
+        rows = await tx.fetchall(
             _CLAIM_QUEUED,
             {
                 **params,
-                "n": free - len(rows),
+                "n": free - len(jobs),
                 "renders": renders,
                 "per_key": per_key,
                 "after": self.after,
                 "after_local": self.after_local,
             },
         )
-        local = [r["owner_id"] for r in queued if r["provider"] == LOCAL and r["status"] == "queued"]
-        remote = [r["owner_id"] for r in queued if r["provider"] != LOCAL and r["status"] == "queued"]
+        queued = [JobRecord.from_row(r) for r in rows]
+        local = [j.owner_id for j in queued if j.provider == LOCAL and j.status == "queued"]
+        remote = [j.owner_id for j in queued if j.provider != LOCAL and j.status == "queued"]
         self.after_local = _last_in_turn(local, self.after_local)
         self.after = _last_in_turn(remote, self.after)
-        rows += queued
-        self.empty = not rows
-        self.renders.update(r["id"] for r in rows if r["provider"] == LOCAL and r["status"] in ("queued", "processing"))
-        return rows
+        jobs += queued
+        self.empty = not jobs
+        self.renders.update(j.id for j in jobs if j.provider == LOCAL and j.status in ("queued", "processing"))
+        return jobs
 
     def done(self, job_id: str) -> None:
         if job_id in self.renders:
             self.renders.discard(job_id)
-            self.worker.wake()  # a render thread is free: the next key in turn may start now
+            self.ctx.wake()  # a render thread is free: the next key in turn may start now
 
     async def next_due(self) -> int | None:
         """When work is next due. After a claim that found nothing it could take, what is due already
         waits for a render or a key's turn to free up (this worker is woken for those, others' within
         a second), so only what comes due later counts: no claim is repeated every few milliseconds."""
-        db = self.worker.db
+        db = self.ctx.db
         row = await (db.fetchone(_NEXT_LATER, {"now": now_ms()}) if self.empty else db.fetchone(_NEXT_DUE))
         return None if row is None else row["due"]

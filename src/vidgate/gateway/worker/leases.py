@@ -9,14 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING
 
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.storage.db import Q
-from vidgate.gateway.worker.jobspec import job_error
-
-if TYPE_CHECKING:
-    from vidgate.gateway.worker.runner import Worker
+from vidgate.gateway.worker.context import WorkerContext
 
 log = logging.getLogger("vidgate.worker")
 
@@ -32,13 +28,13 @@ def retry_delay(failures: int, base: float) -> float:
 
 
 class LeaseKeeper:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
         self.deadlines: dict[str, int] = {}  # of the worker's running jobs
 
     async def run(self, stop: asyncio.Event) -> None:
         """Renew a third of a lease apart, or sooner when a running job's deadline comes first."""
-        w = self.worker
+        w = self.ctx
         while not stop.is_set():
             soonest = min(self.deadlines.values(), default=None)
             wait = w.settings.lease_seconds / 3
@@ -54,7 +50,7 @@ class LeaseKeeper:
 
     async def renew(self) -> None:
         """Extend the running jobs' leases; flag those cancelled elsewhere and those past their deadline."""
-        w = self.worker
+        w = self.ctx
         # Only the jobs being worked: a lease left behind by a step that could not release it lapses.
         until = now_ms() + w.lease_ms
         async with w.db.transaction() as tx:
@@ -67,9 +63,4 @@ class LeaseKeeper:
                 w.cancelled.add(job_id)
             elif now > self.deadlines.get(job_id, now):
                 w.cancelled.add(job_id)
-                await w.lifecycle.transition(
-                    job_id,
-                    "deadline",
-                    lease=w.worker_id,
-                    fields={"error": job_error("deadline_exceeded", "the job did not finish before its deadline")},
-                )
+                await w.expire(job_id)

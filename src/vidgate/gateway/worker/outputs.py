@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from vidgate.gateway.ids import new_id, token
+from vidgate.gateway.jobs.records import StoredOutput
 from vidgate.gateway.net import private_urls
 from vidgate.gateway.render.probe import probe
 from vidgate.gateway.storage.blobs import BlobStore
@@ -59,7 +59,7 @@ class StoreFailed(Exception):
 
 async def ingest(
     blobs: BlobStore, job_id: str, index: int, path: Path, mime_type: str = "video/mp4", *, keep: bool = False
-) -> dict[str, Any]:
+) -> StoredOutput:
     """Hash and probe ``path`` off the event loop, then move it into the store.
 
     Stored, the file is gone. On a failure it is removed too, unless ``keep``: a rendered file kept
@@ -77,16 +77,16 @@ async def ingest(
         if not keep:
             path.unlink(missing_ok=True)
         raise
-    return {
-        "index": index,
-        "asset_id": new_id("ast"),
-        "key": key,
-        "mime_type": mime_type,
-        "bytes": size,
-        "sha256": sha,
-        "width": info.width,
-        "height": info.height,
-        "duration_seconds": round(info.duration_seconds, 3),
-        "frames": info.frames,
-        "has_audio": info.has_audio,
-    }
+    return StoredOutput(
+        index=index,
+        asset_id=new_id("ast"),
+        key=key,
+        mime_type=mime_type,
+        bytes=size,
+        sha256=sha,
+        width=info.width,
+        height=info.height,
+        duration_seconds=round(info.duration_seconds, 3),
+        frames=info.frames,
+        has_audio=info.has_audio,
+    )

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from vidgate.gateway.ids import now_ms
+from vidgate.gateway.jobs.records import decode_outputs
 from vidgate.gateway.storage.blobs import BlobStore, forget_removals, job_of
 from vidgate.gateway.storage.db import Database, Q
 from vidgate.gateway.worker.retention import JOBS_BY_ID, output_keys, remove_orphans, unowned
@@ -72,8 +73,8 @@ async def _expected(db: Database) -> dict[str, MissingOutput]:
     after = ""
     while rows := await db.fetchall(_COMPLETED, {"after": after}):
         for row in rows:
-            for out in orjson.loads(row["outputs"] or "[]"):
-                expected[out["key"]] = MissingOutput(row["id"], row["owner_id"], out["index"], out["key"], out["bytes"])
+            for out in decode_outputs(row["outputs"]):
+                expected[out.key] = MissingOutput(row["id"], row["owner_id"], out.index, out.key, out.bytes)
         after = rows[-1]["id"]
     return expected
 

@@ -23,6 +23,7 @@ import orjson
 
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.lifecycle import Lifecycle
+from vidgate.gateway.jobs.records import decode_outputs
 from vidgate.gateway.settings import Settings
 from vidgate.gateway.storage.blobs import BlobStore, forget_removals, job_of, schedule_removal
 from vidgate.gateway.storage.db import Database, Q, Row
@@ -54,7 +55,8 @@ _STALE = Q(
 
 
 def output_keys(outputs: str | None) -> list[str]:
-    return [out["key"] for out in orjson.loads(outputs or "[]")]
+    """The object keys of an ``outputs`` column."""
+    return [out.key for out in decode_outputs(outputs)]
 
 
 async def sweep_retention(db: Database, lifecycle: Lifecycle, blobs: BlobStore, retention_ms: int) -> None:
@@ -79,7 +81,7 @@ async def unowned(db: Database, keys: Sequence[str]) -> dict[str, Row | None]:
     """Of ``keys`` (job object keys), those no job owns, each with its job's row (None when it has none)."""
     if not keys:
         return {}
-    ids = sorted({job_of(key) for key in keys if job_of(key) is not None})
+    ids = sorted({job_id for key in keys if (job_id := job_of(key)) is not None})
     jobs = {r["id"]: r for r in await db.fetchall(JOBS_BY_ID, {"ids": orjson.dumps(ids).decode()})}
     pending = {r["key"] for r in await db.fetchall(_PENDING, {"keys": orjson.dumps(list(keys)).decode()})}
     found = {key: jobs.get(job_of(key) or "") for key in keys}

@@ -1,0 +1,107 @@
+"""The job spec: a create request made whole. Validation returns it, the ``spec`` column stores it
+as it is, and providers receive it with the job's context (``providers.base.JobSpec``).
+
+Its JSON is the column's: fields in the order the gateway has always written them, and a field
+typed ``UnsetType`` is left out when the request left it out, so every stored spec decodes and a
+spec stored now reads the same to an older gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from vidgate.gateway.secret import Secret
+from vidgate.types import OutputAccess
+
+
+class Reference(msgspec.Struct, frozen=True):
+    """An input image as the request named it; the worker fetches it before any provider sees it."""
+
+    role: str
+    url: str
+
+
+class Extras(msgspec.Struct, frozen=True):
+    """Request fields only some models take (those in their ``extra_params``)."""
+
+    enhance_prompt: bool | UnsetType = UNSET
+    compression_quality: int | UnsetType = UNSET
+    person_generation: str | UnsetType = UNSET
+    resize_mode: str | UnsetType = UNSET
+
+    def names(self) -> tuple[str, ...]:
+        """The fields the request set: the features a provider must support to take the job."""
+        return tuple(name for name in self.__struct_fields__ if getattr(self, name) is not UNSET)
+
+
+class Webhook(msgspec.Struct, frozen=True):
+    """Where the job's events go. The column keeps the secret in the clear: the deliverer signs with it."""
+
+    url: str
+    secret: Secret | None = None
+    events: tuple[str, ...] = ()
+
+
+class Routing(msgspec.Struct, frozen=True):
+    """The request's ``provider`` preferences; what it left out takes the defaults routing applies."""
+
+    include_alpha: bool | UnsetType = UNSET
+    allow_fallbacks: bool | UnsetType = UNSET
+    order: tuple[str, ...] | UnsetType = UNSET
+    only: tuple[str, ...] | UnsetType = UNSET
+    ignore: tuple[str, ...] | UnsetType = UNSET
+
+
+class VideoSpec(msgspec.Struct, frozen=True):
+    """What the job will be priced and run with, every default filled in."""
+
+    model: str
+    prompt: str
+    duration: int
+    width: int
+    height: int
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    audio: bool = False
+    seed: int | None = None
+    sample_count: int = 1
+    negative_prompt: str | None = None
+    references: tuple[Reference, ...] = ()
+    provider_params: dict[str, Any] = {}
+    extras: Extras = Extras()
+    output_access: OutputAccess = "both"
+    webhook: Webhook | None = None
+    routing: Routing = Routing()
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+def _to_json(value: object) -> object:
+    if isinstance(value, Secret):
+        return value.reveal()
+    raise NotImplementedError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _from_json(kind: type, value: object) -> object:
+    if kind is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError(f"cannot decode {kind.__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_to_json)  # a webhook's secret revealed for the column only
+_DECODER = msgspec.json.Decoder(VideoSpec, dec_hook=_from_json)
+
+
+def encode_spec(spec: VideoSpec) -> str:
+    """The ``spec`` column's text."""
+    return _ENCODER.encode(spec).decode()
+
+
+def decode_spec(text: str | bytes) -> VideoSpec:
+    """A ``spec`` column's text as the typed spec."""
+    return _DECODER.decode(text)

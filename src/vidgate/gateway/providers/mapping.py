@@ -1,0 +1,84 @@
+"""Pieces of mapping a job onto an upstream request that every adapter needs the same way.
+
+Refusing what an upstream cannot take, before any call (so routing can try another provider),
+sending a reference image in the form an upstream reads, and naming a job's resolution when the
+caller gave only a size.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from collections.abc import Iterable, Mapping
+
+from vidgate.gateway.providers.base import JobSpec, ReferenceImage, Rejected
+
+_SHAPE = re.compile(r"[:*]")
+
+
+def unsupported(message: str) -> Rejected:
+    """A refusal before any call of something the upstream cannot take; routing tries the next provider."""
+    return Rejected(message, retryable=True, code="unsupported_parameter")
+
+
+def other_roles(job: JobSpec, allowed: Iterable[str]) -> list[str]:
+    """The job's reference roles outside ``allowed``, sorted, for a refusal that names them."""
+    return sorted({r.role for r in job.references} - set(allowed))
+
+
+def refuse_set(job: JobSpec, names: Iterable[str], who: str) -> None:
+    """Refuse the first of the job's optional fields ``names`` that is set: ``{who} takes no {name}``."""
+    for name in names:
+        if getattr(job, name) is not None:
+            raise unsupported(f"{who} takes no {name}")
+
+
+def base64_text(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def data_url(ref: ReferenceImage) -> str:
+    """The image inline as a ``data:`` URL."""
+    return f"data:{ref.mime_type};base64,{base64_text(ref.data)}"
+
+
+def image_link(
+    ref: ReferenceImage,
+    max_inline: int,
+    *,
+    schemes: tuple[str, ...] = ("https://", "http://"),
+    oversize: str | None = None,
+) -> str:
+    """The image as a ``data:`` URL of at most ``max_inline`` characters, else its source URL.
+
+    Inline is preferred so a short-lived source URL cannot expire before the upstream reads it. A
+    source URL is used only when it starts with one of ``schemes``; without one, ``oversize`` is
+    the refusal (``{role}`` filled in), or with ``oversize`` None the image goes inline anyway.
+    """
+    inline = data_url(ref)
+    if len(inline) <= max_inline:
+        return inline
+    if ref.url.startswith(schemes):
+        return ref.url
+    if oversize is None:
+        return inline
+    raise Rejected(oversize.format(role=ref.role), retryable=False, code="invalid_reference")
+
+
+def resolution_label(job: JobSpec, by_short_side: Mapping[int, str], *, upper: bool = False) -> str | None:
+    """The job's resolution in the upstream's case, or the label of its short side when it gave only a size."""
+    if job.resolution:
+        return job.resolution.upper() if upper else job.resolution.lower()
+    return by_short_side.get(min(job.width, job.height))
+
+
+def nearest_shape(options: Iterable[str], width: int, height: int) -> str:
+    """The ``W:H`` (or ``W*H``) option closest in shape to ``width`` x ``height``; the first of equals wins."""
+    shape = width / height
+
+    def distance(option: str) -> float:
+        w, h = (int(x) for x in _SHAPE.split(option))
+        return abs(math.log((w / h) / shape))
+
+    return min(options, key=distance)
