@@ -72,6 +72,13 @@ class ModelNotFoundError(InvalidRequestError):
     code = "model_not_found"
 
 
+class ModelRetiredError(InvalidRequestError):
+    """The model's maker stopped serving it (410 Gone); the message gives the date."""
+
+    status = 410
+    code = "model_retired"
+
+
 class UnsupportedMediaTypeError(InvalidRequestError):
     status = 415
     code = "unsupported_media_type"
@@ -215,6 +222,7 @@ _BY_STATUS: dict[int, type[VidgateError]] = {
     404: NotFoundError,
     405: MethodNotAllowedError,
     409: ConflictError,
+    410: ModelRetiredError,
     413: PayloadTooLargeError,
     415: UnsupportedMediaTypeError,
     416: RangeNotSatisfiableError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from decimal import Decimal
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import av
@@ -40,16 +41,32 @@ def decode(data: bytes) -> dict:
         }
 
 
+def origin(api: httpx.Client) -> str:
+    """The scheme and host the client reaches the gateway on: every URL in an answer starts with it."""
+    return str(api.base_url).rstrip("/")
+
+
 def test_create_returns_a_job_record_at_once(api: httpx.Client) -> None:
     t0 = time.monotonic()
-    job = create(api, duration=1, size="160x90")
+    r = api.post("/v1/videos", json={"model": MODEL, "prompt": "a lighthouse at dusk", "duration": 1, "size": "160x90"})
     assert time.monotonic() - t0 < 2
+    assert r.status_code == 202, r.text
+    job, base = r.json(), origin(api)
     assert job["id"].startswith("vid_") and job["object"] == "video"
     assert job["status"] == "queued" and job["model"] == MODEL and job["provider"] == "vidgate"
-    assert job["polling_url"] == f"/v1/videos/{job['id']}"
+    assert job["lifecycle_status"] == "pending" and job["native_video_id"] is None
+    assert job["polling_url"] == r.headers["location"] == f"{base}/v1/videos/{job['id']}"
+    assert job["cancel_url"] == f"{base}/v1/videos/{job['id']}/cancel"
+    assert job["websocket_url"] == f"{base.replace('http', 'ws', 1)}/v1/async/video/{job['id']}/ws"
     assert 1 <= job["poll_after_seconds"] <= 20
     assert job["seconds"] == 1 and job["size"] == "160x90" and job["audio"] is False
-    assert job["billing"]["state"] == "held" and job["billing"]["held"] > 0
+    assert job["progress_source"] == "estimated"
+    billing = job["billing"]
+    assert billing["state"] == "estimated" and billing["reservation_status"] == "held" and billing["held"] > 0
+    assert billing["estimated_nanos"] == billing["reserved_nanos"] == round(billing["held"] * 10**9)
+    assert Decimal(billing["estimated_user_cost"]) * 10**9 == billing["estimated_nanos"]
+    assert billing["charged"] is False and billing["settled_user_cost"] is None and billing["total_nanos"] is None
+    assert billing["reservation_id"] == f"res_{job['id'][4:]}"
     for absent in ("content_url", "download_url", "expires_at"):
         assert absent not in job
 
@@ -63,10 +80,16 @@ def test_completed_job_has_asset_and_decodes(api: httpx.Client) -> None:
     asset = done["asset"]
     assert asset["mime_type"] == "video/mp4" and asset["width"] == 320 and asset["height"] == 180
     assert asset["duration_seconds"] == pytest.approx(2.0, abs=0.05)
-    assert done["content_url"] == f"/v1/videos/{job['id']}/content"
-    assert done["download_url"].startswith(f"/v1/videos/{job['id']}/download?") and done["expires_at"] > time.time()
+    base = f"{origin(api)}/v1/videos/{job['id']}"
+    assert done["content_url"] == f"{base}/content" and done["outputs"][0]["content_url"] == f"{base}/content?index=0"
+    assert done["download_url"].startswith(f"{base}/download?") and done["expires_at"] > time.time()
     assert done["outputs"][0]["bytes_available"] is True and done["outputs"][0]["index"] == 0
-    assert done["billing"]["state"] == "settled" and done["usage"]["cost"] == done["billing"]["settled"] > 0
+    assert done["lifecycle_status"] == "completed" and done["cancel_url"] is None
+    assert done["native_video_id"] == done["generation_id"] and done["native_video_id"]
+    billing = done["billing"]
+    assert billing["state"] == billing["reservation_status"] == "settled" and billing["charged"] is True
+    assert done["usage"]["cost"] == billing["settled"] > 0 and billing["reserved_nanos"] == 0
+    assert Decimal(billing["settled_user_cost"]) * 10**9 == billing["total_nanos"] == round(billing["settled"] * 10**9)
     assert "poll_after_seconds" not in done
 
     r = api.get(done["content_url"])
@@ -117,6 +140,10 @@ def test_signed_download_links(gateway: GatewayProcess, api: httpx.Client) -> No
     assert r.status_code == 200, r.text
     link = r.json()
     assert link["expires_at"] - time.time() == pytest.approx(120, abs=5)
+    assert link["download_url"] == link["url"] and link["url"].startswith(("http://", "https://"))
+    for asked in ({"json": {}}, {}):  # the reference's clients send {} or nothing: the defaults
+        plain = api.post(f"/v1/videos/{job['id']}/download_url", **asked)
+        assert plain.status_code == 200 and plain.json()["disposition"] == "attachment", plain.text
     anon = httpx.Client(base_url=gateway.base_url)
     ok = anon.get(link["url"])
     assert ok.status_code == 200
@@ -187,7 +214,9 @@ def test_delete_completed_removes_outputs(gateway: GatewayProcess, api: httpx.Cl
     job = create(api, duration=1, size="160x90")
     done = wait_status(api, job["id"], {"completed"})
     keys = blob_keys(gateway, f"videos/{job['id']}")
-    assert len(keys) == 1 and keys[0].endswith(".mp4") and done["asset"]["sha256"][:16] in keys[0]
+    stem = keys[0].removesuffix(".mp4")  # the video, then its spritesheet and thumbnail beside it
+    assert keys == [f"{stem}.mp4", f"{stem}.spritesheet.jpg", f"{stem}.thumbnail.webp"]
+    assert done["asset"]["sha256"][:16] in keys[0]
     assert api.delete(f"/v1/videos/{job['id']}").json()["deleted"] is True
     assert blob_keys(gateway, f"videos/{job['id']}") == []
     assert api.get(f"/v1/videos/{job['id']}/content").status_code == 404
@@ -292,7 +321,8 @@ def test_models_route(api: httpx.Client) -> None:
     proc = next(m for m in models["data"] if m["id"] == MODEL)
     caps = proc["capabilities"]
     assert caps["durations"] == list(range(1, 21)) and caps["audio"] and caps["cancellable"]
-    assert proc["providers"][0] == {"name": "vidgate", "alpha": False, "available": True, "healthy": True}
+    expected = {"name": "vidgate", "alpha": False, "available": True, "healthy": True}
+    assert expected.items() <= proc["providers"][0].items()  # the reference's fields sit alongside
     assert proc["pricing"]["per_second"] > 0
 
 

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from vidgate.gateway.api import openapi
+from vidgate.gateway.api import routes
 from vidgate.gateway.app import create_app
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.settings import load_settings
@@ -54,7 +54,7 @@ def served(app: Starlette) -> tuple[set[tuple[str, str]], set[str]]:
 def test_every_route_is_in_the_document_and_every_documented_route_is_served(tmp_path: Path) -> None:
     app = create_app(load_settings(env={}, data_dir=tmp_path), run_worker=False)
     http, sockets = served(app)
-    documented = {(m.upper(), p) for p, ops in openapi.document()["paths"].items() for m in ops}
+    documented = {(m.upper(), p) for p, ops in routes.document()["paths"].items() for m in ops}
     assert documented - http == set(), sorted(documented - http)
     assert http - documented == HIDDEN, sorted((http - documented) ^ HIDDEN)
     # A websocket is documented by its path's GET: the upgrade, and 426 to plain HTTP.

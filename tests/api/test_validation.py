@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from helpers.gateway import GatewayProcess
+from helpers.gateway import GatewayProcess, wait_status
 
 MODEL = "vidgate/procedural"
+IMAGE = "https://example.com/a.png"
+CLIP = "https://example.com/a.mp4"
 
 
 def envelope(r: httpx.Response, status: int, code: str, param: str | None = None) -> dict:
@@ -73,6 +75,58 @@ CASES = [
         "input_references[0].image_url.url",
     ),
     ({"model": MODEL, "prompt": "x", "input_references": [{"type": "video_url"}]}, 400, "validation_error", None),
+    (
+        {"model": MODEL, "prompt": "x", "input_references": [{"type": "image", "url": IMAGE, "role": "last_frame"}]},
+        400,
+        "unsupported_parameter",
+        "input_references[0].role",
+    ),
+    (
+        {
+            "model": MODEL,
+            "prompt": "x",
+            "input_references": [{"type": "video_url", "media_url": {"url": CLIP}, "role": "source"}],
+        },
+        400,
+        "unsupported_parameter",
+        "input_references[0].type",
+    ),
+    (
+        {"model": MODEL, "prompt": "x", "input_references": [{"type": "image", "role": "first_frame"}]},
+        400,
+        "validation_error",
+        "input_references[0]",
+    ),
+    (
+        {
+            "model": MODEL,
+            "prompt": "x",
+            "input_references": [{"type": "image", "asset_id": "ast_01NOSUCHASSET", "role": "first_frame"}],
+        },
+        400,
+        "validation_error",
+        "input_references[0].asset_id",
+    ),
+    (
+        {"model": MODEL, "prompt": "x", "frame_images": [{"image_url": {"url": IMAGE}, "frame_type": "last_frame"}]},
+        400,
+        "unsupported_parameter",
+        "frame_images[0].frame_type",
+    ),
+    (
+        {"model": MODEL, "prompt": "x", "duration": 4, "duration_seconds": 5},
+        400,
+        "validation_error",
+        "duration_seconds",
+    ),
+    ({"model": MODEL, "prompt": "x", "duration_seconds": 99}, 400, "validation_error", "duration_seconds"),
+    (
+        {"model": MODEL, "prompt": "x", "provider_options": {"nobody": {}}},
+        400,
+        "validation_error",
+        "provider_options.nobody",
+    ),
+    ({"model": MODEL, "prompt": "x", "input_video_duration": -1}, 400, "validation_error", "input_video_duration"),
     ({"model": MODEL, "prompt": "x", "output": {"access": "everything"}}, 400, "validation_error", "output.access"),
     (
         {"model": MODEL, "prompt": "x", "webhook": {"url": "https://example.com/h"}},
@@ -81,7 +135,7 @@ CASES = [
         "webhook.secret",
     ),
     (
-        {"model": MODEL, "prompt": "x", "webhook": {"url": "https://example.com/h", "secret": "whsec_c2hvcnQ="}},
+        {"model": MODEL, "prompt": "x", "webhook": {"url": "https://example.com/h", "secret": "short"}},
         400,
         "validation_error",
         "webhook.secret",
@@ -169,3 +223,18 @@ def test_unknown_routes_and_methods_use_the_envelope(gateway: GatewayProcess, ap
     assert r.status_code == 200 and r.json() == {"status": "ok"} and r.headers["x-request-id"]
     r = api.get("/healthz", headers={"X-Request-Id": "client-chosen-1"})
     assert r.headers["x-request-id"] == "client-chosen-1"
+
+
+def test_an_asset_is_its_owners_alone(gateway: GatewayProcess, api: httpx.Client) -> None:
+    job = api.post("/v1/videos", json={"model": MODEL, "prompt": "a lighthouse", "duration": 1, "size": "128x72"})
+    done = wait_status(api, job.json()["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    ref = {"type": "image", "asset_id": done["asset"]["id"], "role": "first_frame"}
+    body = {"model": MODEL, "prompt": "x", "input_references": [ref]}
+    mine = envelope(api.post("/v1/videos", json=body), 400, "validation_error", "input_references[0].asset_id")
+    assert "is a video, not an image" in mine["message"]  # found: the owner's own asset
+    with gateway.client(gateway.new_key()) as other:
+        theirs = envelope(other.post("/v1/videos", json=body), 400, "validation_error", "input_references[0].asset_id")
+    unknown = {**ref, "asset_id": "ast_01NOSUCHASSET"}
+    nobody = envelope(api.post("/v1/videos", json={**body, "input_references": [unknown]}), 400, "validation_error")
+    assert theirs["message"].replace(ref["asset_id"], "?") == nobody["message"].replace("ast_01NOSUCHASSET", "?")

@@ -60,7 +60,7 @@ def test_create_retrieve_download_delete(oai: openai.OpenAI, api: httpx.Client) 
     assert data == oai.videos.download_content(video.id, variant="video").content
     assert data[4:8] == b"ftyp" and decode(data) == (160, 90, pytest.approx(1.0, abs=0.05))
     with pytest.raises(openai.BadRequestError) as bad_variant:
-        oai.videos.download_content(video.id, variant="thumbnail")
+        oai.videos.download_content(video.id, variant="poster")  # type: ignore[arg-type]
     assert bad_variant.value.body["param"] == "variant"
 
     deleted = oai.videos.delete(video.id)

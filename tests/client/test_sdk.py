@@ -74,6 +74,8 @@ def test_every_method_on_a_small_render(gateway: GatewayProcess, client: Client,
     job = client.generate_video(model=MODEL, prompt=prompt(), **SMALL)
     assert job.id.startswith("vid_") and job.status == "queued" and job.model == MODEL
     assert job.size == "160x90" and job.seconds == 1
+    assert job.lifecycle_status == "pending" and job.polling_url == f"{gateway.base_url}/v1/videos/{job.id}"
+    assert job.websocket_url == client.videos.websocket_url(job.id) and job.cancel_url is not None
     typed = client.videos.create(VideoGenerationRequest(model=MODEL, prompt=prompt(), size="160x90", duration=1))
     as_dict = client.videos.create({"model": MODEL, "prompt": prompt(), "size": "160x90", "duration": 1})
     assert len({job.id, typed.id, as_dict.id}) == 3
@@ -92,7 +94,8 @@ def test_every_method_on_a_small_render(gateway: GatewayProcess, client: Client,
     link = client.get_video_download_url(job.id, ttl_seconds=120, disposition="inline")
     assert link.index == 0 and link.disposition == "inline"
     assert link.expires_at - time.time() == pytest.approx(120, abs=5)
-    anon = httpx.get(gateway.base_url + link.url, timeout=30)
+    assert link.download_url == link.url and link.url.startswith(f"{gateway.base_url}/v1/videos/{job.id}/download?")
+    anon = httpx.get(link.url, timeout=30)
     assert anon.status_code == 200 and hashlib.sha256(anon.content).hexdigest() == done.asset.sha256
     assert client.videos.download_url(job.id).disposition == "attachment"
 
@@ -128,6 +131,7 @@ def test_every_method_on_a_small_render(gateway: GatewayProcess, client: Client,
 def test_create_and_wait_and_raise_on_failure(client: Client) -> None:
     done = done_video(client)
     assert done.status == "completed" and done.billing.state == "settled"
+    assert done.billing.charged is True and done.lifecycle_status == "completed" and done.native_video_id
 
     long = client.videos.create(model=MODEL, prompt=prompt(), **LONG)
     client.videos.cancel(long.id)

@@ -52,7 +52,7 @@ class FakeJobs:
     async def row(self, who: str, job_id: str) -> Video:
         return self.video
 
-    def view(self, row: Video) -> Video:
+    def view(self, row: Video, base: str | None = None) -> Video:
         return row
 
 
@@ -108,7 +108,7 @@ async def test_client_messages_are_answered_at_once_and_disconnect_ends_the_pump
     bus = EventBus()
     ws, task = start(bus, close_on_terminal=False)
     await wait_for(lambda: ws.sent)
-    for text, kind in (("ping", "pong"), ('{"type": "refresh"}', "job.snapshot"), ("hello", "error")):
+    for text, kind in (("ping", "pong"), ('{"type": "refresh"}', "job.updated"), ("hello", "error")):
         t0 = time.monotonic()
         ws.say(text)
         await wait_for(lambda kind=kind: ws.kinds()[-1] == kind)

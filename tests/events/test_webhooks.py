@@ -141,20 +141,21 @@ def test_default_events_are_signed_and_sent_at_once(
     secret = new_secret()
     with hooks.client(hooks.new_key()) as api:
         job = create(api, {"url": rec.url(server, "default"), "secret": secret})
+        assert job["webhook"]["events"] == ["video.completed", "video.failed", "video.cancelled", "video.expired"]
         wait_status(api, job["id"], TERMINAL)
-        rows = settle(api, job["id"], 2)
+        rows = settle(api, job["id"], 1)
     bodies = verify_all(rec.of("default"), secret, job["id"])
-    # Default: status changes and terminal events; not video.created, not progress.
-    assert [b["type"] for b in bodies] == ["video.status_changed", "video.completed"]
-    assert bodies[0]["data"]["status"] == "processing" and bodies[1]["data"]["status"] == "completed"
-    assert bodies[1]["data"]["asset"]["sha256"] and isinstance(bodies[1]["created_at"], int)
+    # Default: how the job ended (completed, failed, cancelled, expired); no status changes, no progress.
+    assert [b["type"] for b in bodies] == ["video.completed"]
+    assert bodies[0]["data"]["status"] == "completed"
+    assert bodies[0]["data"]["asset"]["sha256"] and isinstance(bodies[0]["created_at"], int)
     assert {r["event_id"] for r in rows} == {b["id"] for b in bodies}
     for row in rows:
         assert row["status"] == "delivered" and row["attempts"] == 1 and row["last_status_code"] == 200
         assert row["url"] == rec.url(server, "default") and row["delivered_at"] >= row["created_at"]
         assert row["next_attempt_at"] is None and row["last_error"] is None
         assert len(row["log"]) == 1 and row["log"][0]["status_code"] == 200 and row["log"][0]["error"] is None
-    assert {r["event_type"] for r in rows} == {"video.status_changed", "video.completed"}
+    assert {r["event_type"] for r in rows} == {"video.completed"}
     # Pushed from the event bus, not found by a timer: the receiver hears within moments of the commit.
     with sqlite3.connect(f"file:{hooks.data_dir / 'vidgate.db'}?mode=ro", uri=True) as db:
         written = dict(db.execute("SELECT id, created_at FROM events WHERE job_id = ?", (job["id"],)).fetchall())
@@ -203,7 +204,7 @@ def test_retries_reuse_the_id_and_each_event_is_acknowledged_once(
     rec.plans["flaky"] = lambda attempt: 503 if attempt <= 2 else 200
     secret = new_secret()
     with hooks.client(hooks.new_key()) as api:
-        job = create(api, {"url": rec.url(server, "flaky"), "secret": secret})
+        job = create(api, {"url": rec.url(server, "flaky"), "secret": secret, "events": ["video.status_changed"]})
         wait_status(api, job["id"], TERMINAL)
         rows = settle(api, job["id"], 2)
     calls = rec.of("flaky")
@@ -248,7 +249,7 @@ def test_other_owners_get_404(hooks: GatewayProcess, receiver: tuple[Receiver, F
     with hooks.client(hooks.new_key()) as api, hooks.client(hooks.new_key()) as stranger:
         job = create(api, {"url": rec.url(server, "private"), "secret": new_secret()})
         wait_status(api, job["id"], TERMINAL)
-        [row, *_] = settle(api, job["id"], 2)
+        [row] = settle(api, job["id"], 1)
         for r in (
             stranger.get(f"/v1/videos/{job['id']}/webhook_deliveries"),
             stranger.post(f"/v1/videos/{job['id']}/webhook_deliveries/{row['id']}/redeliver"),
@@ -266,7 +267,7 @@ def test_pending_deliveries_survive_a_restart_and_arrive_once(tmp_path: Any) -> 
     try:
         with first.client(first.new_key()) as api:
             key = api.headers["authorization"].split()[1]
-            job = create(api, {"url": rec.url(server, "restart"), "secret": secret})
+            job = create(api, {"url": rec.url(server, "restart"), "secret": secret, "events": ["video.status_changed"]})
             wait_status(api, job["id"], TERMINAL)
             deadline = time.monotonic() + 10
             while not ((rows := deliveries(api, job["id"])) and len(rows) == 2 and all(r["attempts"] for r in rows)):
@@ -299,7 +300,7 @@ def test_private_addresses_are_refused_when_not_allowed(tmp_path: Any) -> None:
         with gw.client(gw.new_key()) as api:
             job = create(api, {"url": f"https://127.0.0.1:{port}/hook", "secret": new_secret()})
             wait_status(api, job["id"], TERMINAL)
-            rows = settle(api, job["id"], 2)
+            rows = settle(api, job["id"], 1)
     finally:
         gw.stop()
     for row in rows:

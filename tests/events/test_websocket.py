@@ -239,7 +239,8 @@ def test_auth_by_header_subprotocol_and_stream_token(gateway: GatewayProcess, ap
     assert api.post(f"/v1/videos/{job['id']}/stream_token").json()["expires_at"] - time.time() <= 301
     with open_ws(gateway, job["id"], query={"token": token["token"]}) as ws:
         assert next_message(ws)["data"]["id"] == job["id"]
-    with connect(gateway.base_url.replace("http", "ws", 1) + token["url"], proxy=None) as ws:
+    assert token["url"].startswith(gateway.base_url.replace("http", "ws", 1) + f"/v1/async/video/{job['id']}/ws?token=")
+    with connect(token["url"], proxy=None) as ws:
         assert next_message(ws)["type"] == "job.snapshot"
     for bad in ({"ttl_seconds": 301}, {"ttl_seconds": 0}, {"nope": 1}):
         r = api.post(f"/v1/videos/{job['id']}/stream_token", json=bad)
@@ -302,7 +303,8 @@ def test_ping_refresh_heartbeat_close_on_terminal_false_and_delete(
         assert next_message(ws) == {"type": "pong"}
         ws.send(json.dumps({"type": "refresh"}))
         refreshed = next_message(ws)
-        assert refreshed["type"] == "job.snapshot" and refreshed["data"]["id"] == job["id"]
+        assert refreshed["type"] == "job.updated" and refreshed["data"]["id"] == job["id"]
+        assert refreshed["data"]["polling_url"] == snapshot["data"]["polling_url"]
         ws.send("hello")
         assert next_message(ws)["error"]["code"] == "unknown_message"
         t0 = time.monotonic()
@@ -312,22 +314,30 @@ def test_ping_refresh_heartbeat_close_on_terminal_false_and_delete(
         assert api.delete(f"/v1/videos/{job['id']}").status_code == 200
         messages, close = collect(ws, 5)
     assert [m for _, m in messages] == [
-        {"type": "job.deleted", "data": {"id": job["id"], "object": "video.deleted", "deleted": True}}
+        {"type": "job.deleted", "data": {"id": job["id"], "kind": "video", "object": "video.deleted", "deleted": True}}
     ]
     assert close.code == 1000
 
 
-def test_bad_options_close_4400(gateway: GatewayProcess, api: httpx.Client, key: str) -> None:
+def test_bad_options_close_4400_but_the_references_open(gateway: GatewayProcess, api: httpx.Client, key: str) -> None:
     job = create(api, duration=1, size="160x90")
     for query in (
-        {"interval_ms": 999},
-        {"interval_ms": 10001},
         {"interval_ms": "soon"},
+        {"interval_ms": "1.5"},
         {"close_on_terminal": "maybe"},
     ):
         with open_ws(gateway, job["id"], key, query=query) as ws:
             close = close_of(ws)
         assert close.code == 4400 and close.reason, query
+    # What the reference's clients send: an interval out of range is brought into it; yes/no, on/off.
+    for query in (
+        {"interval_ms": 999},
+        {"interval_ms": 600000},
+        {"close_on_terminal": "off"},
+        {"close_on_terminal": "YES"},
+    ):
+        with open_ws(gateway, job["id"], key, query=query) as ws:
+            assert next_message(ws)["type"] == "job.snapshot", query
 
 
 def test_already_terminal_snapshot_then_close(gateway: GatewayProcess, api: httpx.Client, key: str) -> None:

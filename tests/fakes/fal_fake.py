@@ -6,13 +6,17 @@ Each status call advances the request one step: ``queue_polls`` times IN_QUEUE (
 on the ``polls_to_complete``-th call. Outputs are served from ``/files/...`` on the same server.
 
 Real fal may answer a bad model input at submit or only on the result fetch; the fake checks the
-input at submit (422 with a ``detail`` list) and models the late form with ``fail_mode="result"``.
+input at submit against the endpoint's enums (422 with a ``detail`` list) and models the late form
+with ``fail_mode="result"``. A model that failed with a 5xx (``fail_mode="model-5xx"``) shows
+COMPLETED and its result replays that answer, marked ``x-fal-request-id`` like every answer of
+fal's own server; a fault injected on ``result`` stands for fal's edge and carries no such header.
 The queue offers no request list and no caller-chosen id, so the fake has neither. Output files
 expire ``outputs.ttl`` seconds after the request completed.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +28,67 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 _NAMESPACES = ("workflows", "comfy")
+_VEO = ("4s", "6s", "8s")
+_FIVE_TEN = ("5", "10")
+_SEEDANCE_ASPECTS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint's input enums (None: the field is not checked) and the image fields it requires."""
+
+    durations: tuple[str, ...]
+    aspect_ratios: tuple[str, ...] | None
+    resolutions: tuple[str, ...] | None = None
+    images: tuple[str, ...] = ()
+
+
+# fal's schemas of the endpoints the gateway uses, by endpoint id.
+ENDPOINTS: tuple[tuple[re.Pattern[str], Endpoint], ...] = (
+    (re.compile(r"fal-ai/veo3\.1(/fast)?"), Endpoint(_VEO, ("16:9", "9:16"), ("720p", "1080p", "4k"))),
+    (
+        re.compile(r"fal-ai/veo3\.1(/fast)?/image-to-video"),
+        Endpoint(_VEO, ("auto", "16:9", "9:16"), ("720p", "1080p", "4k"), ("image_url",)),
+    ),
+    (
+        re.compile(r"fal-ai/veo3\.1(/fast)?/first-last-frame-to-video"),
+        Endpoint(_VEO, ("auto", "16:9", "9:16"), ("720p", "1080p", "4k"), ("first_frame_url", "last_frame_url")),
+    ),
+    (re.compile(r"fal-ai/veo3(/fast)?"), Endpoint(_VEO, ("16:9", "9:16"), ("720p", "1080p"))),
+    (
+        re.compile(r"fal-ai/veo3(/fast)?/image-to-video"),
+        Endpoint(_VEO, ("auto", "16:9", "9:16"), ("720p", "1080p"), ("image_url",)),
+    ),
+    (re.compile(r"fal-ai/kling-video/.+/text-to-video"), Endpoint(_FIVE_TEN, ("16:9", "9:16", "1:1"))),
+    (re.compile(r"fal-ai/kling-video/.+/image-to-video"), Endpoint(_FIVE_TEN, None, images=("image_url",))),
+    (
+        re.compile(r"fal-ai/wan-25-preview/text-to-video"),
+        Endpoint(_FIVE_TEN, ("16:9", "9:16", "1:1"), ("480p", "720p", "1080p")),
+    ),
+    (
+        re.compile(r"fal-ai/wan-25-preview/image-to-video"),
+        Endpoint(_FIVE_TEN, None, ("480p", "720p", "1080p"), ("image_url",)),
+    ),
+    (
+        re.compile(r"fal-ai/bytedance/seedance/v1/pro/text-to-video"),
+        Endpoint(tuple(str(d) for d in range(2, 13)), _SEEDANCE_ASPECTS, ("480p", "720p", "1080p")),
+    ),
+    (
+        re.compile(r"fal-ai/bytedance/seedance/v1/pro/image-to-video"),
+        Endpoint(
+            tuple(str(d) for d in range(2, 13)), (*_SEEDANCE_ASPECTS, "auto"), ("480p", "720p", "1080p"), ("image_url",)
+        ),
+    ),
+)
+_OTHER = Endpoint(_FIVE_TEN, ("16:9", "9:16", "1:1", "auto"))
+
+
+def endpoint_of(model: str) -> Endpoint:
+    return next((e for pattern, e in ENDPOINTS if pattern.fullmatch(model)), _OTHER)
+
+
+def _permitted(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
 
 
 def app_of(model_id: str) -> str:
@@ -85,7 +150,9 @@ class FalFake(Recorder):
         self.tasks: dict[str, FalRequest] = {}
         self.requests: list[dict[str, Any]] = []
         self.fail_next = False
-        self.fail_mode = "status"  # "status": COMPLETED + error; "result": 422 on the result fetch
+        # "status": COMPLETED + error; "result": 422 on the result fetch; "model-5xx": the model's 500
+        # replayed on the result fetch
+        self.fail_mode = "status"
         self.failure_message = "Runner disconnected"
         self.failure_type = "runner_disconnected"
         self.expire_outputs = False
@@ -131,18 +198,17 @@ class FalFake(Recorder):
 
     @staticmethod
     def _validate(model: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-        """Pydantic-style checks of the common video model inputs."""
+        """Pydantic-style checks of the endpoint's input, with its own enums."""
         errors = []
+        schema = endpoint_of(model)
         if not isinstance(body.get("prompt"), str) or not body["prompt"]:
             errors.append(_loc_error("prompt", "field required", "value_error.missing"))
-        durations = ("4s", "6s", "8s") if "/veo" in model else ("5", "10")
-        if "duration" in body and body["duration"] not in durations:
-            permitted = ", ".join(f"'{d}'" for d in durations)
-            errors.append(_loc_error("duration", f"unexpected value; permitted: {permitted}", "value_error.const"))
-        if "aspect_ratio" in body and body["aspect_ratio"] not in ("16:9", "9:16", "1:1", "auto"):
-            errors.append(
-                _loc_error("aspect_ratio", "unexpected value; permitted: '16:9', '9:16', '1:1'", "value_error.const")
-            )
+        enums = {"duration": schema.durations, "aspect_ratio": schema.aspect_ratios, "resolution": schema.resolutions}
+        for key, allowed in enums.items():
+            if allowed is not None and key in body and body[key] not in allowed:
+                errors.append(
+                    _loc_error(key, f"unexpected value; permitted: {_permitted(allowed)}", "value_error.const")
+                )
         if "seed" in body and type(body["seed"]) is not int:
             errors.append(_loc_error("seed", "value is not a valid integer", "type_error.integer"))
         if "generate_audio" in body and not isinstance(body["generate_audio"], bool):
@@ -151,8 +217,9 @@ class FalFake(Recorder):
             value = body.get(key)
             if key in body and not (isinstance(value, str) and value.startswith(("http://", "https://", "data:"))):
                 errors.append(_loc_error(key, "invalid or missing URL scheme", "value_error.url.scheme"))
-        if "image-to-video" in model and "image_url" not in body:
-            errors.append(_loc_error("image_url", "field required", "value_error.missing"))
+        for key in schema.images:
+            if key not in body:
+                errors.append(_loc_error(key, "field required", "value_error.missing"))
         return errors
 
     def _find(self, path: str, suffix: str) -> FalRequest | None:
@@ -186,15 +253,25 @@ class FalFake(Recorder):
             return denied
         task = self._find(path, "/status" if is_status else "")
         if task is None:
-            return _detail(404, "Request not found")
-        if is_status:
-            return self._status(request, task)
+            answer: Response = _detail(404, "Request not found")
+        elif is_status:
+            answer = self._status(request, task)
+        else:
+            answer = self._result(request, task)
+        answer.headers["x-fal-request-id"] = task.id if task is not None else str(uuid.uuid4())
+        return answer
+
+    def _result(self, request: Request, task: FalRequest) -> Response:
+        """What the model answered, replayed: its video, or its own error with its status code."""
         if task.status != "COMPLETED":
             return _detail(400, "Request is still in progress")
         if task.cancelled:
             return _detail(400, "Request was cancelled", "request_cancelled")
         if task.fail and task.fail[0] == "result":
             return _detail(422, [{"loc": ["body"], "msg": task.fail[1], "type": task.fail[2]}], task.fail[2])
+        if task.fail and task.fail[0] == "model-5xx":
+            detail = [{"loc": ["body"], "msg": task.fail[1], "type": task.fail[2]}]
+            return JSONResponse({"detail": detail}, status_code=500, headers={"x-fal-retryable": "false"})
         if task.fail:
             return _detail(500, task.fail[1], task.fail[2])
         data = small_mp4()

@@ -37,9 +37,9 @@ MODELS = (
     "veo-3.0-fast-generate-001",
     "veo-2.0-generate-001",
 )
-# The python SDK refuses these in Gemini mode; whether the server rejects them is [unverified],
-# and this fake does (400 INVALID_ARGUMENT), as providers.md allows.
-VERTEX_ONLY = ("generateAudio", "fps", "storageUri", "compressionQuality", "resizeMode", "pubsubTopic")
+# The python SDK refuses these in Gemini mode (seed too); whether the server rejects them is
+# [unverified], and this fake does (400 INVALID_ARGUMENT), as providers.md allows.
+VERTEX_ONLY = ("seed", "generateAudio", "fps", "storageUri", "compressionQuality", "resizeMode", "pubsubTopic")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 RAI_REASON = (
     "We encountered an issue with the audio and video for your prompt. "
@@ -196,6 +196,8 @@ class GoogleFake:
             )
         if params.get("aspectRatio", "16:9") not in ("16:9", "9:16"):
             raise _invalid(f"Aspect ratio {params['aspectRatio']!r} is not supported; use 16:9 or 9:16.")
+        if veo2 and "resolution" in params:
+            raise _invalid(f"`resolution` isn't supported by {model}.")
         resolution = params.get("resolution", "720p")
         four_k_ok = model.startswith("veo-3.1")
         if resolution not in ("720p", "1080p", "4k") or (resolution == "4k" and not four_k_ok):
@@ -209,8 +211,6 @@ class GoogleFake:
             "personGeneration": lambda v: v in ("allow_all", "allow_adult", "dont_allow"),
             "sampleCount": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4,
             "enhancePrompt": lambda v: isinstance(v, bool),
-            # seed on the Gemini API is [unverified]; the fake accepts the Vertex range.
-            "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 4294967295,
         }
         for key, ok in checks.items():
             if key in params and not ok(params[key]):

@@ -52,6 +52,10 @@ MODELS = (
 )
 I2V_ONLY = ("kling-v2-1",)
 SOUND_MODELS = ("kling-v2-6", "kling-v3-0")
+# Kling's capability map: models with no std mode, and models whose last frame needs pro mode.
+PRO_ONLY = ("kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo")
+TAIL_PRO_ONLY = ("kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-5-turbo", "kling-v2-6")
+NO_TAIL = ("kling-v2-master", "kling-v2-1-master")
 FAILURE_MESSAGE = "Failure to pass the risk control system"
 _EXPIRED_XML = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>'
 
@@ -170,6 +174,17 @@ class KlingFake(Recorder):
                 return f"sound is invalid: {body['sound']!r}"
             if body["sound"] == "on" and body.get("mode", "std") != "pro":
                 return "sound requires mode pro"
+        # Which answer Kling gives a combination its capability map lacks is [unverified]: a 1201.
+        mode = body.get("mode", "std")
+        if model in PRO_ONLY and mode != "pro":
+            return f"{model} does not support mode {mode}"
+        if "image_tail" in body:
+            if model in NO_TAIL:
+                return f"{model} does not support image_tail"
+            if model in TAIL_PRO_ONLY and mode != "pro":
+                return f"image_tail is not supported in mode {mode} for {model}"
+            if body.get("sound") == "on":
+                return "sound is not supported with image_tail"
         if "external_task_id" in body and not isinstance(body["external_task_id"], str):
             return "external_task_id must be a string"
         if endpoint == "image2video":

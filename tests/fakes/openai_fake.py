@@ -11,15 +11,18 @@ Each ``GET /v1/videos/{id}`` advances that job one step: ``queued`` (progress 0)
 or ``failed`` when ``fail_next`` was set before the job was created. ``GET /v1/videos`` lists jobs
 newest first (``limit``, ``after``, ``order``). Whether the real API honours ``Idempotency-Key`` on
 create is [unverified]: ``dedupe_idempotency_keys`` makes the fake answer a repeated key with the
-first job; by default every create makes a job.
+first job; by default every create makes a job. An uploaded ``input_reference`` is decoded and must
+be exactly ``size``, as the real API demands ("must match the requested width and height").
 """
 
 from __future__ import annotations
 
+import io
 import secrets
 import time
 from typing import Any, NamedTuple
 
+import av
 import orjson
 from fakes.server import Faults, OutputClock, small_mp4
 from starlette.applications import Starlette
@@ -73,6 +76,16 @@ class OpenAIError(Exception):
 
 def _rid() -> dict[str, str]:
     return {"x-request-id": f"req_{secrets.token_hex(8)}"}
+
+
+def _picture_size(data: bytes) -> tuple[int, int] | None:
+    """The decoded width and height of an uploaded image, or None when it is no image."""
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            frame = next(container.decode(video=0))
+    except (av.error.FFmpegError, StopIteration, IndexError, ValueError):
+        return None
+    return frame.width, frame.height
 
 
 class OpenAIFake:
@@ -260,6 +273,18 @@ class OpenAIFake:
                 param="input_reference",
                 code="invalid_value",
             )
+
+        if isinstance(ref, dict) and "data" in ref:
+            shown = _picture_size(ref["data"])
+            if shown is None:
+                raise OpenAIError(400, "The input_reference image could not be read.", param="input_reference")
+            if f"{shown[0]}x{shown[1]}" != size:
+                raise OpenAIError(
+                    400,
+                    "Inpaint image must match the requested width and height",
+                    param="input_reference",
+                    code="invalid_value",
+                )
 
     # -- routes ------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:

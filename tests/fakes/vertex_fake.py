@@ -12,14 +12,23 @@ step and the ``polls_to_complete``-th answers ``done: true``. Videos come back i
 ``bytesBase64Encoded`` unless the request set ``parameters.storageUri``, in which case they are
 ``gs://`` objects served by the Cloud Storage JSON API route ``/storage/v1/b/{bucket}/o/{object}``
 on the same fake (Bearer token required, like the real one).
+
+``POST /token`` is Google's OAuth token endpoint for a service account: it takes the JWT-bearer
+grant, checks the RS256-signed assertion against ``service_account`` (its email and public key)
+and its claims (issuer, audience, scope, lifetime), and answers an access token that expires
+``token_lifetime`` seconds later; the API then takes that token (or the fixed ``token``) until it
+expires. Failures answer like Google's, ``{"error": "invalid_grant", "error_description": …}``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import json
 import secrets
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fakes.google_fake import GoogleError, Recorded
@@ -28,6 +37,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 MODELS = (
     "veo-3.1-generate-001",
@@ -46,10 +58,22 @@ RAI_REASON = (
 )
 FAILURE_MESSAGE = "Video generation failed due to an internal error. Please try again."
 MODEL_PATH = "/v1/projects/{project}/locations/{location}/publishers/google/models/{model}"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+# A grant's assertion names Google's token endpoint as its audience, wherever it is sent.
+TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def _invalid(message: str) -> GoogleError:
     return GoogleError(400, "INVALID_ARGUMENT", message)
+
+
+def _grant_error(description: str, error: str = "invalid_grant") -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400)
+
+
+def _b64url(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
 def _is_int(value: Any) -> bool:
@@ -89,6 +113,7 @@ class VertexFake:
                 Route(MODEL_PATH + ":predictLongRunning", self.create, methods=["POST"]),
                 Route(MODEL_PATH + ":fetchPredictOperation", self.fetch, methods=["POST"]),
                 Route("/storage/v1/b/{bucket}/o/{name:path}", self.storage, methods=["GET"]),
+                Route("/token", self.grant, methods=["POST"]),
             ]
         )
 
@@ -101,6 +126,11 @@ class VertexFake:
         self.fail_next: str | None = None  # "failed" | "moderation", for the next created operation
         self.expired = False  # stored outputs are gone: storage answers 404
         self.outputs = OutputClock()  # or gone ``outputs.ttl`` seconds after they were written
+        self.service_account: tuple[str, RSAPublicKey] | None = None  # (client email, public key)
+        self.token_lifetime = 3600
+        self.token_delay = 0.0  # seconds the token endpoint takes to answer
+        self.grants: list[dict[str, Any]] = []  # the claims of each assertion it granted
+        self.issued: dict[str, float] = {}  # access token -> when it expires (epoch seconds)
 
     def _record(self, request: Request, body: Any) -> None:
         self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
@@ -114,7 +144,9 @@ class VertexFake:
                 "Request is missing required authentication credential. Expected OAuth 2 access token, "
                 "login cookie or other valid authentication credential.",
             )
-        if header != f"Bearer {self.token}":
+        scheme, _, token = header.partition(" ")
+        issued = self.issued.get(token) if scheme == "Bearer" else None
+        if token != self.token and (issued is None or issued <= time.time()):
             raise GoogleError(
                 401,
                 "UNAUTHENTICATED",
@@ -202,6 +234,8 @@ class VertexFake:
             raise _invalid(f"Resolution {resolution!r} is not supported by {model}.")
         if resolution in ("1080p", "4k") and duration != 8:
             raise _invalid(f"Resolution {resolution} requires durationSeconds 8.")
+        if veo2 and "resolution" in params:
+            raise _invalid(f"resolution isn't supported by {model}.")
         if veo2 and "generateAudio" in params:
             raise _invalid(f"generateAudio isn't supported by {model}.")
         checks = {
@@ -312,3 +346,40 @@ class VertexFake:
             data = self.objects[key]
             return JSONResponse({"kind": "storage#object", "name": request.path_params["name"], "size": str(len(data))})
         return Response(self.objects[key], media_type="video/mp4")
+
+    async def grant(self, request: Request) -> Response:
+        """Google's token endpoint: a JWT-bearer grant signed with the service account's key."""
+        form = await request.form()
+        await asyncio.sleep(self.token_delay)
+        if form.get("grant_type") != JWT_BEARER:
+            return _grant_error("Invalid grant_type.", "unsupported_grant_type")
+        assertion = str(form.get("assertion", ""))
+        if self.service_account is None:
+            return _grant_error("Invalid JWT Signature.")
+        email, key = self.service_account
+        parts = assertion.split(".")
+        try:
+            head, claims = (json.loads(_b64url(p)) for p in parts[:2])
+            signature = _b64url(parts[2])
+        except (ValueError, IndexError, binascii.Error):
+            return _grant_error("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        try:
+            key.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            return _grant_error("Invalid JWT Signature.")
+        now = time.time()
+        if head.get("alg") != "RS256" or claims.get("iss") != email or claims.get("aud") != TOKEN_AUDIENCE:
+            return _grant_error("Invalid JWT: issuer, audience or algorithm do not match.")
+        if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
+            return _grant_error("Invalid OAuth scope or ID token audience provided.", "invalid_scope")
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not (_is_int(iat) and _is_int(exp) and iat <= now + 60 and now < exp <= iat + 3600):
+            return _grant_error("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
+        self.grants.append(claims)
+        token = f"ya29.{secrets.token_urlsafe(24)}"
+        self.issued[token] = now + self.token_lifetime
+        return JSONResponse({"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"})

@@ -1,15 +1,18 @@
 """What every adapter test needs: jobs, reference images, polling a job to its end, reading an output.
 
 An adapter test module defines a ``fake`` fixture (a fresh fake per test) and its ``provider``
-fixture from ``wiring.WIRINGS``; ``conftest.py`` serves the fake on the module's shared server
-(``server``, whose address is ``root``).
+fixture from ``wiring.WIRINGS`` (``fake, provider = adapter_fixtures(WIRE)``); ``conftest.py`` serves
+the fake on the module's shared server (``server``, whose address is ``root``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
+
+from providers.wiring import Wiring
 from vidgate.gateway.ids import new_id
 from vidgate.gateway.providers.base import JobSpec, ReferenceImage, RemoteProvider, Upstream, UpstreamOutput
 
@@ -42,3 +45,25 @@ async def poll_until_done(provider: RemoteProvider, job: JobSpec, native_id: str
 
 async def read_all(provider: Any, out: UpstreamOutput) -> bytes:
     return b"".join([chunk async for chunk in provider.open_output(out)])
+
+
+def adapter_fixtures(wire: Wiring) -> tuple[Any, Any]:
+    """A module's ``fake`` (fresh per test, done after three polls) and ``provider`` fixtures."""
+
+    @pytest.fixture
+    def fake() -> Any:
+        return wire.fake(api_key=wire.key, polls_to_complete=3)
+
+    @pytest.fixture
+    async def provider(root: str) -> AsyncIterator[Any]:
+        p = wire.adapter(wire.config(root, timeout_seconds=5))
+        yield p
+        await p.aclose()
+
+    return fake, provider
+
+
+def created(fake: Any) -> dict[str, Any]:
+    """The one create call the fake was sent."""
+    (rec,) = [r for r in fake.requests if r["method"] == "POST"]
+    return rec  # type: ignore[no-any-return]

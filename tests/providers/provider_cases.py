@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.kling_fake import FAILURE_MESSAGE as KLING_FAILURE
+from fakes.ltx_fake import MODERATION_MESSAGE as LTX_MODERATION
 from fakes.luma_fake import FAILURE_REASON as LUMA_FAILURE
+from fakes.openrouter_fake import FAILURE_MESSAGE as OPENROUTER_FAILURE
 from fakes.replicate_fake import FAILURE_ERROR as REPLICATE_FAILURE
 from fakes.vertex_fake import FAILURE_MESSAGE as VERTEX_FAILURE
+from fakes.xai_fake import FAILURE_MESSAGE as XAI_FAILURE
 from helpers.media import png_data_url
 
 from providers.wiring import record
@@ -138,6 +141,9 @@ def _to_fal(model: str) -> Callable[[Record], None]:
 SEEDANCE = {"model": "bytedance/seedance-1.0-pro", "duration": 5, "resolution": "720p", "seed": 7}
 WAN = {"model": "alibaba/wan-2.5", "duration": 5, "resolution": "720p", "negative_prompt": "blurry"}
 HAILUO = {"model": "minimax/hailuo-02", "duration": 6, "resolution": "768p"}
+GROK = {"model": "xai/grok-imagine-video", "duration": 6, "resolution": "720p"}
+LTX = {"model": "lightricks/ltx-2.3-fast", "duration": 6}
+VEO_OPENROUTER = {"model": "google/veo-3.1", "duration": 8, **only("openrouter")}
 STANDARD_POLL_FAULTS = (("poll", "503"), ("poll", "malformed"))
 
 SERVED = [
@@ -300,6 +306,85 @@ SERVED = [
                 },
                 "input_references[0].role",
             ),
+        ),
+    ),
+    Served(
+        "xai",
+        GROK,
+        _post("/v1/videos/generations"),
+        sent=lambda sent, job: _equal(
+            sent["json"],
+            {
+                "model": "grok-imagine-video",
+                "prompt": "a paper boat on a rainy street",
+                "duration": 6,
+                "aspect_ratio": "16:9",
+                "resolution": "720p",
+            },
+        ),
+        reports_progress=True,
+        first_frame=lambda sent: _equal(sent["json"]["image"], {"url": IMAGE}),
+        failure=Failure(True, XAI_FAILURE, "internal_error"),
+        retries=(Retry(GROK, status="429"),),
+        poll_faults=STANDARD_POLL_FAULTS,
+        cancel=Cancel(
+            GROK,
+            polling=lambda r: r["method"] == "GET",
+            running=lambda fake, native: fake.videos[native].status == "pending",
+        ),
+        refused=(({**GROK, "seed": 7}, "seed"), ({**GROK, "negative_prompt": "blurry"}, "negative_prompt")),
+    ),
+    Served(
+        "ltx",
+        LTX,
+        _posts_but(),
+        sent=lambda sent, job: _equal(
+            (sent["path"], sent["json"]["model"], sent["json"]["resolution"], sent["json"]["generate_audio"]),
+            ("/v2/text-to-video", "ltx-2-3-fast", "1920x1080", True),
+        ),
+        first_frame=lambda sent: _equal((sent["path"], sent["json"]["image_uri"]), ("/v2/image-to-video", IMAGE)),
+        failure=Failure("moderation", LTX_MODERATION, "moderation_blocked"),
+        retries=(Retry({"model": "lightricks/ltx-2.3-pro", "duration": 8}, status="503"),),
+        poll_faults=STANDARD_POLL_FAULTS,
+        cancel=Cancel(
+            LTX,
+            polling=lambda r: r["method"] == "GET",
+            running=lambda fake, native: fake.jobs[native.partition("/")[2]].status != "completed",
+        ),
+        refused=(({**LTX, "seed": 7}, "seed"),),
+    ),
+    Served(
+        "openrouter",
+        VEO_OPENROUTER,
+        _post("/api/v1/videos"),
+        sent=lambda sent, job: _equal(
+            {k: sent["json"].get(k) for k in ("model", "duration", "resolution", "aspect_ratio", "generate_audio")},
+            {
+                "model": "google/veo-3.1",
+                "duration": 8,
+                "resolution": "720p",
+                "aspect_ratio": "16:9",
+                "generate_audio": True,
+            },
+        ),
+        first_frame=lambda sent: _equal(
+            sent["json"]["frame_images"],
+            [{"type": "image_url", "image_url": {"url": IMAGE}, "frame_type": "first_frame"}],
+        ),
+        failure=Failure(True, OPENROUTER_FAILURE),
+        failovers=(
+            Failover(
+                "503",
+                {"model": "google/veo-3.1", "duration": 8, "provider": {"order": ["openrouter", "google"]}},
+                "google",
+            ),
+        ),
+        retries=(Retry(VEO_OPENROUTER, status="429"),),
+        poll_faults=STANDARD_POLL_FAULTS,
+        cancel=Cancel(
+            VEO_OPENROUTER,
+            polling=lambda r: r["method"] == "GET",
+            running=lambda fake, native: fake.jobs[native].status != "completed",
         ),
     ),
 ]

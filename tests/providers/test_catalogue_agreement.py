@@ -2,9 +2,10 @@
 
 An adapter keeps its upstream's own limits (durations, resolutions, wire enums, per upstream model,
 including model ids the catalogue never names); the catalogue says what we offer per model. Every
-duration and resolution the catalogue offers for a model must map through each of its providers'
-adapters without a refusal, except the per-host gaps below, where routing fails over to the next
-provider. A limit changed on one side only shows up here.
+duration and resolution the catalogue offers for a model (at each resolution, the durations its
+``durations_by_resolution`` allows there) must map through each of its providers' adapters without a
+refusal, except the per-host gaps below, where routing fails over to the next provider. A limit changed
+on one side only shows up here.
 """
 
 from __future__ import annotations
@@ -21,13 +22,10 @@ from vidgate.gateway.providers.base import ReferenceImage, Rejected
 # (model, provider, resolution) -> the durations that provider refuses there (None: every one).
 GAPS: dict[tuple[str, str, str], tuple[int, ...] | None] = {
     ("google/veo-3.1", "replicate", "4K"): None,  # Replicate's Veo 3.1 stops at 1080p
-    ("kling/kling-2.1-master", "replicate", "720p"): None,  # Replicate's Kling 2.1 Master is 1080p only
     ("luma/ray-2", "replicate", "1080p"): None,  # Replicate hosts Ray at 540p and 720p only
     ("luma/ray-2", "replicate", "4K"): None,
     ("luma/ray-flash-2", "replicate", "1080p"): None,
     ("luma/ray-flash-2", "replicate", "4K"): None,
-    ("minimax/hailuo-02", "minimax", "1080p"): (10,),  # Hailuo makes 10 s only at 768P
-    ("minimax/hailuo-2.3", "minimax", "1080p"): (10,),
 }
 # The method that maps a job onto the upstream's request, where it is not ``build_request``.
 MAPPING = {"openai": "_form", "google": "_body"}
@@ -66,8 +64,8 @@ def refused(model: Model, provider: str) -> set[tuple[int, str]]:
         references=images,
     )
     out = set()
-    for duration in model.duration_list():
-        for resolution in model.resolutions:
+    for resolution in model.resolutions:
+        for duration in model.durations_at(resolution):
             width, height = frame(model, resolution)
             try:
                 mapping(make_job(duration=duration, resolution=resolution, width=width, height=height))
@@ -82,6 +80,6 @@ def test_every_offered_duration_and_resolution_maps(model: Model, provider: str)
         (duration, resolution)
         for (model_id, name, resolution), durations in GAPS.items()
         if (model_id, name) == (model.id, provider)
-        for duration in (durations or model.duration_list())
+        for duration in (durations or model.durations_at(resolution))
     }
     assert refused(model, provider) == expected

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 
 import av
+import httpx
 import pytest
 from fakes.fal_fake import FalFake
 from fakes.server import free_port, small_mp4
@@ -36,8 +37,8 @@ make_job = job_maker(
     provider_model=KLING_T2V,
     prompt="a fox running through snow",
     duration=5,
-    width=1280,
-    height=720,
+    width=1920,
+    height=1080,
 )
 
 
@@ -61,7 +62,7 @@ def submitted(fake: FalFake) -> dict:
 
 async def test_text_to_video_runs_to_completion(provider: FalProvider, fake: FalFake) -> None:
     assert isinstance(provider, RemoteProvider)
-    job = make_job(seed=1234)
+    job = make_job(negative_prompt="blur")
     accepted = await provider.submit(job)
     (request_id,) = fake.tasks
     assert accepted.native_id == f"fal-ai/kling-video|{request_id}"
@@ -73,7 +74,7 @@ async def test_text_to_video_runs_to_completion(provider: FalProvider, fake: Fal
         "prompt": "a fox running through snow",
         "duration": "5",
         "aspect_ratio": "16:9",
-        "seed": 1234,
+        "negative_prompt": "blur",
     }
 
     seen = await poll_until_done(provider, job, accepted.native_id)
@@ -94,20 +95,21 @@ async def test_text_to_video_runs_to_completion(provider: FalProvider, fake: Fal
 
 async def test_image_to_video_mapping(provider: FalProvider, fake: FalFake) -> None:
     job = make_job(
-        width=720,
-        height=1280,
+        provider_model="fal-ai/kling-video/v2.1/pro/text-to-video",
+        width=1080,
+        height=1920,
         negative_prompt="blur",
         references=(FIRST, LAST),
         provider_params={"cfg_scale": 0.5},
     )
     accepted = await provider.submit(job)
     sent = submitted(fake)
-    assert sent["path"] == "/fal-ai/kling-video/v2.1/master/image-to-video"
+    assert sent["path"] == "/fal-ai/kling-video/v2.1/pro/image-to-video"
     body = sent["json"]
     assert body["image_url"] == FIRST.data_url() and body["tail_image_url"] == LAST.data_url()
-    assert body["aspect_ratio"] == "9:16"
+    assert "aspect_ratio" not in body  # the image endpoint follows the image's shape
     assert body["negative_prompt"] == "blur" and body["cfg_scale"] == 0.5
-    assert "seed" not in body and "generate_audio" not in body
+    assert "seed" not in body and "generate_audio" not in body and "resolution" not in body
     assert accepted.native_id.startswith("fal-ai/kling-video|")
 
 
@@ -119,6 +121,112 @@ async def test_veo_mapping(provider: FalProvider, fake: FalFake) -> None:
     assert body["generate_audio"] is False  # Veo's default is on, so "off" is sent explicitly
     assert body["resolution"] == "720p" and body["aspect_ratio"] == "9:16"
     assert accepted.native_id.startswith("fal-ai/veo3|")
+
+
+VEO31 = {"provider_model": "fal-ai/veo3.1", "duration": 8, "resolution": "720p", "aspect_ratio": "16:9"}
+
+
+@pytest.mark.parametrize(
+    ("model", "references", "endpoint", "fields"),
+    [
+        ("fal-ai/veo3.1", (), "fal-ai/veo3.1", {}),
+        ("fal-ai/veo3.1", (FIRST,), "fal-ai/veo3.1/image-to-video", {"image_url": FIRST}),
+        (
+            "fal-ai/veo3.1",
+            (FIRST, LAST),
+            "fal-ai/veo3.1/first-last-frame-to-video",
+            {"first_frame_url": FIRST, "last_frame_url": LAST},
+        ),
+        ("fal-ai/veo3.1/fast", (FIRST,), "fal-ai/veo3.1/fast/image-to-video", {"image_url": FIRST}),
+        (
+            "fal-ai/veo3.1/fast",
+            (FIRST, LAST),
+            "fal-ai/veo3.1/fast/first-last-frame-to-video",
+            {"first_frame_url": FIRST, "last_frame_url": LAST},
+        ),
+    ],
+)
+async def test_veo31_frames_pick_the_endpoint(
+    provider: FalProvider, fake: FalFake, model: str, references: tuple, endpoint: str, fields: dict
+) -> None:
+    job = make_job(**{**VEO31, "provider_model": model}, seed=7, audio=True, references=references)
+    accepted = await provider.submit(job)
+    sent = submitted(fake)
+    assert sent["path"] == f"/{endpoint}"
+    body = sent["json"]
+    assert {k: body[k] for k in fields} == {k: ref.data_url() for k, ref in fields.items()}
+    assert "tail_image_url" not in body and ("image_url" in body) == ("image_url" in fields)
+    assert (body["duration"], body["resolution"], body["aspect_ratio"]) == ("8s", "720p", "16:9")
+    assert body["seed"] == 7 and body["generate_audio"] is True
+    assert accepted.native_id.startswith("fal-ai/veo3.1|")
+    final = (await poll_until_done(provider, job, accepted.native_id))[-1]
+    assert final.status == "completed"
+
+
+async def test_resolution_enums_are_fals(provider: FalProvider, fake: FalFake) -> None:
+    await provider.submit(make_job(**{**VEO31, "resolution": "4K", "width": 3840, "height": 2160}))
+    assert submitted(fake)["json"]["resolution"] == "4k"
+    fake.requests.clear()
+    await provider.submit(
+        make_job(**{**VEO31, "resolution": None, "width": 1080, "height": 1920, "aspect_ratio": None})
+    )
+    body = submitted(fake)["json"]
+    assert (body["resolution"], body["aspect_ratio"]) == ("1080p", "9:16")
+    fake.requests.clear()
+    wan = make_job(provider_model="fal-ai/wan-25-preview/text-to-video", resolution="480p", enhance_prompt=False)
+    await provider.submit(wan)
+    body = submitted(fake)["json"]
+    assert body["resolution"] == "480p" and body["enable_prompt_expansion"] is False and "generate_audio" not in body
+
+
+async def test_fake_refuses_what_fal_refuses(fake: FalFake, root: str) -> None:
+    """fal's enums are lower case: the upper-case 4K the gateway once sent is a 422 there."""
+    async with httpx.AsyncClient(base_url=root, headers={"Authorization": "Key fal_test"}) as client:
+        r = await client.post("/fal-ai/veo3.1", json={"prompt": "x", "resolution": "4K"})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["msg"] == "unexpected value; permitted: '720p', '1080p', '4k'"
+        r = await client.post("/fal-ai/veo3.1/first-last-frame-to-video", json={"prompt": "x", "image_url": "data:,"})
+        assert r.status_code == 422 and {e["loc"][1] for e in r.json()["detail"]} == {
+            "first_frame_url",
+            "last_frame_url",
+        }
+        r = await client.post("/fal-ai/veo3.1", json={"prompt": "x", "resolution": "4k", "duration": "8s"})
+        assert r.status_code == 200
+
+
+REFERENCE = ReferenceImage(role="reference", url="https://example.test/r.png", data=PNG, mime_type="image/png")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"seed": 1}, "takes no seed"),
+        ({"audio": True}, "makes no audio"),
+        ({"resolution": "720p", "width": 1280, "height": 720}, "1080p video only, not 720p"),
+        ({"references": (FIRST, LAST)}, "no last frame"),
+        ({"references": (LAST,)}, "only together with a first frame"),
+        ({"references": (REFERENCE,)}, "not reference"),
+        ({"duration": 8}, "5, 10 s video, not 8 s"),
+        ({"aspect_ratio": "4:3"}, "not 4:3"),
+        ({"sample_count": 2}, "one video"),
+        ({"person_generation": "allow_all"}, "no person_generation"),
+        ({**VEO31, "resolution": "4K", "width": 3840, "height": 2160, "duration": 6}, "only 8 s long"),
+        ({**VEO31, "duration": 5}, "4, 6, 8 s video, not 5 s"),
+        ({**VEO31, "enhance_prompt": True}, "no enhance_prompt"),
+        (
+            {"provider_model": "fal-ai/bytedance/seedance/v1/pro/text-to-video", "negative_prompt": "x"},
+            "negative_prompt",
+        ),
+    ],
+)
+async def test_what_fal_cannot_take_fails_over_without_a_call(
+    provider: FalProvider, fake: FalFake, overrides: dict, needle: str
+) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(**overrides))
+    assert info.value.retryable and info.value.code == "unsupported_parameter"
+    assert needle in info.value.message
+    assert fake.requests == []
 
 
 def test_app_and_message_helpers() -> None:
@@ -141,7 +249,7 @@ async def test_returned_urls_on_another_host_are_not_trusted(root: str) -> None:
         await provider.aclose()
 
 
-@pytest.mark.parametrize("mode", ["status", "result"])
+@pytest.mark.parametrize("mode", ["status", "result", "model-5xx"])
 async def test_failed_request(provider: FalProvider, fake: FalFake, mode: str) -> None:
     fake.fail_next, fake.fail_mode = True, mode
     fake.failure_message, fake.failure_type = (
@@ -220,7 +328,7 @@ async def test_poll_and_result_faults_are_retryable(provider: FalProvider, fake:
         with pytest.raises(PollFailed) as info:
             await provider.poll(job, accepted.native_id)
         assert info.value.retryable and info.value.status_code == expected_status
-    fake.faults.add("result", "502")
+    fake.faults.add("result", "502")  # from fal's edge: no x-fal-request-id, so tried again
     assert (await provider.poll(job, accepted.native_id)).status == "queued"
     assert (await provider.poll(job, accepted.native_id)).status == "processing"
     with pytest.raises(PollFailed) as info:

@@ -117,7 +117,7 @@ def test_no_candidate_at_create_is_503(client: httpx.Client, gateway: GatewayPro
     assert r.status_code == 503 and r.json()["error"]["code"] == "no_provider_available"
     assert "sample_count" in r.json()["error"]["message"]
     with gateway.client(gateway.new_key()) as plain:
-        r = plain.post("/v1/videos", json={"model": "openai/sora-2", "prompt": "x"})
+        r = plain.post("/v1/videos", json={"model": "minimax/hailuo-2.3", "prompt": "x"})
         assert r.status_code == 503 and "not configured" in r.json()["error"]["message"]
 
 

@@ -41,6 +41,7 @@ make_job = job_maker(
     duration=8,
     width=1280,
     height=720,
+    audio=True,
 )
 
 
@@ -97,10 +98,8 @@ async def test_request_mapping(provider: GoogleProvider, fake: GoogleFake) -> No
     job = make_job(
         width=720,
         height=1280,
-        seed=42,
         negative_prompt="blurry",
         enhance_prompt=False,
-        audio=True,
         references=(ref("first_frame"), ref("last_frame", JPEG, "image/jpeg")),
         provider_params={"personGeneration": "allow_adult", "durationSeconds": 4},
     )
@@ -122,7 +121,6 @@ async def test_request_mapping(provider: GoogleProvider, fake: GoogleFake) -> No
         "sampleCount": 1,
         "negativePrompt": "blurry",
         "enhancePrompt": False,
-        "seed": 42,
         "personGeneration": "allow_adult",  # unmapped provider_params pass through
     }
     # Veo 3 on the Gemini API always has audio; generateAudio is Vertex-only and never sent.
@@ -214,11 +212,38 @@ async def test_bad_input_is_not_retryable(provider: GoogleProvider, fake: Google
         await provider.submit(make_job(provider_model="veo-9"))
     assert info.value.retryable is False and info.value.status_code == 404
     assert "models/veo-9 is not found" in info.value.message
-    # Vertex-only fields passed through provider_params are the upstream's to refuse.
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(provider_params={"generateAudio": True}))
-    assert info.value.retryable is False and "generateAudio" in info.value.message
     assert fake.jobs == {}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"seed": 42}, "takes no seed; google-vertex takes it"),
+        ({"resize_mode": "crop"}, "takes no resize_mode"),
+        ({"compression_quality": 80}, "takes no compression_quality"),
+        ({"provider_params": {"generateAudio": True, "fps": 24}}, "takes no fps, generateAudio"),
+        ({"audio": False}, "always makes audio"),
+        ({"resolution": "1080p", "width": 1920, "height": 1080, "duration": 6}, "1080p video only 8 s long"),
+        ({"resolution": "4K", "width": 3840, "height": 2160, "duration": 4}, "4k video only 8 s long"),
+        ({"duration": 6, "references": (ref("reference"),)}, "reference images only for 8 s"),
+        ({"provider_model": "veo-2.0-generate-001", "audio": True}, "makes no audio"),
+        ({"provider_model": "veo-2.0-generate-001", "audio": False, "resolution": "1080p"}, "720p only"),
+    ],
+)
+async def test_what_the_gemini_api_cannot_take_fails_over_without_a_call(
+    provider: GoogleProvider, fake: GoogleFake, overrides: dict, needle: str
+) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(**overrides))
+    assert info.value.retryable is True and info.value.code == "unsupported_parameter"
+    assert needle in info.value.message
+    assert fake.requests == []
+
+
+async def test_veo2_takes_no_resolution(provider: GoogleProvider, fake: GoogleFake) -> None:
+    await provider.submit(make_job(provider_model="veo-2.0-generate-001", audio=False, duration=5))
+    params = create_body(fake)["parameters"]
+    assert "resolution" not in params and params["durationSeconds"] == 5
 
 
 async def test_unsupported_role_fails_over_without_a_call(provider: GoogleProvider, fake: GoogleFake) -> None:
@@ -307,6 +332,7 @@ async def test_fake_validates_like_the_upstream(fake: GoogleFake, root: str) -> 
                 ]
             },
             {"instances": [{"prompt": "x"}], "config": {}},
+            {"instances": [{"prompt": "x"}], "parameters": {"seed": 1}},  # the SDK refuses it on this API
         ]
         for body in bad:
             r = await client.post(path, json=body, headers=key)

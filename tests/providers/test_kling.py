@@ -117,19 +117,79 @@ async def test_text_to_video_runs_to_completion(provider: KlingProvider, fake: K
 
 
 async def test_image_to_video_mapping(provider: KlingProvider, fake: KlingFake) -> None:
-    job = make_job(
-        provider_model="kling-v2-1", resolution="720p", width=1280, height=720, duration=10, references=(FIRST, LAST)
-    )
+    job = make_job(provider_model="kling-v2-1", duration=10, references=(FIRST, LAST))
     accepted = await provider.submit(job)
     assert accepted.native_id.startswith("image2video/")
     rec = created(fake)
     assert rec["path"] == "/v1/videos/image2video"
     body = rec["json"]
-    assert body["mode"] == "std" and body["duration"] == "10"
+    assert body["mode"] == "pro" and body["duration"] == "10"  # a last frame needs pro mode (1080p)
     assert base64.b64decode(body["image"]) == PNG and base64.b64decode(body["image_tail"]) == JPEG
     assert "aspect_ratio" not in body and "sound" not in body
     final = (await poll_to_end(provider, job, accepted.native_id))[-1]
     assert final.status == "completed"
+    fake.requests.clear()
+    await provider.submit(
+        make_job(provider_model="kling-v2-1", resolution="720p", width=1280, height=720, references=(FIRST,))
+    )
+    assert created(fake)["json"]["mode"] == "std"  # a first frame alone is made at 720p too
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode"),
+    [
+        ({"provider_model": "kling-v2-1-master"}, "pro"),
+        ({"provider_model": "kling-v2-1-master", "references": (FIRST,)}, "pro"),
+        ({"provider_model": "kling-v2-5-turbo", "references": (FIRST, LAST)}, "pro"),
+        ({"provider_model": "kling-v2-6", "resolution": "720p", "width": 1280, "height": 720}, "std"),
+    ],
+)
+async def test_the_mode_is_the_one_the_combination_needs(
+    provider: KlingProvider, fake: KlingFake, overrides: dict, mode: str
+) -> None:
+    await provider.submit(make_job(**overrides))
+    assert created(fake)["json"]["mode"] == mode
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"provider_model": "kling-v2-1-master", "resolution": "720p"}, "at 1080p (pro) only, not 720p"),
+        (
+            {"provider_model": "kling-v2-1", "resolution": "720p", "references": (FIRST, LAST)},
+            "with a last frame at 1080p (pro) only, not 720p",
+        ),
+        ({"provider_model": "kling-v2-1"}, "makes no video from text"),
+        ({"provider_model": "kling-v2-5-turbo", "resolution": "720p"}, "from text at 1080p (pro) only"),
+        ({"provider_model": "kling-v2-1-master", "references": (FIRST, LAST)}, "no video with a last frame"),
+        ({"provider_model": "kling-v2-6", "audio": True, "references": (FIRST, LAST)}, "no audio with a last frame"),
+        ({"enhance_prompt": True}, "kling takes no enhance_prompt"),
+    ],
+)
+async def test_combinations_no_mode_allows_fail_over_without_a_call(
+    provider: KlingProvider, fake: KlingFake, overrides: dict, needle: str
+) -> None:
+    with pytest.raises(Rejected) as info:
+        await provider.submit(make_job(**overrides))
+    assert info.value.retryable and info.value.code == "unsupported_parameter"
+    assert needle in info.value.message
+    assert fake.requests == []
+
+
+async def test_fake_refuses_what_the_capability_map_lacks(fake: KlingFake, root: str) -> None:
+    token = make_jwt("ak-test", "sk-test")
+    image = base64.b64encode(PNG).decode()
+    async with httpx.AsyncClient(base_url=root, headers={"Authorization": f"Bearer {token}"}) as client:
+        for endpoint, body in (
+            ("text2video", {"model_name": "kling-v2-1-master", "prompt": "x", "mode": "std"}),
+            (
+                "image2video",
+                {"model_name": "kling-v2-1", "prompt": "x", "mode": "std", "image": image, "image_tail": image},
+            ),
+        ):
+            r = await client.post(f"/v1/videos/{endpoint}", json=body)
+            assert r.status_code == 400 and r.json()["code"] == 1201, r.text
+    assert fake.tasks == {}
 
 
 async def test_sound_models(provider: KlingProvider, fake: KlingFake) -> None:
@@ -219,9 +279,6 @@ async def test_bad_input_is_not_retryable(provider: KlingProvider, fake: KlingFa
         await provider.submit(make_job(provider_params={"cfg_scale": 3}))
     assert not info.value.retryable and info.value.status_code == 400
     assert info.value.message == "cfg_scale must be between 0 and 1"
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(provider_model="kling-v2-1"))  # image-to-video only
-    assert not info.value.retryable and "does not support text2video" in info.value.message
     job = make_job()
     await provider.submit(job)
     with pytest.raises(Rejected) as info:  # Kling keeps external_task_id unique per account

@@ -1,30 +1,21 @@
-"""LumaProvider against the fake Luma Dream Machine API on loopback."""
+"""LumaProvider against the fake Luma Dream Machine API on loopback: what is particular to Luma (the
+faults every adapter meets are in ``test_adapter_faults``)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
-from functools import partial
 
 import av
 import httpx
 import pytest
-from fakes.luma_fake import FAILURE_REASON, LumaFake
-from fakes.server import free_port, small_mp4
+from fakes.luma_fake import LumaFake
+from fakes.server import small_mp4
 
-from providers.harness import job_maker, read_all
+from providers.harness import PNG, adapter_fixtures, created, job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.wiring import WIRINGS
-from vidgate.gateway.providers.base import (
-    PollFailed,
-    ReferenceImage,
-    Rejected,
-    RemoteProvider,
-    UnknownOutcome,
-)
+from providers.wiring import ADAPTER_CASES, WIRINGS
+from vidgate.gateway.providers.base import ReferenceImage, Rejected, RemoteProvider
 from vidgate.gateway.providers.luma import LumaProvider, pick_aspect
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 def ref(role: str, url: str | None = None) -> ReferenceImage:
@@ -32,35 +23,8 @@ def ref(role: str, url: str | None = None) -> ReferenceImage:
 
 
 WIRE = WIRINGS["luma"]
-config = partial(WIRE.config, timeout_seconds=5)
-make_job = job_maker(
-    job_id="vid_01JTESTLUMA",
-    model="luma/ray-2",
-    provider_model="ray-2",
-    prompt="a koi pond in morning mist",
-    duration=5,
-    width=1280,
-    height=720,
-    resolution="720p",
-    aspect_ratio="16:9",
-)
-
-
-@pytest.fixture
-def fake() -> LumaFake:
-    return LumaFake(api_key="luma-test", polls_to_complete=3)
-
-
-@pytest.fixture
-async def provider(root: str) -> AsyncIterator[LumaProvider]:
-    p = LumaProvider(config(root))
-    yield p
-    await p.aclose()
-
-
-def created(fake: LumaFake) -> dict:  # type: ignore[type-arg]
-    (rec,) = [r for r in fake.requests if r["method"] == "POST"]
-    return rec
+make_job = job_maker(job_id="vid_01JTESTLUMA", **ADAPTER_CASES["luma"].job)
+fake, provider = adapter_fixtures(WIRE)
 
 
 async def test_text_to_video_runs_to_completion(provider: LumaProvider, fake: LumaFake) -> None:
@@ -148,48 +112,6 @@ async def test_unsupported_inputs_fail_over_without_a_call(
     assert fake.requests == []
 
 
-async def test_failed_generation_keeps_the_reason(provider: LumaProvider, fake: LumaFake) -> None:
-    fake.fail_next = True
-    job = make_job()
-    accepted = await provider.submit(job)
-    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
-    assert final.status == "failed" and final.outputs == ()
-    assert final.error is not None and final.error.message == FAILURE_REASON
-
-
-@pytest.mark.parametrize("kind", ["429", "500", "502"])
-async def test_create_faults_are_retryable(provider: LumaProvider, fake: LumaFake, kind: str) -> None:
-    fake.faults.add("create", kind)
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job())
-    assert info.value.retryable and info.value.status_code == int(kind)
-    assert fake.generations == {}
-    assert (await provider.submit(make_job())).native_id in fake.generations
-
-
-async def test_create_timeout_is_an_unknown_outcome(fake: LumaFake, root: str) -> None:
-    fake.faults.hang_seconds = 1.0
-    fake.faults.add("create", "timeout")
-    provider = LumaProvider(config(root, timeout_seconds=0.3))
-    try:
-        with pytest.raises(UnknownOutcome) as info:
-            await provider.submit(make_job())
-    finally:
-        await provider.aclose()
-    assert info.value.retryable and info.value.code == "upstream_timeout"
-    assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
-
-
-async def test_connection_refused_is_retryable() -> None:
-    provider = LumaProvider(config(f"http://127.0.0.1:{free_port()}", timeout_seconds=1))
-    try:
-        with pytest.raises(Rejected) as info:
-            await provider.submit(make_job())
-    finally:
-        await provider.aclose()
-    assert info.value.retryable and "unreachable" in info.value.message
-
-
 @pytest.mark.parametrize(
     ("params", "needle"),
     [({"loop": "yes"}, "loop: Input should be a valid boolean"), ({"watermark": False}, "Extra inputs")],
@@ -199,46 +121,6 @@ async def test_bad_input_is_not_retryable(provider: LumaProvider, fake: LumaFake
         await provider.submit(make_job(provider_params=params))
     assert not info.value.retryable and info.value.status_code == 400
     assert needle in info.value.message
-
-
-async def test_wrong_key_is_not_retryable(fake: LumaFake, root: str) -> None:
-    provider = LumaProvider(config(root, api_key="luma-wrong"))
-    try:
-        with pytest.raises(Rejected) as info:
-            await provider.submit(make_job())
-    finally:
-        await provider.aclose()
-    assert not info.value.retryable and info.value.status_code == 401
-    assert info.value.message == "Invalid API key is provided"
-
-
-async def test_poll_faults_are_retryable_and_polling_recovers(provider: LumaProvider, fake: LumaFake) -> None:
-    job = make_job()
-    accepted = await provider.submit(job)
-    fake.faults.add("poll", "503")
-    fake.faults.add("poll", "malformed")
-    for status in (503, 200):
-        with pytest.raises(PollFailed) as info:
-            await provider.poll(job, accepted.native_id)
-        assert info.value.retryable and info.value.status_code == status
-    assert (await poll_to_end(provider, job, accepted.native_id))[-1].status == "completed"
-    assert len([r for r in fake.requests if r["method"] == "POST"]) == 1
-
-
-async def test_unknown_generation_is_not_retryable(provider: LumaProvider) -> None:
-    with pytest.raises(PollFailed) as info:
-        await provider.poll(make_job(), "00000000-0000-0000-0000-000000000000")
-    assert not info.value.retryable and info.value.status_code == 404
-
-
-async def test_expired_output_url_fails_the_download(provider: LumaProvider, fake: LumaFake) -> None:
-    job = make_job()
-    accepted = await provider.submit(job)
-    final = (await poll_to_end(provider, job, accepted.native_id))[-1]
-    fake.expire_outputs = True
-    with pytest.raises(PollFailed) as info:
-        await read_all(provider, final.outputs[0])
-    assert info.value.status_code == 403 and not info.value.retryable
 
 
 async def test_fake_deletes_with_204(fake: LumaFake, root: str) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fakes.openai_fake import OpenAIFake
 from fakes.server import free_port, small_mp4
+from helpers.media import png_bytes
 
 from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
@@ -24,7 +25,7 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.openai import OpenAIProvider
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+PNG = png_bytes((200, 40, 40), 1024, 1792)  # the size of the pro job below
 
 
 WIRE = WIRINGS["openai"]
@@ -37,6 +38,7 @@ make_job = job_maker(
     duration=8,
     width=1280,
     height=720,
+    audio=True,
 )
 
 
@@ -92,7 +94,8 @@ async def test_request_mapping(provider: OpenAIProvider, fake: OpenAIFake) -> No
         references=(ref,),
         provider_params={"quality": "high", "seconds": "4", "size": "720x1280"},
     )
-    await provider.submit(job)
+    accepted = await provider.submit(job)
+    assert accepted.note is None  # already the size: sent as it is
     (rec,) = [r for r in fake.requests if r.method == "POST"]
     assert rec.path == "/v1/videos"
     assert rec.headers["content-type"].startswith("multipart/form-data")
@@ -184,11 +187,43 @@ async def test_bad_input_is_not_retryable(provider: OpenAIProvider, fake: OpenAI
     assert info.value.request_id and info.value.request_id.startswith("req_")
 
 
-async def test_pro_size_on_base_model_is_upstream_400(provider: OpenAIProvider) -> None:
+async def test_first_frame_of_another_size_is_fitted(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    # A tall 640x960 picture for a 1280x720 video: scaled to cover the width, centre rows kept.
+    picture = png_bytes((10, 120, 240), 640, 960)
+    ref = ReferenceImage(role="first_frame", url="https://example.test/tall.png", data=picture, mime_type="image/png")
+    accepted = await provider.submit(make_job(references=(ref,)))
+    assert accepted.note == "first_frame resized from 640x960 to 1280x720 (scaled to cover, centre cropped)"
+    upload = fake.requests[-1].body["input_reference"]
+    assert upload["content_type"] == "image/png" and upload["filename"] == "first_frame.png"
+    with av.open(io.BytesIO(upload["data"])) as container:
+        frame = next(container.decode(video=0))
+    assert (frame.width, frame.height) == (1280, 720)
+    assert tuple(frame.to_ndarray(format="rgb24")[360, 640]) == (10, 120, 240)
+
+
+async def test_fake_refuses_a_first_frame_of_another_size(fake: OpenAIFake, root: str) -> None:
+    files = {"input_reference": ("a.png", png_bytes((1, 2, 3), 64, 64), "image/png")}
+    data = {"prompt": "x", "size": "1280x720", "seconds": "4"}
+    async with httpx.AsyncClient(base_url=root + WIRE.suffix, headers={"Authorization": "Bearer sk-test"}) as client:
+        r = await client.post("/videos", data=data, files=files)
+    assert (
+        r.status_code == 400
+        and r.json()["error"]["message"] == "Inpaint image must match the requested width and height"
+    )
+    assert fake.jobs == {}
+
+
+async def test_unreadable_first_frame_is_refused_for_good(provider: OpenAIProvider, fake: OpenAIFake) -> None:
+    junk = ReferenceImage(
+        role="first_frame",
+        url="https://example.test/x.png",
+        data=b"\x89PNG\r\n\x1a\n" + b"\x00" * 32,
+        mime_type="image/png",
+    )
     with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(width=1792, height=1024))
-    assert info.value.retryable is False and info.value.status_code == 400
-    assert "1792x1024" in info.value.message
+        await provider.submit(make_job(references=(junk,)))
+    assert not info.value.retryable and info.value.code == "invalid_reference"
+    assert fake.requests == []
 
 
 async def test_unsupported_duration_or_role_fails_over_without_a_call(
@@ -201,9 +236,18 @@ async def test_unsupported_duration_or_role_fails_over_without_a_call(
     with pytest.raises(Rejected) as info:
         await provider.submit(make_job(references=(last,)))
     assert info.value.retryable is True and "last_frame" in info.value.message
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(sample_count=2))
-    assert info.value.retryable is True and info.value.code == "unsupported_parameter"
+    for overrides, needle in (
+        ({"sample_count": 2}, "one video"),
+        ({"seed": 7}, "openai takes no seed"),
+        ({"negative_prompt": "blur"}, "openai takes no negative_prompt"),
+        ({"audio": False}, "always makes audio"),
+        ({"width": 1792, "height": 1024}, "makes 720x1280, 1280x720 video, not 1792x1024"),
+        ({"width": 1920, "height": 1080, "provider_model": "sora-2-pro"}, "not 1920x1080"),
+    ):
+        with pytest.raises(Rejected) as info:
+            await provider.submit(make_job(**overrides))
+        assert info.value.retryable is True and info.value.code == "unsupported_parameter"
+        assert needle in info.value.message
     assert fake.requests == []
 
 

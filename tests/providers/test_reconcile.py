@@ -62,13 +62,14 @@ def _ids(mapping_of: Callable[[Any], dict[str, Any]]) -> Callable[[Any], list[st
 CASES = [
     Case(
         "openai",
-        {"model": "openai/sora-2", "provider_model": "sora-2", "prompt": "a red kite over dunes", "duration": 8},
+        {"model": "openai/sora-2", "provider_model": "sora-2", "prompt": "a red kite over dunes", "duration": 8,
+         "audio": True},
         _ids(lambda f: f.jobs), "found", refused={"duration": 5},
     ),
     Case(
         "google",
         {"model": "google/veo-3.1", "provider_model": "veo-3.1-generate-preview", "prompt": "a lighthouse at dusk",
-         "duration": 8},
+         "duration": 8, "audio": True},
         lambda f: [j["name"] for j in f.jobs.values()], "unsupported", refused={"references": (MASK,)},
     ),
     Case(
@@ -86,7 +87,7 @@ CASES = [
     Case(
         "fal",
         {"model": "kling-v2.1-master", "provider_model": "fal-ai/kling-video/v2.1/master/text-to-video",
-         "prompt": "a fox running through snow", "duration": 5},
+         "prompt": "a fox running through snow", "duration": 5, "width": 1920, "height": 1080},
         lambda f: [f"{t.app}|{t.id}" for t in f.tasks.values()], "unsupported",
         refused={"provider_model": "fal-ai/kling-video/v2.1/first-last-frame-to-video"},
     ),

@@ -3,6 +3,8 @@
 ``WIRINGS`` names, per provider, its adapter, its fake, the key the fake checks, where the API sits
 under the fake's address and any adapter settings. Adapter tests make their ``ProviderConfig``
 from it; ``Fleet`` serves several fakes at once and writes the gateway settings that point at them.
+``ADAPTER_CASES`` names, per provider, how its upstream answers what every adapter meets: the
+registry ``test_adapter_faults`` runs over.
 """
 
 from __future__ import annotations
@@ -17,13 +19,21 @@ from fakes.byteplus_fake import BytePlusFake
 from fakes.fal_fake import FalFake
 from fakes.google_fake import GoogleFake
 from fakes.kling_fake import KlingFake
+from fakes.ltx_fake import FAILURE_MESSAGE as LTX_FAILURE
+from fakes.ltx_fake import MODERATION_MESSAGE as LTX_MODERATION
+from fakes.ltx_fake import LtxFake
+from fakes.luma_fake import FAILURE_REASON as LUMA_FAILURE
 from fakes.luma_fake import LumaFake
 from fakes.minimax_fake import MiniMaxFake
 from fakes.openai_fake import OpenAIFake
+from fakes.openrouter_fake import FAILURE_MESSAGE as OPENROUTER_FAILURE
+from fakes.openrouter_fake import OpenRouterFake
 from fakes.replicate_fake import ReplicateFake
 from fakes.runway_fake import RunwayFake
 from fakes.server import FakeUpstream
 from fakes.vertex_fake import VertexFake
+from fakes.xai_fake import FAILURE_MESSAGE as XAI_FAILURE
+from fakes.xai_fake import XaiFake
 
 from vidgate.gateway.providers.alibaba import AlibabaProvider
 from vidgate.gateway.providers.base import ProviderConfig
@@ -32,11 +42,14 @@ from vidgate.gateway.providers.fal import FalProvider
 from vidgate.gateway.providers.google import GoogleProvider
 from vidgate.gateway.providers.google_vertex import VertexProvider
 from vidgate.gateway.providers.kling import KlingProvider
+from vidgate.gateway.providers.ltx import LtxProvider
 from vidgate.gateway.providers.luma import LumaProvider
 from vidgate.gateway.providers.minimax import MiniMaxProvider
 from vidgate.gateway.providers.openai import OpenAIProvider
+from vidgate.gateway.providers.openrouter import OpenRouterProvider
 from vidgate.gateway.providers.replicate import ReplicateProvider
 from vidgate.gateway.providers.runway import RunwayProvider
+from vidgate.gateway.providers.xai import XaiProvider
 
 # Gateway settings every fleet provider shares: quick polls, and a timeout a hanging fake outlasts.
 GATEWAY_SETTINGS = {"poll_interval_seconds": 0.2, "timeout_seconds": 2.0}
@@ -95,7 +108,121 @@ WIRINGS: dict[str, Wiring] = {
         Wiring("minimax", MiniMaxProvider, MiniMaxFake, "mm-test"),
         Wiring("byteplus", BytePlusProvider, BytePlusFake, "ark-test", "/api/v3"),
         Wiring("alibaba", AlibabaProvider, AlibabaFake, "sk-ds-test", "/api/v1"),
+        Wiring("xai", XaiProvider, XaiFake, "xai-test", "/v1"),
+        Wiring("ltx", LtxProvider, LtxFake, "ltx-test"),
+        Wiring("openrouter", OpenRouterProvider, OpenRouterFake, "sk-or-test", "/api/v1"),
     )
+}
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Setting the fake's ``fail_next`` to ``switch`` ends the next job ``status``, with an error of
+    ``code`` and ``message`` (no error when both are None)."""
+
+    switch: Any
+    code: str | None
+    message: str | None
+    status: str = "failed"
+
+
+@dataclass(frozen=True)
+class AdapterCase:
+    """How one upstream answers what every adapter meets, for the tests ``test_adapter_faults`` runs
+    over ``ADAPTER_CASES``: a job it takes, where its fake keeps jobs, an id it has never issued, its
+    status for an expired output link, its refusal of a wrong key and the ends its fake can force."""
+
+    job: Mapping[str, Any]
+    store: str  # the fake's attribute holding its jobs, keyed by the upstream id
+    missing_id: str
+    expired_status: int
+    wrong_key: tuple[int, str]
+    endings: tuple[Ending, ...] = ()
+
+
+ADAPTER_CASES: dict[str, AdapterCase] = {
+    "xai": AdapterCase(
+        job={
+            "model": "xai/grok-imagine-video",
+            "provider_model": "grok-imagine-video",
+            "prompt": "a lantern drifting over a dark lake",
+            "duration": 6,
+            "width": 1280,
+            "height": 720,
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+            "audio": True,
+        },
+        store="videos",
+        missing_id="00000000-0000-0000-0000-000000000000",
+        expired_status=403,
+        wrong_key=(400, "Incorrect API key provided: ***. You can obtain an API key from https://console.x.ai."),
+        endings=(
+            Ending(True, "internal_error", XAI_FAILURE),
+            Ending("moderation", "moderation_blocked", "xai withheld the video under its content policy"),
+            Ending("expired", "expired", "xai let the request expire"),
+        ),
+    ),
+    "ltx": AdapterCase(
+        job={
+            "model": "lightricks/ltx-2.3-fast",
+            "provider_model": "ltx-2-3-fast",
+            "prompt": "steam rising from a cup on a windowsill",
+            "duration": 8,
+            "width": 1920,
+            "height": 1080,
+            "resolution": "1080p",
+            "aspect_ratio": "16:9",
+            "audio": True,
+        },
+        store="jobs",
+        missing_id="text-to-video/00000000-0000-0000-0000-000000000000",
+        expired_status=400,
+        wrong_key=(401, "Invalid API key"),
+        endings=(
+            Ending(True, "api_error", LTX_FAILURE),
+            Ending("moderation", "moderation_blocked", LTX_MODERATION),
+        ),
+    ),
+    "openrouter": AdapterCase(
+        job={
+            "model": "google/veo-3.1",
+            "provider_model": "google/veo-3.1",
+            "prompt": "a hummingbird hovering at a red flower",
+            "duration": 8,
+            "width": 1280,
+            "height": 720,
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+            "audio": True,
+        },
+        store="jobs",
+        missing_id="job-missing",
+        expired_status=404,
+        wrong_key=(401, "No auth credentials found"),
+        endings=(
+            Ending(True, "generation_failed", OPENROUTER_FAILURE),
+            Ending("expired", "expired", "openrouter job expired"),
+            Ending("cancelled", None, None, status="cancelled"),
+        ),
+    ),
+    "luma": AdapterCase(
+        job={
+            "model": "luma/ray-2",
+            "provider_model": "ray-2",
+            "prompt": "a koi pond in morning mist",
+            "duration": 5,
+            "width": 1280,
+            "height": 720,
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+        },
+        store="generations",
+        missing_id="00000000-0000-0000-0000-000000000000",
+        expired_status=403,
+        wrong_key=(401, "Invalid API key is provided"),
+        endings=(Ending(True, "generation_failed", LUMA_FAILURE),),
+    ),
 }
 
 

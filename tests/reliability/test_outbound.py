@@ -204,8 +204,8 @@ async def test_webhook_to_a_rebinding_name_never_reaches_loopback(
         async def request(row: Any) -> tuple[str, bytes, dict[str, str]]:
             return url, b"{}", {"content-type": "application/json"}
 
-        async def record(row: Any, code: int | None, error: str | None, permanent: bool, latency_ms: int) -> None:
-            outcomes.append((code, error, permanent))
+        async def record(row: Any, sent: Any, latency_ms: int) -> None:
+            outcomes.append((sent.code, sent.error, sent.permanent))
 
         monkeypatch.setattr(deliverer, "_request", request)
         monkeypatch.setattr(deliverer, "_record", record)
@@ -331,13 +331,15 @@ def test_a_hanging_receiver_does_not_hold_up_another_tenant(tmp_path: Path) -> N
     gw = GatewayProcess(tmp_path / "gw", env=env, log_name="tenants").start()
     try:
         with gw.client(gw.new_key("slow tenant")) as slow, gw.client(gw.new_key("other tenant")) as other:
-            hooked = {**SMALL, "webhook": {"url": f"http://127.0.0.1:{hanging.port}/hook", "secret": SECRET}}
+            changes = ["video.status_changed"]  # every status change: two deliveries a job
+            hook = {"url": f"http://127.0.0.1:{hanging.port}/hook", "secret": SECRET, "events": changes}
+            hooked = {**SMALL, "webhook": hook}
             jobs = [slow.post("/v1/videos", json=hooked).json()["id"] for _ in range(12)]
             for job in jobs:  # 12 jobs, 24 deliveries: more than the deliverer has slots in all
                 wait_status(slow, job, TERMINAL)
             hanging.wait_open(4, timeout=30)
             time.sleep(0.5)  # every due delivery has been claimed by now
-            other_hook = {"url": f"{normal.base_url}/hook", "secret": SECRET}
+            other_hook = {"url": f"{normal.base_url}/hook", "secret": SECRET, "events": changes}
             created = time.monotonic()
             r = other.post("/v1/videos", json={**SMALL, "webhook": other_hook})
             assert r.status_code == 202, r.text

@@ -133,7 +133,7 @@ def two_apis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway
 
     pg, s3 = PostgresServer().start(), SeaweedS3().start()
     root = tmp_path_factory.mktemp("gaps")
-    env = {**postgres_env(pg, s3, "gaps"), "VIDGATE_MAX_WEBSOCKETS_PER_KEY": "1000"}
+    env = {**postgres_env(pg, s3, "gaps"), "VIDGATE_MAX_WEBSOCKETS_PER_KEY": "1000", "VIDGATE_SIGNING_SECRET": "gaps"}
     migrate(env)
     procs = [
         GatewayProcess(root / "a", env=env, command="api", log_name="api", args=("--workers", "1")),
@@ -287,7 +287,7 @@ def test_sigterm_hands_streams_back(command: str, tmp_path: Path, request: pytes
         if not POSTGRES:
             pytest.skip("PostgreSQL + S3 only")
         pg, s3 = request.getfixturevalue("pg_server"), request.getfixturevalue("s3_server")
-        env = postgres_env(pg, s3, f"drain_{os.getpid()}")
+        env = {**postgres_env(pg, s3, f"drain_{os.getpid()}"), "VIDGATE_SIGNING_SECRET": "drain"}
         migrate(env)
         worker = GatewayProcess(tmp_path / "worker", env=env, command="worker", log_name="worker").start()
     args = ("--workers", "1") if command == "api" else ()

@@ -225,7 +225,7 @@ def test_unowned_objects_are_swept_and_owned_ones_kept(
         with gw.client(gw.new_key("orphans", balance=10.0)) as api:
             done = create(api, size="160x90", duration=1)["id"]
             assert wait_status(api, done, {"completed", "failed"})["status"] == "completed"
-            [output] = blob_keys(gw, f"videos/{done}")
+            [output] = [k for k in blob_keys(gw, f"videos/{done}") if k.endswith(".mp4")]
             if kind == "sqlite":  # as old as the orphans: only ownership keeps it
                 os.utime(gw.data_dir / "blobs" / output, (time.time() - old,) * 2)
             # A live job, and an object it recorded before writing: the state a cancel can race.

@@ -140,22 +140,31 @@ def test_bytes_do_not_depend_on_what_memory_held(tmp_path: Path) -> None:
     assert len(outputs) == 1, outputs
 
 
-@pytest.mark.parametrize(
-    "change", [{"prompt": "a lighthouse at dusk"}, {"seed": 2}, {"negative_prompt": "no people"}], ids=str
-)
-def test_any_input_change_gives_visibly_different_video(tmp_path: Path, change: dict[str, Any]) -> None:
+def test_another_prompt_gives_another_picture(tmp_path: Path) -> None:
+    base, other = tmp_path / "base.mp4", tmp_path / "other.mp4"
+    render(spec(), base)
+    render(spec(prompt="a lighthouse at dusk"), other)
+    first_a, first_b = rgb_frames(base)[0], rgb_frames(other)[0]
+    assert np.abs(first_a.astype(np.int16) - first_b).mean() > 15
+
+
+@pytest.mark.parametrize("change", [{"seed": 2}, {"negative_prompt": "no people"}], ids=str)
+def test_seed_or_negative_prompt_recompose_the_scene(tmp_path: Path, change: dict[str, Any]) -> None:
+    """The prompt fixes what is in the scene; the seed (and negative prompt) still move things around,
+    light it at another time of day where the prompt names none, and so on."""
     base, other = tmp_path / "base.mp4", tmp_path / "other.mp4"
     render(spec(), base)
     render(spec(**change), other)
     assert base.read_bytes() != other.read_bytes()
     first_a, first_b = rgb_frames(base)[0], rgb_frames(other)[0]
-    assert np.abs(first_a.astype(np.int16) - first_b).mean() > 15
+    assert np.mean(np.abs(first_a.astype(np.int16) - first_b).max(axis=2) > 24) > 0.02
 
 
 def test_picture_moves(tmp_path: Path) -> None:
     render(spec(), tmp_path / "moving.mp4")
     frames = rgb_frames(tmp_path / "moving.mp4")
-    assert np.abs(frames[0].astype(np.int16) - frames[-1]).mean() > 2
+    changed = np.abs(frames[0].astype(np.int16) - frames[-1]).max(axis=2) > 8
+    assert changed.mean() > 0.01
 
 
 def test_first_frame_starts_the_video_then_blends_away(tmp_path: Path) -> None:

@@ -30,7 +30,11 @@ async def watch(url: str, key: str, seen: list[dict[str, Any]]) -> int:
 
 
 def test_two_apis_two_workers_200_jobs_worker_killed(tmp_path: Path, pg_server: Any, s3_server: Any) -> None:
-    env = {**postgres_env(pg_server, s3_server, "scale_out"), "VIDGATE_MAX_WEBSOCKETS_PER_KEY": "1000"}
+    env = {
+        **postgres_env(pg_server, s3_server, "scale_out"),
+        "VIDGATE_MAX_WEBSOCKETS_PER_KEY": "1000",
+        "VIDGATE_SIGNING_SECRET": "scale-out",
+    }
     migrate(env)
     apis = [
         GatewayProcess(tmp_path / f"api{i}", env=env, command="api", log_name="api", args=("--workers", "1"))

@@ -78,6 +78,7 @@ def job_row(**overrides: Any) -> dict[str, Any]:
         "is_byok": 1,
         "byok": "v1:sealed-text",
         "version": 9,
+        "webhook_state": None,
     }
     row.update(overrides)
     return row

@@ -81,12 +81,12 @@ def test_sign_in_generate_and_play(gateway: GatewayProcess, page: Any) -> None:
     expect(page.get_by_test_id("model-select")).to_have_value(MODEL)
     for testid in ("duration", "resolution", "aspect-ratio", "seed", "audio", "first-frame"):
         expect(form.get_by_test_id(testid)).to_be_visible()  # what vidgate/procedural supports
-    # Another model shows its own parameters only: sora-2 has fixed sizes, no seed and no resolution choice.
-    page.get_by_test_id("model-select").select_option("openai/sora-2")
+    # Another model shows its own parameters only: Hailuo 2.3 has fixed sizes and no seed or negative prompt.
+    page.get_by_test_id("model-select").select_option("minimax/hailuo-2.3")
     expect(form.get_by_test_id("seed")).to_have_count(0)
     expect(form.get_by_test_id("negative-prompt")).to_have_count(0)
-    expect(form.locator('[data-testid="duration"] option')).to_have_text(["4", "8", "12"])
-    expect(form.locator('[data-testid="size"] option')).to_have_text(["Model default", "1280x720", "720x1280"])
+    expect(form.locator('[data-testid="duration"] option')).to_have_text(["6", "10"])
+    expect(form.locator('[data-testid="size"] option')).to_have_text(["Model default", "1366x768", "1920x1080"])
     page.get_by_test_id("model-select").select_option(MODEL)
     expect(form.get_by_test_id("seed")).to_be_visible()
 

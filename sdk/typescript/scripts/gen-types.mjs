@@ -22,7 +22,7 @@ const REPO_ROOT = resolve(PACKAGE_DIR, "../..");
 const OUT = join(PACKAGE_DIR, "src", "types.gen.ts");
 const PYTHON_SNIPPET =
   "import json, sys\n" +
-  "from vidgate.gateway.api.openapi import document\n" +
+  "from vidgate.gateway.api.routes import document\n" +
   "sys.stdout.write(json.dumps(document()))\n";
 
 async function loadDocument(from) {

@@ -24,17 +24,52 @@ export interface VideoGenerationRequest {
   output?: OutputConfig;
   webhook?: WebhookConfig;
   provider?: ProviderRouting;
+  /** Another name for duration */
+  duration_seconds?: number;
+  /** First and last frame images (input_references by role) */
+  frame_images?: FrameImage[];
+  /** Per provider (by name): fields sent only to that provider, over provider_params */
+  provider_options?: Record<string, Record<string, unknown>>;
+  /** Seconds of the input audio (advisory) */
+  input_audio_duration?: number;
+  /** Seconds of the input video (advisory) */
+  input_video_duration?: number;
+  /** Accepted and ignored */
+  debug?: DebugOptions;
+  /** Accepted and ignored */
+  beta?: Record<string, unknown>;
 }
 
+/**
+ * One input medium, in any of the three shapes the reference's clients send:
+ * `{type: image_url, image_url: {url}}`, `{type: video_url | audio_url, media_url: {url}}`, or
+ * `{type: image | video | audio | mask, url | data (+ mime_type) | asset_id | file_id}`. `role`
+ * defaults to `mask` for a mask and `reference` otherwise. `asset_id` may also name an upload
+ * (`file_…`): both name bytes the gateway already holds for the caller.
+ */
 export interface InputReference {
-  type: "image_url";
-  image_url: ImageURL;
-  /** @default "reference" */
+  /** The shape and the kind of medium */
+  type: "audio" | "audio_url" | "image" | "image_url" | "mask" | "video" | "video_url";
+  image_url?: ImageURL;
   role?: "first_frame" | "last_frame" | "mask" | "reference" | "source";
   reference_type?: string;
+  media_url?: MediaURL;
+  /** An https:// URL (or a data: URL) */
+  url?: string;
+  /** The bytes in base64 (with mime_type), or a data: URL */
+  data?: string;
+  mime_type?: string;
+  /** An output of one of your own completed jobs */
+  asset_id?: string;
+  /** One of your own uploads (POST /v1/files) */
+  file_id?: string;
 }
 
 export interface ImageURL {
+  url: string;
+}
+
+export interface MediaURL {
   url: string;
 }
 
@@ -43,10 +78,12 @@ export interface OutputConfig {
   access?: "both" | "bytes" | "signed_url";
 }
 
+/** Where a job's events go: `url` with its `secret`, or a registered endpoint's `endpoint_id`. */
 export interface WebhookConfig {
-  url: string;
+  url?: string;
   secret?: string;
   events?: string[];
+  endpoint_id?: string;
 }
 
 export interface ProviderRouting {
@@ -59,6 +96,26 @@ export interface ProviderRouting {
   allow_fallbacks?: boolean;
 }
 
+/**
+ * An image that is the first or last frame of the video (the OpenRouter spelling of a
+ * `first_frame` / `last_frame` input reference).
+ */
+export interface FrameImage {
+  image_url: string | ImageURL;
+  frame_type: "first_frame" | "last_frame";
+  /** @default "image_url" */
+  type?: "image_url";
+}
+
+/** The reference's debug switches: accepted and ignored (vidgate keeps its own attempt log). */
+export interface DebugOptions {
+  enabled?: boolean;
+  return_upstream_request?: boolean;
+  return_upstream_response?: boolean;
+  trace?: boolean;
+  trace_level?: "full" | "summary";
+}
+
 /** A video job as every route returns it (the spec's VideoGenerationResponse). */
 export interface Video {
   id: string;
@@ -67,13 +124,17 @@ export interface Video {
   created_at: number;
   /** @default "video" */
   object: string;
+  lifecycle_status?: "cancelled" | "completed" | "expired" | "failed" | "pending" | "running";
   polling_url?: string;
+  websocket_url?: string;
+  cancel_url: string | null;
   poll_after_seconds?: number;
   provider?: string;
   request_id?: string;
   /** @default "both" */
   output_access: "both" | "bytes" | "signed_url";
   generation_id: string | null;
+  native_video_id: string | null;
   started_at: number | null;
   completed_at: number | null;
   seconds?: number;
@@ -85,12 +146,15 @@ export interface Video {
   content_url?: string;
   download_url?: string | null;
   expires_at?: number | null;
+  thumbnail_url?: string;
+  spritesheet_url?: string;
   asset: Asset | null;
   outputs?: VideoOutput[];
   usage?: Usage;
   billing?: Billing;
   attempts?: ProviderAttempt[];
   error: JobError | null;
+  webhook?: WebhookState;
 }
 
 export interface Asset {
@@ -111,6 +175,8 @@ export interface VideoOutput {
   download_url?: string;
   expires_at?: number;
   asset?: Asset;
+  thumbnail_url?: string;
+  spritesheet_url?: string;
 }
 
 export interface Usage {
@@ -121,12 +187,29 @@ export interface Usage {
   output_video_seconds: number;
 }
 
+/**
+ * What the job costs: the reference's billing summary (exact decimal dollar strings and whole
+ * nano-dollars) with vidgate's own figures in dollars (`held`, `settled`) alongside.
+ *
+ * `state`: `estimated` while a hold is on (`pending` when nothing is held), `settled` once
+ * charged, `void` when the hold was released uncharged. `reservation_status` is the hold's own
+ * state: `held`, `settled`, `void`, or `none`. Events stored by older gateways carry an
+ * older `state` spelling (`held`, `none`) and no reference fields, hence the loose types.
+ */
 export interface Billing {
   currency: string;
-  state: "held" | "none" | "settled" | "void";
+  state: "pending" | "estimated" | "settled" | "void";
   held: number;
   settled: number;
   reservation_id?: string;
+  reservation_status?: "held" | "none" | "settled" | "void";
+  billable?: boolean;
+  charged?: boolean;
+  estimated_user_cost?: string;
+  settled_user_cost?: string | null;
+  estimated_nanos?: number;
+  reserved_nanos?: number;
+  total_nanos?: number | null;
 }
 
 /**
@@ -147,6 +230,50 @@ export interface JobError {
   provider?: string;
   provider_request_id?: string;
   attempts?: ProviderAttempt[];
+}
+
+/** A job's webhook as its owner sees it: where, which events, how delivery went; never the secret. */
+export interface WebhookState {
+  url: string | null;
+  events: string[];
+  has_secret: boolean;
+  delivery: WebhookDeliverySummary;
+  attempts: WebhookDeliveryAttempt[];
+  endpoint_id: string | null;
+}
+
+export interface WebhookDeliverySummary {
+  /** @default 0 */
+  total_attempts: number;
+  /** @default 0 */
+  delivered_events: number;
+  /** @default [] */
+  delivered_event_types: string[];
+  /** @default 0 */
+  pending_retries: number;
+  next_retry_at: string | null;
+  last_attempt_at: string | null;
+  last_attempt_status: "delivered" | "failed_permanently" | "scheduled_retry" | null;
+  last_response_status: number | null;
+  last_delivered_at: string | null;
+  last_failure_at: string | null;
+  last_error_message: string | null;
+}
+
+/** One try of one event; times are ISO 8601 (UTC). */
+export interface WebhookDeliveryAttempt {
+  id: string;
+  delivery_key: string;
+  event_type: string;
+  status: "delivered" | "failed_permanently" | "scheduled_retry";
+  attempt_number: number;
+  max_attempts: number;
+  tried_at: string;
+  delivered_at: string | null;
+  next_retry_at: string | null;
+  response_status: number | null;
+  error_message: string | null;
+  response_body_preview: string | null;
 }
 
 export interface VideoList {
@@ -173,11 +300,15 @@ export interface DownloadURLRequest {
   ttl_seconds?: number;
   /** @default "attachment" */
   disposition?: "attachment" | "inline";
+  /** @default "video" */
+  variant?: "spritesheet" | "thumbnail" | "video";
 }
 
+/** A signed link: `download_url` (the reference's name) and `url` are the same absolute URL. */
 export interface DownloadURL {
-  url: string;
+  download_url: string;
   expires_at: number;
+  url: string;
   index: number;
   disposition: string;
   /** @default "video.download_url" */
@@ -190,6 +321,11 @@ export interface VideoModelList {
   object: string;
 }
 
+/**
+ * A model of the catalogue: vidgate's `id` and `capabilities` alongside the reference's
+ * `model`, `status`, `input_types`, `output_types` and `supported_*` (`supported_params`
+ * and `supported_parameters` are one list under two names, as are their `_detail`).
+ */
 export interface VideoModel {
   id: string;
   name: string;
@@ -199,6 +335,23 @@ export interface VideoModel {
   /** @default "video.model" */
   object: string;
   description?: string;
+  /** @default "" */
+  model: string;
+  /** @default "active" */
+  status: string;
+  retired?: string;
+  /** @default [] */
+  input_types: string[];
+  /** @default [] */
+  output_types: string[];
+  /** @default [] */
+  supported_params: string[];
+  /** @default [] */
+  supported_parameters: string[];
+  /** @default {} */
+  supported_params_detail: Record<string, ParamDetail>;
+  /** @default {} */
+  supported_parameters_detail: Record<string, ParamDetail>;
 }
 
 export interface ModelCapabilities {
@@ -222,8 +375,14 @@ export interface ModelCapabilities {
   extra_parameters: string[];
   /** @default false */
   cancellable: boolean;
+  durations_by_resolution?: Record<string, number[]>;
+  role_durations?: Record<string, number[]>;
+  role_resolutions?: Record<string, string[]>;
+  exclusive?: string[][];
+  audio_always?: boolean;
 }
 
+/** A provider of a model: vidgate's `name` and state, and the reference's `id` and `supported_*`. */
 export interface ModelProvider {
   name: string;
   /** @default false */
@@ -232,6 +391,34 @@ export interface ModelProvider {
   available: boolean;
   /** @default true */
   healthy: boolean;
+  /** @default "" */
+  id: string;
+  /** @default [] */
+  supported_params: string[];
+  /** @default [] */
+  supported_parameters: string[];
+  /** @default {} */
+  supported_params_detail: Record<string, ParamDetail>;
+  /** @default {} */
+  supported_parameters_detail: Record<string, ParamDetail>;
+}
+
+/**
+ * What a model (or one of its providers) takes for one request field: its kind, the values or
+ * bounds it accepts, its default, the other names it is accepted under, and (model-wide) which
+ * providers take it.
+ */
+export interface ParamDetail {
+  /** @default true */
+  supported: boolean;
+  type?: string;
+  values?: unknown[];
+  min?: number;
+  max?: number;
+  default?: unknown;
+  aliases?: string[];
+  roles?: Record<string, string[]>;
+  providers?: string[];
 }
 
 export interface Price {
@@ -408,6 +595,123 @@ export interface Health {
   checks?: Record<string, string>;
 }
 
+/** The body of `POST /v1/webhook-endpoints`; without `secret` one is generated. */
+export interface WebhookEndpointCreate {
+  url: string;
+  name?: string;
+  events?: string[];
+  secret?: string;
+}
+
+export interface WebhookEndpointUpdate {
+  url?: string;
+  name?: string;
+  events?: string[];
+  status?: "active" | "disabled";
+}
+
+/** How long the previous secret keeps signing beside the new one (seconds; 0 ends it at once). */
+export interface WebhookSecretRotation {
+  /** @default 86400 */
+  overlap_seconds?: number;
+}
+
+/** A registered receiver, in the reference SDK's camelCase; times are ISO 8601 (UTC). */
+export interface WebhookEndpoint {
+  id: string;
+  name: string;
+  url: string;
+  events: string[];
+  hasSecret: boolean;
+  status: "active" | "deleted" | "disabled";
+  workspaceId: string;
+  createdAt: string | null;
+  updatedAt: string | null;
+  deletedAt: string | null;
+  /** @default "webhook_endpoint" */
+  object: string;
+}
+
+/** An endpoint with its signing secret: answered by create and rotate only. */
+export interface WebhookEndpointSecret {
+  id: string;
+  name: string;
+  url: string;
+  events: string[];
+  hasSecret: boolean;
+  status: "active" | "deleted" | "disabled";
+  workspaceId: string;
+  createdAt: string | null;
+  updatedAt: string | null;
+  deletedAt: string | null;
+  /** @default "webhook_endpoint" */
+  object: string;
+  signing_secret: string;
+}
+
+export interface WebhookEndpointList {
+  data: WebhookEndpoint[];
+  /** @default "list" */
+  object: string;
+}
+
+export interface WebhookEndpointDeleted {
+  id: string;
+  /** @default true */
+  deleted: boolean;
+  /** @default "webhook_endpoint" */
+  object: string;
+}
+
+/** What a signed test event to the endpoint met. */
+export interface WebhookEndpointTestResult {
+  ok: boolean;
+  event_id: string;
+  status_code: number | null;
+  error: string | null;
+  response_body_preview: string | null;
+}
+
+/** The multipart form of `POST /v1/files`: the file's bytes, and what it is for. */
+export interface FileUpload {
+  file: string;
+  purpose?: string;
+}
+
+/** An upload (`POST /v1/files`): what its bytes turned out to be, and until when it is kept. */
+export interface UploadedFile {
+  id: string;
+  bytes: number;
+  mime_type: string;
+  kind: "audio" | "image" | "video";
+  sha256: string;
+  created_at: number;
+  expires_at: number;
+  width: number | null;
+  height: number | null;
+  duration_seconds: number | null;
+  purpose: string | null;
+  /** @default "file" */
+  object: string;
+}
+
+export interface FileList {
+  data: UploadedFile[];
+  has_more: boolean;
+  /** @default "list" */
+  object: string;
+  first_id: string | null;
+  last_id: string | null;
+}
+
+export interface FileDeleted {
+  id: string;
+  /** @default "file" */
+  object: string;
+  /** @default true */
+  deleted: boolean;
+}
+
 /** Every route of the gateway: its method and path template. */
 export const operations = {
   listVideos: { method: "GET", path: "/v1/videos" },
@@ -423,6 +727,17 @@ export const operations = {
   createStreamToken: { method: "POST", path: "/v1/videos/{video_id}/stream_token" },
   listWebhookDeliveries: { method: "GET", path: "/v1/videos/{video_id}/webhook_deliveries" },
   redeliverWebhook: { method: "POST", path: "/v1/videos/{video_id}/webhook_deliveries/{delivery_id}/redeliver" },
+  listWebhookEndpoints: { method: "GET", path: "/v1/webhook-endpoints" },
+  createWebhookEndpoint: { method: "POST", path: "/v1/webhook-endpoints" },
+  getWebhookEndpoint: { method: "GET", path: "/v1/webhook-endpoints/{endpoint_id}" },
+  deleteWebhookEndpoint: { method: "DELETE", path: "/v1/webhook-endpoints/{endpoint_id}" },
+  updateWebhookEndpoint: { method: "PATCH", path: "/v1/webhook-endpoints/{endpoint_id}" },
+  rotateWebhookEndpointSecret: { method: "POST", path: "/v1/webhook-endpoints/{endpoint_id}/rotate-secret" },
+  testWebhookEndpoint: { method: "POST", path: "/v1/webhook-endpoints/{endpoint_id}/test" },
+  listFiles: { method: "GET", path: "/v1/files" },
+  createFile: { method: "POST", path: "/v1/files" },
+  getFile: { method: "GET", path: "/v1/files/{file_id}" },
+  deleteFile: { method: "DELETE", path: "/v1/files/{file_id}" },
   videoWebsocket: { method: "GET", path: "/v1/async/video/{video_id}/ws" },
   getUsage: { method: "GET", path: "/v1/usage" },
   listKeys: { method: "GET", path: "/v1/admin/keys" },
@@ -434,6 +749,26 @@ export const operations = {
   patchKeyLimits: { method: "PATCH", path: "/v1/admin/keys/{key_id}/limits" },
   healthz: { method: "GET", path: "/healthz" },
   readyz: { method: "GET", path: "/readyz" },
+  listVideosAlias: { method: "GET", path: "/v1/video/generations" },
+  createVideoAlias: { method: "POST", path: "/v1/video/generations" },
+  listVideoModelsAlias: { method: "GET", path: "/v1/video/generations/models" },
+  getVideoAlias: { method: "GET", path: "/v1/video/generations/{video_id}" },
+  deleteVideoAlias: { method: "DELETE", path: "/v1/video/generations/{video_id}" },
+  getVideoContentAlias: { method: "GET", path: "/v1/video/generations/{video_id}/content" },
+  getVideoDownloadUrlAlias: { method: "POST", path: "/v1/video/generations/{video_id}/download_url" },
+  downloadSignedAlias: { method: "GET", path: "/v1/video/generations/{video_id}/download" },
+  cancelVideoAlias: { method: "POST", path: "/v1/video/generations/{video_id}/cancel" },
+  streamVideoEventsAlias: { method: "GET", path: "/v1/video/generations/{video_id}/events" },
+  createStreamTokenAlias: { method: "POST", path: "/v1/video/generations/{video_id}/stream_token" },
+  listWebhookDeliveriesAlias: { method: "GET", path: "/v1/video/generations/{video_id}/webhook_deliveries" },
+  redeliverWebhookAlias: { method: "POST", path: "/v1/video/generations/{video_id}/webhook_deliveries/{delivery_id}/redeliver" },
+  listWebhookEndpointsAlias: { method: "GET", path: "/v1/webhook_endpoints" },
+  createWebhookEndpointAlias: { method: "POST", path: "/v1/webhook_endpoints" },
+  getWebhookEndpointAlias: { method: "GET", path: "/v1/webhook_endpoints/{endpoint_id}" },
+  deleteWebhookEndpointAlias: { method: "DELETE", path: "/v1/webhook_endpoints/{endpoint_id}" },
+  updateWebhookEndpointAlias: { method: "PATCH", path: "/v1/webhook_endpoints/{endpoint_id}" },
+  rotateWebhookEndpointSecretAlias: { method: "POST", path: "/v1/webhook_endpoints/{endpoint_id}/rotate-secret" },
+  testWebhookEndpointAlias: { method: "POST", path: "/v1/webhook_endpoints/{endpoint_id}/test" },
 } as const;
 
 export type OperationId = keyof typeof operations;
@@ -464,10 +799,13 @@ export interface Operations {
     body: VideoGenerationRequest;
     response: Video;
   };
-  /** The model catalogue */
+  /** The model catalogue (params: comma-separated fields a model must all take) */
   listVideoModels: {
     path: Record<string, never>;
-    query: Record<string, never>;
+    query: {
+      params?: string;
+      include_retired?: boolean;
+    };
     headers: Record<string, never>;
     body: never;
     response: VideoModelList;
@@ -492,13 +830,14 @@ export interface Operations {
     body: never;
     response: VideoDeleted;
   };
-  /** The output bytes (Range supported) */
+  /** The output bytes (Range supported), or its poster frame or spritesheet (variant) */
   getVideoContent: {
     path: {
       video_id: string;
     };
     query: {
       index?: number;
+      variant?: "video" | "thumbnail" | "spritesheet";
     };
     headers: {
       Range?: string;
@@ -526,6 +865,7 @@ export interface Operations {
       disposition: "attachment" | "inline";
       expires: number;
       signature: string;
+      variant?: "video" | "thumbnail" | "spritesheet";
     };
     headers: {
       Range?: string;
@@ -588,6 +928,112 @@ export interface Operations {
     headers: Record<string, never>;
     body: never;
     response: WebhookDelivery;
+  };
+  /** Your webhook endpoints */
+  listWebhookEndpoints: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpointList;
+  };
+  /** Register a webhook endpoint (its signing secret is shown once) */
+  createWebhookEndpoint: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: WebhookEndpointCreate;
+    response: WebhookEndpointSecret;
+  };
+  /** A webhook endpoint */
+  getWebhookEndpoint: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpoint;
+  };
+  /** Delete a webhook endpoint (jobs that name it deliver nothing more) */
+  deleteWebhookEndpoint: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpointDeleted;
+  };
+  /** Change a webhook endpoint's url, name, events or status */
+  updateWebhookEndpoint: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: WebhookEndpointUpdate;
+    response: WebhookEndpoint;
+  };
+  /** A new signing secret (shown once); the previous one keeps signing for the overlap */
+  rotateWebhookEndpointSecret: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body?: WebhookSecretRotation;
+    response: WebhookEndpointSecret;
+  };
+  /** Send a signed webhook.test event to the endpoint now */
+  testWebhookEndpoint: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpointTestResult;
+  };
+  /** Your uploads that have not expired, newest first (keyset pagination) */
+  listFiles: {
+    path: Record<string, never>;
+    query: {
+      limit?: number;
+      after?: string;
+      order?: "asc" | "desc";
+    };
+    headers: Record<string, never>;
+    body: never;
+    response: FileList;
+  };
+  /** Upload an image, video or audio file (multipart/form-data: file, purpose) for input references */
+  createFile: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: UploadedFile;
+  };
+  /** An upload */
+  getFile: {
+    path: {
+      file_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: UploadedFile;
+  };
+  /** Delete an upload and its bytes */
+  deleteFile: {
+    path: {
+      file_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: FileDeleted;
   };
   /** The job's websocket (connect with Upgrade: websocket; plain HTTP is 426) */
   videoWebsocket: {
@@ -694,5 +1140,225 @@ export interface Operations {
     headers: Record<string, never>;
     body: never;
     response: Health;
+  };
+  /** List your video jobs, newest first (keyset pagination) (alias of /v1/videos) */
+  listVideosAlias: {
+    path: Record<string, never>;
+    query: {
+      status?: string;
+      limit?: number;
+      after?: string;
+      order?: "asc" | "desc";
+    };
+    headers: Record<string, never>;
+    body: never;
+    response: VideoList;
+  };
+  /** Create a video job (202; 200 when an Idempotency-Key replays an earlier create) (alias of /v1/videos) */
+  createVideoAlias: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: {
+      "Idempotency-Key"?: string;
+      "X-Provider-Key"?: string;
+    };
+    body: VideoGenerationRequest;
+    response: Video;
+  };
+  /** The model catalogue (params: comma-separated fields a model must all take) (alias of /v1/videos/models) */
+  listVideoModelsAlias: {
+    path: Record<string, never>;
+    query: {
+      params?: string;
+      include_retired?: boolean;
+    };
+    headers: Record<string, never>;
+    body: never;
+    response: VideoModelList;
+  };
+  /** A video job's status (alias of /v1/videos/{video_id}) */
+  getVideoAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: Video;
+  };
+  /** Delete a finished job and its outputs (alias of /v1/videos/{video_id}) */
+  deleteVideoAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: VideoDeleted;
+  };
+  /** The output bytes (Range supported), or its poster frame or spritesheet (variant) (alias of /v1/videos/{video_id}/content) */
+  getVideoContentAlias: {
+    path: {
+      video_id: string;
+    };
+    query: {
+      index?: number;
+      variant?: "video" | "thumbnail" | "spritesheet";
+    };
+    headers: {
+      Range?: string;
+    };
+    body: never;
+    response: Uint8Array;
+  };
+  /** A short-lived signed download link (alias of /v1/videos/{video_id}/download_url) */
+  getVideoDownloadUrlAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body?: DownloadURLRequest;
+    response: DownloadURL;
+  };
+  /** Download through a signed link (no API key; tampered, expired or foreign links are 403) (alias of /v1/videos/{video_id}/download) */
+  downloadSignedAlias: {
+    path: {
+      video_id: string;
+    };
+    query: {
+      index: number;
+      disposition: "attachment" | "inline";
+      expires: number;
+      signature: string;
+      variant?: "video" | "thumbnail" | "spritesheet";
+    };
+    headers: {
+      Range?: string;
+    };
+    body: never;
+    response: Uint8Array;
+  };
+  /** Cancel a queued or running job (alias of /v1/videos/{video_id}/cancel) */
+  cancelVideoAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: Video;
+  };
+  /** Server-sent events: a snapshot, then one update per lifecycle event until the job ends (alias of /v1/videos/{video_id}/events) */
+  streamVideoEventsAlias: {
+    path: {
+      video_id: string;
+    };
+    query: {
+      interval_ms?: number;
+      since?: string;
+    };
+    headers: {
+      "Last-Event-ID"?: string;
+    };
+    body: never;
+    response: ServerSentEvent;
+  };
+  /** A short-lived token for the job's websocket (browsers cannot send headers) (alias of /v1/videos/{video_id}/stream_token) */
+  createStreamTokenAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body?: StreamTokenRequest;
+    response: StreamToken;
+  };
+  /** The job's webhook deliveries with their attempt log (alias of /v1/videos/{video_id}/webhook_deliveries) */
+  listWebhookDeliveriesAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookDeliveryList;
+  };
+  /** Queue a webhook delivery again (alias of /v1/videos/{video_id}/webhook_deliveries/{delivery_id}/redeliver) */
+  redeliverWebhookAlias: {
+    path: {
+      video_id: string;
+      delivery_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookDelivery;
+  };
+  /** Your webhook endpoints (alias of /v1/webhook-endpoints) */
+  listWebhookEndpointsAlias: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpointList;
+  };
+  /** Register a webhook endpoint (its signing secret is shown once) (alias of /v1/webhook-endpoints) */
+  createWebhookEndpointAlias: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: WebhookEndpointCreate;
+    response: WebhookEndpointSecret;
+  };
+  /** A webhook endpoint (alias of /v1/webhook-endpoints/{endpoint_id}) */
+  getWebhookEndpointAlias: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpoint;
+  };
+  /** Delete a webhook endpoint (jobs that name it deliver nothing more) (alias of /v1/webhook-endpoints/{endpoint_id}) */
+  deleteWebhookEndpointAlias: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpointDeleted;
+  };
+  /** Change a webhook endpoint's url, name, events or status (alias of /v1/webhook-endpoints/{endpoint_id}) */
+  updateWebhookEndpointAlias: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: WebhookEndpointUpdate;
+    response: WebhookEndpoint;
+  };
+  /** A new signing secret (shown once); the previous one keeps signing for the overlap (alias of /v1/webhook-endpoints/{endpoint_id}/rotate-secret) */
+  rotateWebhookEndpointSecretAlias: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body?: WebhookSecretRotation;
+    response: WebhookEndpointSecret;
+  };
+  /** Send a signed webhook.test event to the endpoint now (alias of /v1/webhook-endpoints/{endpoint_id}/test) */
+  testWebhookEndpointAlias: {
+    path: {
+      endpoint_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: WebhookEndpointTestResult;
   };
 }

@@ -3,7 +3,7 @@
  *
  * vidgate signs every delivery per Standard Webhooks: `webhook-id`, `webhook-timestamp` and
  * `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed by the bytes
- * the secret's base64 (after `whsec_`) encodes. The hosted reference's scheme is also accepted:
+ * the secret's base64 (after `whsec_`) encodes, or by any other secret's UTF-8 bytes. The hosted reference's scheme is also accepted:
  * `x-phaseo-timestamp` and `x-phaseo-signature: <hex HMAC-SHA256 of "{timestamp}.{body}">`, keyed
  * by the secret's UTF-8 bytes.
  */
@@ -133,11 +133,17 @@ function checkTimestamp(raw: string, options: VerifyOptions): void {
   if (skew < -tolerance) throw new WebhookVerificationError("webhook timestamp is in the future");
 }
 
-/** A Standard Webhooks secret: base64 after an optional `whsec_` prefix. */
+/**
+ * The Standard Webhooks key of a secret, by the gateway's rule: `whsec_` + standard base64 stands
+ * for the bytes it encodes; any other string (the reference accepts any) for its own UTF-8 bytes.
+ */
 function standardKey(secret: string): Uint8Array {
-  const key = fromBase64(secret.startsWith("whsec_") ? secret.slice(6) : secret);
-  if (!key || key.length === 0) throw new WebhookVerificationError("the webhook secret is not whsec_ + base64");
-  return key;
+  if (secret.length === 0) throw new WebhookVerificationError("the webhook secret is empty");
+  if (secret.startsWith("whsec_") && /^[A-Za-z0-9+/]+={0,2}$/.test(secret.slice(6))) {
+    const key = fromBase64(secret.slice(6));
+    if (key && key.length > 0) return key;
+  }
+  return new TextEncoder().encode(secret);
 }
 
 async function importKey(raw: Uint8Array): Promise<CryptoKey> {

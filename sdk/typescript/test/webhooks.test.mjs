@@ -95,7 +95,10 @@ test("real deliveries verify, and anything altered does not", { timeout: 60_000 
   const later = Date.now() + 10 * 60 * 1000;
   await assert.rejects(verifyWebhook(delivery.body, delivery.headers, SECRET, { now: later }), /too old/);
   assert.ok(await verifyWebhook(delivery.body, delivery.headers, SECRET, { now: later, toleranceSeconds: 3600 }));
-  const { ["webhook-signature"]: _, ...unsigned } = delivery.headers;
+  // Both schemes sign every delivery: either one alone verifies, neither is refused.
+  const { ["webhook-signature"]: _, ...referenceSigned } = delivery.headers;
+  assert.equal((await verifyWebhook(delivery.body, referenceSigned, SECRET)).id, event.id);
+  const { ["x-phaseo-signature"]: __, ...unsigned } = referenceSigned;
   await assert.rejects(verifyWebhook(delivery.body, unsigned, SECRET), /no webhook signature headers/);
 
   if (delivery.headers["x-phaseo-signature"]) {
@@ -148,6 +151,18 @@ test("signWebhook produces exactly the Standard Webhooks and reference signature
   // Several signatures in one header (during a secret rotation): any match passes.
   const rotated = { ...headers, "webhook-signature": `v1,${Buffer.alloc(32).toString("base64")} ${headers["webhook-signature"]}` };
   assert.equal((await verifyWebhook(body, rotated, SECRET, { scheme: "standard" })).id, "evt_1");
+});
+
+test("a secret that is not whsec_ + base64 keys both schemes with its UTF-8 bytes, as the gateway does", async () => {
+  const plain = "my-reference-secret-1";
+  const body = '{"id":"evt_3","type":"video.completed","created_at":1,"data":{"id":"vid_3"}}';
+  const timestamp = Math.floor(Date.now() / 1000);
+  const headers = await signWebhook({ payload: body, secret: plain, id: "evt_3", timestamp });
+  const standard = createHmac("sha256", Buffer.from(plain, "utf8")).update(`evt_3.${timestamp}.${body}`).digest("base64");
+  assert.equal(headers["webhook-signature"], `v1,${standard}`);
+  assert.equal((await verifyWebhook(body, headers, plain, { scheme: "standard" })).id, "evt_3");
+  assert.equal((await verifyWebhook(body, headers, plain, { scheme: "reference" })).id, "evt_3");
+  await assert.rejects(verifyWebhook(body, headers, "my-reference-secret-2"), WebhookVerificationError);
 });
 
 test("verification works without a global crypto (as on Node 18)", { timeout: 30_000 }, async () => {

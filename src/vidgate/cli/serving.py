@@ -1,4 +1,5 @@
-"""Launch the HTTP server, granian by default or uvicorn, with the limits only a server can enforce.
+"""Launch the HTTP server, granian by default or uvicorn, with the limits only a server can enforce;
+and a worker's small probe server.
 
 A slow client holds a connection before the app ever sees a request, so the server itself bounds how
 long a request head may take (``header_timeout_seconds``) and how many connections one server process
@@ -9,13 +10,20 @@ holds (``max_connections``); the per-client limits that need a request are the a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import resource
-from typing import Any
+import socket
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
+import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from vidgate.gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from vidgate.gateway.services import Gateway
 
 APP = "vidgate.gateway.app:app_from_env"
 BACKLOG = 2048
@@ -127,3 +135,35 @@ class HeadDeadlineH11(H11Protocol):
         self._head_timer = None
         if self._awaiting_head() and self.transport.get_protocol() is self:
             self.transport.close()
+
+
+class _ProbeServer(uvicorn.Server):
+    """uvicorn inside the worker's own event loop: the worker, not uvicorn, handles the stop signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ProbeServer:
+    """``/healthz``, ``/readyz`` and ``/metrics`` of a worker, on a socket bound before the worker started."""
+
+    def __init__(self, gateway: Gateway, sock: socket.socket) -> None:
+        from vidgate.gateway.api.health import probe_app
+
+        # No log config of its own: its warnings go through the worker's (format, escaping).
+        config = uvicorn.Config(
+            probe_app(gateway), lifespan="off", access_log=False, log_level="warning", log_config=None
+        )
+        self.server = _ProbeServer(config)
+        self.sock = sock
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]), name="probes")
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.sock.close()

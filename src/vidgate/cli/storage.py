@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from vidgate.cli.options import Config, DataDir, load, paragraphs
 
 if TYPE_CHECKING:
     from vidgate.gateway.worker.reconcile import Report
@@ -18,24 +19,19 @@ storage_app = typer.Typer(
     help="Inspect and repair the object store (works on the database and the store directly).",
     no_args_is_help=True,
 )
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where the embedded database and files live.")]
-Config = Annotated[Path | None, typer.Option("--config", help="A TOML settings file (VIDGATE_CONFIG).")]
 SHOWN = 50  # rows per table; --json has them all
-# Paragraphs as single lines: the help renderer keeps a docstring's line breaks.
-RECONCILE_HELP = "\n\n".join(
-    [
-        "Compare the object store with the database: objects no job owns (orphans) and completed jobs whose "
-        "output object is missing. Without --repair nothing is changed.",
-        "With --repair, orphans older than the grace period are removed (the rule the worker's orphan sweep "
-        "applies, run now), as are objects a delete or retention already asked to remove (their retries are not "
-        "waited for), and removal records whose object is already gone are forgotten. Younger orphans are kept, "
-        "as the sweep keeps them, so a write racing its job's last step is never removed under it.",
-        "Missing outputs are reported, never changed, with or without --repair: the gateway cannot recreate the "
-        "bytes, and a missing object is as often a store configured or mounted wrong (another bucket, prefix or "
-        "disk) as a real loss, which marking the jobs would make permanent. Restore the objects, or delete those "
-        "jobs.",
-        "Exits 1 when the store or the database cannot be read, or a repair stopped or was refused.",
-    ]
+RECONCILE_HELP = paragraphs(
+    "Compare the object store with the database: objects no job owns (orphans) and completed jobs whose "
+    "output object is missing. Without --repair nothing is changed.",
+    "With --repair, orphans older than the grace period are removed (the rule the worker's orphan sweep "
+    "applies, run now), as are objects a delete or retention already asked to remove (their retries are not "
+    "waited for), and removal records whose object is already gone are forgotten. Younger orphans are kept, "
+    "as the sweep keeps them, so a write racing its job's last step is never removed under it.",
+    "Missing outputs are reported, never changed, with or without --repair: the gateway cannot recreate the "
+    "bytes, and a missing object is as often a store configured or mounted wrong (another bucket, prefix or "
+    "disk) as a real loss, which marking the jobs would make permanent. Restore the objects, or delete those "
+    "jobs.",
+    "Exits 1 when the store or the database cannot be read, or a repair stopped or was refused.",
 )
 
 
@@ -56,13 +52,12 @@ def reconcile(
     config: Config = None,
 ) -> None:
     """Report orphans and missing outputs; with --repair, remove what the orphan sweep would."""
-    from vidgate.gateway.settings import load_settings
     from vidgate.gateway.storage.blobs import BlobStore
     from vidgate.gateway.storage.db import open_database
     from vidgate.gateway.storage.migrate import migrate
     from vidgate.gateway.worker.reconcile import reconcile as run
 
-    settings = load_settings(data_dir=data_dir, config=config)
+    settings = load(data_dir, config)
     grace = settings.orphan_grace_seconds if grace_seconds is None else grace_seconds
 
     async def main() -> Report:

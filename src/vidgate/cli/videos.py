@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import mimetypes
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from vidgate.cli.options import fail
 from vidgate.client import Client
 from vidgate.errors import VidgateError
 from vidgate.types import Video
@@ -55,6 +57,21 @@ def _image_url(value: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
 
+def check_output(path: Path) -> None:
+    """Exit (code 2) unless a file can be written at ``path``: checked before a job is created and
+    charged, not after it rendered."""
+    if path.is_dir():
+        fail(f"{path} is a directory: name a file, e.g. -o {path / 'video.mp4'}", 2)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        fail(f"cannot write {path}: {parent} is not a directory", 2)
+    try:
+        with tempfile.TemporaryFile(dir=parent) as probe:  # a real write: permissions, read-only mounts
+            probe.write(b"ok")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}", 2)
+
+
 def _summary(video: Video, path: Path | None) -> str:
     asset = video.asset
     parts = [f"{video.id} {video.status}"]
@@ -69,14 +86,16 @@ def _summary(video: Video, path: Path | None) -> str:
 def generate(
     prompt: Annotated[str, typer.Argument(help="What the video should show.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the MP4.")] = Path("video.mp4"),
-    model: Annotated[str, typer.Option(help="Model id (see `vidgate models`).")] = "vidgate/procedural",
+    model: Annotated[str, typer.Option(help="Model id (vidgate models lists them).")] = "vidgate/procedural",
     duration: Annotated[int | None, typer.Option(help="Seconds.")] = None,
     resolution: Annotated[str | None, typer.Option(help="e.g. 720p")] = None,
     aspect_ratio: Annotated[str | None, typer.Option("--aspect-ratio", help="e.g. 16:9")] = None,
     size: Annotated[str | None, typer.Option(help="e.g. 1280x720 (instead of resolution/aspect)")] = None,
-    seed: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option(help="The same prompt and seed give the same video.")] = None,
     audio: Annotated[bool | None, typer.Option("--audio/--no-audio", help="Generate an audio track.")] = None,
-    negative_prompt: Annotated[str | None, typer.Option("--negative-prompt")] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option("--negative-prompt", help="What the video should not show.")
+    ] = None,
     image: Annotated[str | None, typer.Option("--image", help="First frame: a file, https URL or data: URL.")] = None,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 1800.0,
     base_url: BaseURL = None,
@@ -84,6 +103,7 @@ def generate(
     as_json: JSON = False,
 ) -> None:
     """Create a video, show its progress, and download it."""
+    check_output(output)
     client = _client(base_url, api_key)
     fields: dict[str, Any] = {
         "duration": duration,
@@ -138,7 +158,7 @@ def generate(
 @videos_app.command("list")
 def list_videos(
     status: Annotated[str | None, typer.Option(help="Comma-separated statuses.")] = None,
-    limit: Annotated[int, typer.Option()] = 20,
+    limit: Annotated[int, typer.Option(help="How many, at most 100.")] = 20,
     after: Annotated[str | None, typer.Option(help="List after this id.")] = None,
     base_url: BaseURL = None,
     api_key: APIKey = None,
@@ -170,13 +190,14 @@ def get_video(video_id: str, base_url: BaseURL = None, api_key: APIKey = None, a
 @videos_app.command("download")
 def download(
     video_id: str,
-    output: Annotated[Path, typer.Option("-o", "--output")] = Path("video.mp4"),
-    index: Annotated[int, typer.Option()] = 0,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the MP4.")] = Path("video.mp4"),
+    index: Annotated[int, typer.Option(help="Which output, for a job with several samples.")] = 0,
     base_url: BaseURL = None,
     api_key: APIKey = None,
     as_json: JSON = False,
 ) -> None:
     """Download a finished video (resumes a partial file, checks the sha256)."""
+    check_output(output)
     path = _run(lambda: _client(base_url, api_key).videos.download(video_id, output, index=index))
     _print_json({"path": str(path)}) if as_json else typer.echo(str(path))
 

@@ -16,6 +16,7 @@ from httpx_ws import AsyncWebSocketSession, HTTPXWSException, aconnect_ws
 
 from vidgate import errors
 from vidgate.client import _core as core
+from vidgate.client.files import AsyncFiles
 from vidgate.types import DownloadURL, Video, VideoDeleted, VideoGenerationRequest, VideoList, VideoModelList
 
 ProgressCallback = Callable[[Video], Awaitable[None] | None]
@@ -35,6 +36,7 @@ class AsyncClient:
         self.config = core.ClientConfig.build(base_url, api_key, timeout, max_retries)
         self._http = http_client or httpx.AsyncClient(timeout=timeout, trust_env=False)
         self.videos = AsyncVideos(self)
+        self.files = AsyncFiles(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()

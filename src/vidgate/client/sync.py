@@ -12,6 +12,7 @@ import httpx
 from httpx_ws import HTTPXWSException, WebSocketSession, connect_ws
 
 from vidgate.client import _core as core
+from vidgate.client.files import Files
 from vidgate.types import DownloadURL, Video, VideoDeleted, VideoGenerationRequest, VideoList, VideoModelList
 
 T = TypeVar("T")
@@ -30,6 +31,7 @@ class Client:
         self.config = core.ClientConfig.build(base_url, api_key, timeout, max_retries)
         self._http = http_client or httpx.Client(timeout=timeout, trust_env=False)
         self.videos = Videos(self)
+        self.files = Files(self)
 
     def close(self) -> None:
         self._http.close()

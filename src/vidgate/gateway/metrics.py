@@ -1,9 +1,10 @@
 """Prometheus metrics: counters and histograms kept in-process, gauges read from the database at scrape.
 
-Each process exports its own counters (HTTP latency, upstream calls); the job, queue and webhook
-gauges come from the shared database, so any process answers them for the whole deployment. Every
-label takes its values from a closed set, so no request can add a series: a made-up method counts as
-``other``, an unusual status as its class. The ``/metrics`` route itself is in ``api/health.py``.
+Each process exports its own counters (HTTP latency in the API, upstream calls in the workers, which
+serve them on ``VIDGATE_WORKER_METRICS_PORT``); the job, queue and webhook gauges come from the shared
+database, so any process answers them for the whole deployment. Every label takes its values from a
+closed set, so no request can add a series: a made-up method counts as ``other``, an unusual status
+as its class. The ``/metrics`` route itself is in ``api/health.py``.
 """
 
 from __future__ import annotations
@@ -130,7 +131,12 @@ class MetricsMiddleware:
 def observe_upstream(provider: str, operation: str, seconds: float, error: Any = None) -> None:
     UPSTREAM_LATENCY.labels(provider, operation).observe(seconds)
     if error is not None:
-        UPSTREAM_ERRORS.labels(provider, operation, str(bool(getattr(error, "retryable", False))).lower()).inc()
+        upstream_failed(provider, operation, error)
+
+
+def upstream_failed(provider: str, operation: str, error: Any) -> None:
+    """Count a failed upstream call (``retryable`` from the error: whether trying again can help)."""
+    UPSTREAM_ERRORS.labels(provider, operation, str(bool(getattr(error, "retryable", False))).lower()).inc()
 
 
 async def scrape(db: Database) -> bytes:

@@ -129,9 +129,17 @@ def decode_data_url(url: str) -> tuple[bytes, str]:
 
 
 async def fetch_image(
-    client: httpx.AsyncClient, role: str, url: str, *, allow_private: bool, max_bytes: int
+    client: httpx.AsyncClient,
+    role: str,
+    url: str,
+    *,
+    allow_private: bool,
+    max_bytes: int,
+    types: frozenset[str] = IMAGE_TYPES,
+    what: str = "an image (png, jpeg, webp, gif)",
 ) -> ReferenceImage:
-    """Fetch one input reference, checking every redirect hop, its type and its size.
+    """Fetch one input reference, checking every redirect hop, its type (one of ``types``, else it
+    is not ``what``) and its size.
 
     ``client`` should come from ``outbound.guarded_client`` so the connection is checked too.
     """
@@ -158,8 +166,8 @@ async def fetch_image(
                 break
         else:
             raise BlockedURL("too many redirects")
-    if mime not in IMAGE_TYPES:
-        raise BlockedURL(f"the reference is {mime or 'of no type'}, not an image (png, jpeg, webp, gif)")
+    if mime not in types:
+        raise BlockedURL(f"the reference is {mime or 'of no type'}, not {what}")
     if len(data) > max_bytes:
         raise BlockedURL(f"the image is larger than {max_bytes} bytes")
     return ReferenceImage(role=role, url=url, data=data, mime_type=mime)

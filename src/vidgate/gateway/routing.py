@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from msgspec import UNSET
 
-from vidgate.gateway.catalog.catalog import Model
+from vidgate.gateway.catalog.catalog import AUDIO_OFF, Model
 from vidgate.gateway.jobs.spec import VideoSpec
 
 
@@ -27,15 +27,14 @@ class Plan:
 def features(spec: VideoSpec) -> frozenset[str]:
     """The request features a provider must support to take this job."""
     used = set()
-    if spec.audio:
-        used.add("audio")
+    used.add("audio" if spec.audio else AUDIO_OFF)
     if spec.seed is not None:
         used.add("seed")
     if spec.negative_prompt:
         used.add("negative_prompt")
     if spec.sample_count > 1:
         used.add("sample_count")
-    used.update(f"role:{r.role}" for r in spec.references)
+    used.update(r.feature for r in spec.references)
     used.update(spec.extras.names())
     return frozenset(used)
 

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from vidgate.gateway.auth import Keys
-from vidgate.gateway.catalog.catalog import Catalog, load_catalog
+from vidgate.gateway.catalog.catalog import Catalog
+from vidgate.gateway.catalog.configured import configured_catalog
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.notify import PgListener
 from vidgate.gateway.events.stream_slots import Streams
@@ -80,7 +81,8 @@ class Gateway:
         providers = Providers(
             settings.providers, procedural=settings.procedural_enabled, render_parallel=settings.render_parallel
         )
-        gateway = cls(settings, db, catalog or load_catalog(), BlobStore(settings.blob_url, db), providers)
+        catalog = catalog or configured_catalog(settings.models, settings.providers)
+        gateway = cls(settings, db, catalog, BlobStore(settings.blob_url, db), providers)
         await gateway.jobs.load_stats()
         if db.dialect == "postgresql":
             gateway.listener = PgListener(

@@ -16,6 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from vidgate.gateway.base_url import BaseURL, parse_networks, public_url
+from vidgate.gateway.catalog.configured import ConfiguredModel, configured_catalog, parse_models
 from vidgate.gateway.providers.base import ProviderConfig
 from vidgate.gateway.secret import Secret, SecretBox, secret
 
@@ -35,6 +37,16 @@ class Settings:
     secrets_key: Secret | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    # What every URL in an answer starts with (scheme, host, any path prefix), e.g.
+    # https://videos.example.com; unset, each request's own scheme and Host.
+    public_url: str = ""
+    # Peers whose X-Forwarded-Proto and X-Forwarded-Host are believed: addresses or CIDRs,
+    # comma-separated, or "*" for any. Loopback by default (a reverse proxy on the same machine);
+    # empty trusts none.
+    trusted_proxies: str = "127.0.0.0/8, ::1"
+    # Web pages on these origins may call the API from a browser (CORS): comma-separated, e.g.
+    # https://app.example.com, or "*" for any. Empty: no CORS headers, so only same-origin pages can.
+    cors_origins: str = ""
     max_body_bytes: int = 1 << 20
     default_balance_usd: float = 10.0
     byok_fee_per_second_usd: float = 0.0
@@ -78,6 +90,12 @@ class Settings:
     max_in_flight_per_client: int = 256
     # When set, /metrics answers only a scrape bearing it (Authorization: Bearer …).
     metrics_token: Secret | None = None
+    # A worker serves /metrics, /healthz and /readyz on this port (0: it serves none); the upstream
+    # call counters live in the workers, so this is how they are scraped.
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
+    # /readyz writes to the database at most this often (a no-op update), not on every probe.
+    ready_write_probe_seconds: float = 10.0
     webhook_backoff_base_seconds: float = 5.0
     # One delivery attempt: connecting, then the whole attempt until the answer's status line.
     webhook_connect_timeout_seconds: float = 5.0
@@ -86,10 +104,14 @@ class Settings:
     # holds at most this many of the deliverer's slots and every other endpoint keeps flowing.
     webhook_max_in_flight_per_endpoint: int = 4
     reference_max_bytes: int = 20 << 20
+    upload_max_bytes: int = 100 << 20  # one POST /v1/files upload
+    upload_ttl_seconds: float = 86_400.0  # how long an upload is kept before the retention sweep removes it
     procedural_enabled: bool = True
     log_format: str = "text"
     log_level: str = "INFO"
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    # The config file's [models."id"] tables: models added, overridden or left out (catalog.configured).
+    models: tuple[ConfiguredModel, ...] = ()
 
     def __post_init__(self) -> None:
         # Plain strings (a test, a caller building Settings by hand) are wrapped here, once.
@@ -97,6 +119,13 @@ class Settings:
         object.__setattr__(self, "signing_secret", secret(self.signing_secret) or _UNSET)
         object.__setattr__(self, "secrets_key", secret(self.secrets_key) or None)
         object.__setattr__(self, "metrics_token", secret(self.metrics_token) or None)
+        object.__setattr__(self, "public_url", public_url(self.public_url))
+        parse_networks(self.trusted_proxies)  # refused at start, not on the first forwarded request
+
+    @cached_property
+    def base_url(self) -> BaseURL:
+        """Where the URLs of a request's answer start: ``public_url``, else the request's own origin."""
+        return BaseURL(self.public_url, parse_networks(self.trusted_proxies))
 
     @cached_property
     def secret_box(self) -> SecretBox:
@@ -152,18 +181,24 @@ def load_settings(env: dict[str, str] | None = None, **overrides: Any) -> Settin
     env = dict(os.environ if env is None else env)
     values: dict[str, Any] = {}
     providers_table: dict[str, Any] = {}
+    models_table: dict[str, Any] = {}
     config_path = overrides.pop("config", None) or env.get("VIDGATE_CONFIG")
     if config_path:
         data = tomllib.loads(Path(config_path).read_text())
         providers_table = data.pop("providers", {})
+        models_table = data.pop("models", {})
         values.update(data)
     types = {f.name: f.type for f in fields(Settings)}
     for name in types:
         if name != "providers" and (raw := env.get(f"VIDGATE_{name.upper()}")) is not None:
             values[name] = raw
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values = {k: _coerce(types[k], v) for k, v in values.items() if k in types and k != "providers"}
-    settings = Settings(**values, providers=_provider_configs(providers_table, env))
+    values = {k: _coerce(types[k], v) for k, v in values.items() if k in types and k not in ("providers", "models")}
+    providers = _provider_configs(providers_table, env)
+    models = parse_models(models_table, str(config_path)) if models_table else ()
+    if models:  # a model's mistake is refused here, at start
+        configured_catalog(models, providers, source=str(config_path))
+    settings = Settings(**values, providers=providers, models=models)
     return _fill_defaults(settings)
 
 

@@ -12,12 +12,17 @@ echoes the key; offering only ``bearer.KEY`` is accepted with no subprotocol sel
 refuse, so browsers must offer both); or ``?token=`` from ``POST /v1/videos/{id}/stream_token``, a
 short-lived HMAC token bound to the job and its key (``events/stream_tokens.py``). An API key is never
 accepted in a URL.
+
+Websocket options, as the reference's clients send them: ``interval_ms`` (the heartbeat) outside
+1000–10000 is brought into that range, and ``close_on_terminal`` takes true/1/yes/on or
+false/0/no/off. The URLs in the jobs a stream sends are on the base of the request that opened it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -36,6 +41,7 @@ from vidgate.errors import (
 )
 from vidgate.gateway.api.http import caller, decode, int_param, json_response, owner, read_body
 from vidgate.gateway.auth import KEY_PREFIX, Principal
+from vidgate.gateway.base_url import websocket_base
 from vidgate.gateway.events import catchup
 from vidgate.gateway.events.bus import DRAIN
 from vidgate.gateway.events.sockets import Socket
@@ -70,6 +76,8 @@ log = logging.getLogger("vidgate.stream")
 PROTOCOL = "vidgate.v1"
 BEARER_PREFIX = "bearer."
 HEARTBEAT_MIN_MS, HEARTBEAT_MAX_MS, HEARTBEAT_DEFAULT_MS = 1000, 10000, 10000
+_INTERVAL = re.compile(r"-?[0-9]{1,12}\Z")
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
 # ---- websocket --------------------------------------------------------------------------------
@@ -109,14 +117,16 @@ async def _principal(ws: WebSocket, g: Gateway, job_id: str) -> Principal:
 
 
 def _options(ws: WebSocket) -> tuple[float, bool]:
+    """The heartbeat in seconds and ``close_on_terminal``; refuses what is not a number or a boolean."""
     q = ws.query_params
     raw = q.get("interval_ms") or str(HEARTBEAT_DEFAULT_MS)
-    if not raw.isdigit() or not HEARTBEAT_MIN_MS <= int(raw) <= HEARTBEAT_MAX_MS:
-        raise Refused(CLOSE_BAD_REQUEST, f"interval_ms must be between {HEARTBEAT_MIN_MS} and {HEARTBEAT_MAX_MS}")
-    close = (q.get("close_on_terminal") or "true").lower()
-    if close not in ("true", "false", "1", "0"):
-        raise Refused(CLOSE_BAD_REQUEST, "close_on_terminal must be true or false")
-    return int(raw) / 1000, close in ("true", "1")
+    if not _INTERVAL.match(raw):
+        raise Refused(CLOSE_BAD_REQUEST, "interval_ms must be a whole number of milliseconds")
+    interval = min(HEARTBEAT_MAX_MS, max(HEARTBEAT_MIN_MS, int(raw)))
+    close = (q.get("close_on_terminal") or "true").strip().lower()
+    if close not in _TRUE and close not in _FALSE:
+        raise Refused(CLOSE_BAD_REQUEST, "close_on_terminal must be true or false (1/0, yes/no, on/off)")
+    return interval / 1000, close in _TRUE
 
 
 async def video_socket(ws: WebSocket) -> None:
@@ -166,7 +176,9 @@ async def _serve_socket(ws: WebSocket, g: Gateway, job_id: str) -> None:
             return
         sock = Socket(ws, heartbeat, queue)
         start = Start(cursor, None if since else snapshot_id, resumed=bool(since))
-        if await pump(sock, g, who, job_id, queue, g.jobs.view(row), close_on_terminal, stream, start):
+        base = g.settings.base_url.of(ws.scope)
+        snapshot = g.jobs.view(row, base)
+        if await pump(sock, g, who, job_id, queue, snapshot, close_on_terminal, stream, start, base=base):
             await ws.close(CLOSE_NORMAL)
     except Refused as exc:
         await ws.close(exc.code, exc.reason[:120])
@@ -211,7 +223,7 @@ async def video_events(request: Request) -> Response:
         streams.release(stream)
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    body = sse_frames(g, stream, job_id, heartbeat, cursor, backlog)
+    body = sse_frames(g, stream, job_id, heartbeat, cursor, backlog, base=g.settings.base_url.of(request.scope))
     return _EventStream(body, release, media_type="text/event-stream; charset=utf-8", headers=headers)
 
 
@@ -241,4 +253,5 @@ async def stream_token(request: Request) -> Response:
     if not 1 <= opts.ttl_seconds <= TOKEN_TTL_MAX:
         raise ValidationError(f"ttl_seconds must be between 1 and {TOKEN_TTL_MAX}", param="ttl_seconds")
     token, expires = issue_token(g.settings.signing_secret, job_id, principal.key_id, opts.ttl_seconds)
-    return json_response({"token": token, "expires_at": expires, "url": f"/v1/async/video/{job_id}/ws?token={token}"})
+    url = f"{websocket_base(g.settings.base_url.of(request.scope))}/v1/async/video/{job_id}/ws?token={token}"
+    return json_response({"token": token, "expires_at": expires, "url": url})

@@ -273,3 +273,16 @@ def int_param(request: Request, name: str, default: int, lo: int, hi: int) -> in
     if not lo <= value <= hi:
         raise ValidationError(f"{name} must be between {lo} and {hi}", param=name)
     return value
+
+
+def bool_param(request: Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter: ``true``/``false`` (``1``/``0`` too); anything else is a 400, not a guess."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise ValidationError(f"{name} must be true or false", param=name)

@@ -1,15 +1,24 @@
-"""``GET /v1/videos/models``: the catalogue with each provider's availability and health."""
+"""``GET /v1/videos/models``: the catalogue with each provider's availability and health, in the
+reference's shape (``model``, ``status``, ``supported_params``…) with vidgate's own fields alongside.
+
+``?params=a,b`` (comma-separated, or repeated) keeps the models that take every field named, by any
+name a field is accepted under. A model none of whose providers is configured is ``unavailable``.
+A retired model (its maker no longer serves it) is left out unless ``?include_retired=true``, and then
+listed with ``status: "retired"`` and the date.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
-from vidgate.gateway.api.http import json_response
+from vidgate.gateway.api.http import bool_param, json_response
 from vidgate.gateway.billing.pricing import usd
+from vidgate.gateway.catalog import capabilities
 from vidgate.gateway.catalog.catalog import Model
 from vidgate.gateway.providers.registry import Providers
 from vidgate.gateway.services import services
@@ -31,6 +40,7 @@ def model_view(model: Model, providers: Providers) -> VideoModel:
         extra_parameters=sorted(model.extra_params),
         cancellable=model.cancellable,
     )
+    _rules(model, caps)
     if model.sizes:
         caps.sizes = list(model.sizes)
     if model.size_range:
@@ -45,25 +55,67 @@ def model_view(model: Model, providers: Providers) -> VideoModel:
         price.tiers = tiers + (
             [{"audio": True, "add_per_second": usd(card.audio_per_second)}] if card.audio_per_second else []
         )
-    return VideoModel(
-        id=model.id,
-        name=model.name,
-        description=model.description,
-        capabilities=caps,
-        providers=[
+    known = capabilities.profile(model)
+    listed = []
+    for p in model.providers:
+        names, detail = known.providers[p.name]
+        listed.append(
             ModelProvider(
                 name=p.name,
                 alpha=p.alpha,
                 available=providers.is_available(p.name),
                 healthy=not providers.health(p.name).is_open(now),
+                id=p.name,
+                supported_params=names,
+                supported_parameters=names,
+                supported_params_detail=detail,
+                supported_parameters_detail=detail,
             )
-            for p in model.providers
-        ],
+        )
+    names, detail = known.supported, known.details
+    status = "active" if any(p.available for p in listed) else "unavailable"
+    return VideoModel(
+        id=model.id,
+        name=model.name,
+        description=model.description,
+        capabilities=caps,
+        providers=listed,
         pricing=price,
+        model=model.id,
+        status="retired" if model.retired else status,
+        retired=model.retired or UNSET,
+        input_types=capabilities.input_types(model),
+        output_types=capabilities.output_types(model),
+        supported_params=names,
+        supported_parameters=names,
+        supported_params_detail=detail,
+        supported_parameters_detail=detail,
     )
+
+
+def _rules(model: Model, caps: ModelCapabilities) -> None:
+    """The rules the upstreams enforce, on the capabilities, where the model has them."""
+    if model.durations_by_resolution:
+        caps.durations_by_resolution = {r: list(d) for r, d in model.durations_by_resolution.items()}
+    if model.role_durations:
+        caps.role_durations = {r: list(d) for r, d in model.role_durations.items()}
+    if model.role_resolutions:
+        caps.role_resolutions = {r: list(v) for r, v in model.role_resolutions.items()}
+    if model.exclusive:
+        caps.exclusive = [list(group) for group in model.exclusive]
+    if model.audio_always:
+        caps.audio_always = True
+
+
+def wanted_params(request: Request) -> list[str]:
+    """The ``params`` filter: every name given, comma-separated or in repeated parameters."""
+    return [n.strip() for raw in request.query_params.getlist("params") for n in raw.split(",") if n.strip()]
 
 
 async def list_models(request: Request) -> Response:
     g = services(request)
     await g.keys.authenticate(request.headers.get("authorization"))
-    return json_response(VideoModelList(data=[model_view(m, g.providers) for m in g.catalog.models]))
+    wanted = wanted_params(request)
+    retired = bool_param(request, "include_retired")
+    models = [m for m in g.catalog.models if (retired or not m.retired) and capabilities.supports_all(m, wanted)]
+    return json_response(VideoModelList(data=[model_view(m, g.providers) for m in models]))

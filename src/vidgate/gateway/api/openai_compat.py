@@ -26,7 +26,7 @@ from vidgate.errors import (
     ValidationError,
 )
 from vidgate.gateway.api.http import int_param, json_response, owner, read_body, request_id
-from vidgate.gateway.api.videos import serve
+from vidgate.gateway.api.videos import VARIANTS, serve
 from vidgate.gateway.catalog.catalog import Catalog
 from vidgate.gateway.services import services
 from vidgate.types import Video
@@ -187,7 +187,11 @@ async def create_video(request: Request) -> Response:
     who = await owner(request)
     body = _translate(await _fields(request, g.settings.max_body_bytes), g.catalog)
     row, created = await g.jobs.create(
-        who, body, idempotency_key=request.headers.get("idempotency-key"), request_id=request_id(request.scope)
+        who,
+        body,
+        idempotency_key=request.headers.get("idempotency-key"),
+        request_id=request_id(request.scope),
+        base=g.settings.base_url.of(request.scope),  # the job's events and webhooks show absolute URLs
     )
     headers = None if created else {"Idempotent-Replayed": "true"}
     return json_response(openai_video(g.jobs.view(row), _retention(request)), headers=headers)
@@ -240,9 +244,9 @@ async def video_content(request: Request) -> Response:
     g = services(request)
     who = await owner(request)
     variant = request.query_params.get("variant", "video")
-    if variant != "video":
+    if variant not in VARIANTS:  # OpenAI's names: the MP4, a WebP poster frame, a JPEG spritesheet
         raise UnsupportedParameterError(
-            f"variant {variant!r} is not available here; use variant=video", param="variant"
+            f"variant {variant!r} is not available here; use one of {', '.join(VARIANTS)}", param="variant"
         )
     row = await g.jobs.row(who, request.path_params["video_id"])
-    return await serve(request, row, 0, "attachment")
+    return await serve(request, row, 0, "attachment", variant)

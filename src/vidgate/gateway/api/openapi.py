@@ -1,7 +1,8 @@
-"""The OpenAPI document, assembled once from the msgspec models and the route table, and a docs page.
+"""The OpenAPI document, assembled from the msgspec models and the route table, and a docs page.
 
 Each documented entry of the route table (``routes.py``) carries an ``Operation``; this module turns
-those into the document's ``paths``. Routes that answer plain dicts are described by the doc-only
+those into the document's ``paths`` (``routes.document()`` builds it once; the app serves that copy).
+Routes that answer plain dicts are described by the doc-only
 Structs in ``openapi_schemas``, so every response has a schema that schemathesis checks against
 (tests/reliability/test_schemathesis.py).
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -26,6 +26,7 @@ ERRORS = {
     "403": "Forbidden (the admin key on a key route, a key on an admin route, a bad signed link)",
     "404": "Not found (also another owner's id)",
     "409": "Conflict or not ready",
+    "410": "The model is retired (model_retired): its maker no longer serves it",
     "413": "Body too large",
     "415": "Wrong content type",
     "416": "Range not satisfiable",
@@ -89,12 +90,14 @@ class Operation:
     params: tuple[Param, ...] = ()
     errors: tuple[str, ...] = ()
     auth: Literal["key", "admin"] | None = "key"
-    content: str = "application/json"  # of the success body
+    content: str = "application/json"  # of the success body; several comma-separated
     also: tuple[Reply, ...] = field(default=())  # other success answers, always JSON
+    alias_of: str | None = None  # the path this one is another spelling of (``x-alias-of``)
+    body_type: str = "application/json"  # of the request body (an upload's is multipart/form-data)
 
     def spec(self, method: str) -> dict[str, Any]:
         responses: dict[str, Any] = {self.ok.status: _reply(self.ok, self.content)}
-        if self.content == "video/mp4":
+        if self.content.startswith("video/mp4"):
             responses["206"] = _reply(Reply("206", None, "Partial content (Range)"), self.content)
         for reply in self.also:
             responses[reply.status] = _reply(reply, "application/json")
@@ -111,7 +114,9 @@ class Operation:
             media: dict[str, Any] = {"schema": _ref(self.body)}
             if self.example is not None:
                 media["example"] = dict(self.example)
-            op["requestBody"] = {"required": self.body_required, "content": {"application/json": media}}
+            op["requestBody"] = {"required": self.body_required, "content": {self.body_type: media}}
+        if self.alias_of is not None:
+            op["x-alias-of"] = self.alias_of
         if self.auth is None:
             op["security"] = []
         elif self.auth == "admin":
@@ -135,7 +140,7 @@ def _reply(reply: Reply, content: str) -> dict[str, Any]:
     if reply.schema is not None:
         out["content"] = {content: {"schema": _ref(reply.schema)}}
     elif content != "application/json":
-        out["content"] = {content: {"schema": {"type": "string", "format": "binary"}}}
+        out["content"] = {c: {"schema": {"type": "string", "format": "binary"}} for c in content.split(",")}
     return out
 
 
@@ -156,10 +161,8 @@ def _error_response(code: str, text: str) -> dict[str, Any]:
     return {"description": text, "headers": headers, "content": {"application/json": {"schema": _ref("ErrorEnvelope")}}}
 
 
-@cache
-def document() -> dict[str, Any]:
-    from vidgate.gateway.api.routes import operations  # the table holds this module's own routes too
-
+def document(operations: Iterable[tuple[str, str, Operation]]) -> dict[str, Any]:
+    """The whole document for the route table's documented operations (``routes.document`` keeps it)."""
     return {
         "openapi": "3.1.0",
         "info": {
@@ -169,7 +172,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"BearerAuth": []}],
-        "paths": paths(operations()),
+        "paths": paths(operations),
         "components": {
             "schemas": components(),
             "securitySchemes": {
@@ -182,7 +185,8 @@ def document() -> dict[str, Any]:
 
 
 async def openapi_json(request: Request) -> Response:
-    return json_response(document())
+    # The app keeps the document it was built with, so this module needs no import of the table.
+    return json_response(request.app.state.openapi)
 
 
 DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>vidgate API</title>

@@ -120,6 +120,13 @@ class Health(msgspec.Struct):
     checks: dict[str, str] | msgspec.UnsetType = msgspec.UNSET
 
 
+class FileUpload(msgspec.Struct):
+    """The multipart form of ``POST /v1/files``: the file's bytes, and what it is for."""
+
+    file: str
+    purpose: str | msgspec.UnsetType = msgspec.UNSET
+
+
 MODELS: list[Any] = [
     t.VideoGenerationRequest,
     t.Video,
@@ -143,8 +150,21 @@ MODELS: list[Any] = [
     WebhookDeliveryList,
     ServerSentEvent,
     Health,
+    t.WebhookEndpointCreate,
+    t.WebhookEndpointUpdate,
+    t.WebhookSecretRotation,
+    t.WebhookEndpoint,
+    t.WebhookEndpointSecret,
+    t.WebhookEndpointList,
+    t.WebhookEndpointDeleted,
+    t.WebhookEndpointTestResult,
+    FileUpload,
+    t.UploadedFile,
+    t.FileList,
+    t.FileDeleted,
 ]
 
+SECRET = {"minLength": 8, "maxLength": 256, "pattern": "^\\S(.*\\S)?$"}
 # Bounds the routes enforce beyond the Structs' types, so valid examples really are valid.
 CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
     "DownloadURLRequest": {
@@ -152,7 +172,11 @@ CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "ttl_seconds": {"minimum": 60, "maximum": 3600},
     },
     "StreamTokenRequest": {"ttl_seconds": {"minimum": 1, "maximum": TOKEN_TTL_MAX}},
-    "WebhookConfig": {"url": {"maxLength": 2048}},
+    "WebhookConfig": {"url": {"maxLength": 2048}, "secret": SECRET, "endpoint_id": {"maxLength": 64}},
+    "WebhookEndpointCreate": {"url": {"maxLength": 2048}, "name": {"maxLength": 200}, "secret": SECRET},
+    "WebhookEndpointUpdate": {"url": {"maxLength": 2048}, "name": {"maxLength": 200}},
+    "WebhookSecretRotation": {"overlap_seconds": {"minimum": 0, "maximum": 7 * 24 * 3600}},
+    "FileUpload": {"file": {"format": "binary"}, "purpose": {"maxLength": 64}},
 }
 
 

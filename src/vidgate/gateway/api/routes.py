@@ -4,12 +4,17 @@ The app's Starlette routes (``starlette_routes``) and the document's ``paths`` (
 both built from ``ENDPOINTS``, so a route cannot be served and left out of the document, or the other
 way round, unless its entry says it is ``Hidden`` and why. The table is in the document's order;
 routes are matched in the same order, except those marked ``first``.
+
+Every ``/v1/videos`` route is also served under ``/v1/video/generations``, the reference's other
+spelling, and documented there as an alias (operation id ``…Alias``, ``x-alias-of`` its path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cache
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +27,7 @@ from vidgate.gateway.api import (
     dashboard,
     deliveries,
     events,
+    files,
     health,
     models,
     openai_compat,
@@ -29,6 +35,7 @@ from vidgate.gateway.api import (
     poll,
     usage,
     videos,
+    webhook_endpoints,
 )
 from vidgate.gateway.api.openapi import ADMIN, KEYED, Hidden, Operation, Reply, header, path_param, query
 
@@ -60,8 +67,14 @@ class Files:
 
 VIDEO_ID = path_param("video_id")
 KEY_ID = path_param("key_id")
+ENDPOINT_ID = path_param("endpoint_id")
+FILE_ID = path_param("file_id")
+WEBHOOK_ENDPOINTS = "/v1/webhook-endpoints"  # the reference SDK's spelling; also served as webhook_endpoints
 INDEX = {"type": "integer", "minimum": 0, "maximum": 63}
 RANGE = header("Range", {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"})
+# video: the output (the default); thumbnail: its poster frame (WebP); spritesheet: its frames in a grid (JPEG)
+VARIANT = {"type": "string", "enum": list(videos.VARIANTS), "default": "video"}
+VARIANT_TYPES = "video/mp4,image/webp,image/jpeg"
 VIDEO = Reply("200", "Video")
 CREATE_EXAMPLE = {"model": "vidgate/procedural", "prompt": "a lighthouse at dusk", "duration": 1, "size": "128x72"}
 OPENAI = Hidden("the OpenAI video dialect, documented by OpenAI")
@@ -77,7 +90,7 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
             Reply("202", "Video"),
             body="VideoGenerationRequest",
             example=CREATE_EXAMPLE,
-            errors=(*KEYED, "400", "402", "409", "413", "415"),
+            errors=(*KEYED, "400", "402", "409", "410", "413", "415"),
             params=(
                 header("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255}),
                 header("X-Provider-Key", {"type": "string", "description": "provider=key pairs (your own keys)"}),
@@ -106,7 +119,13 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         "/v1/videos/models",
         ("GET",),
         models.list_models,
-        Operation("listVideoModels", "The model catalogue", Reply("200", "VideoModelList"), errors=KEYED),
+        Operation(
+            "listVideoModels",
+            "The model catalogue (params: comma-separated fields a model must all take)",
+            Reply("200", "VideoModelList"),
+            params=(query("params", {"type": "string"}), query("include_retired", {"type": "boolean"})),
+            errors=KEYED,
+        ),
     ),
     Endpoint(
         "/v1/videos/{video_id}",
@@ -132,11 +151,11 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         videos.video_content,
         Operation(
             "getVideoContent",
-            "The output bytes (Range supported)",
+            "The output bytes (Range supported), or its poster frame or spritesheet (variant)",
             Reply("200", None),
-            params=(VIDEO_ID, query("index", INDEX), RANGE),
+            params=(VIDEO_ID, query("index", INDEX), query("variant", VARIANT), RANGE),
             errors=(*KEYED, "400", "404", "409", "416"),
-            content="video/mp4",
+            content=VARIANT_TYPES,
         ),
     ),
     Endpoint(
@@ -167,11 +186,12 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
                 query("disposition", {"type": "string", "enum": ["attachment", "inline"]}, required=True),
                 query("expires", {"type": "integer"}, required=True),
                 query("signature", {"type": "string"}, required=True),
+                query("variant", VARIANT),
                 RANGE,
             ),
             errors=("403", "404", "409", "416"),
             auth=None,
-            content="video/mp4",
+            content=VARIANT_TYPES,
         ),
     ),
     Endpoint(
@@ -236,6 +256,134 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
             "Queue a webhook delivery again",
             Reply("200", "WebhookDelivery"),
             params=(VIDEO_ID, path_param("delivery_id")),
+            errors=(*KEYED, "404"),
+        ),
+    ),
+    Endpoint(
+        WEBHOOK_ENDPOINTS,
+        ("POST",),
+        webhook_endpoints.create_endpoint,
+        Operation(
+            "createWebhookEndpoint",
+            "Register a webhook endpoint (its signing secret is shown once)",
+            Reply("201", "WebhookEndpointSecret"),
+            body="WebhookEndpointCreate",
+            errors=(*KEYED, "400", "413", "415"),
+        ),
+    ),
+    Endpoint(
+        WEBHOOK_ENDPOINTS,
+        ("GET",),
+        webhook_endpoints.list_endpoints,
+        Operation("listWebhookEndpoints", "Your webhook endpoints", Reply("200", "WebhookEndpointList"), errors=KEYED),
+    ),
+    Endpoint(
+        f"{WEBHOOK_ENDPOINTS}/{{endpoint_id}}",
+        ("GET",),
+        webhook_endpoints.get_endpoint,
+        Operation(
+            "getWebhookEndpoint",
+            "A webhook endpoint",
+            Reply("200", "WebhookEndpoint"),
+            params=(ENDPOINT_ID,),
+            errors=(*KEYED, "404"),
+        ),
+    ),
+    Endpoint(
+        f"{WEBHOOK_ENDPOINTS}/{{endpoint_id}}",
+        ("PATCH",),
+        webhook_endpoints.update_endpoint,
+        Operation(
+            "updateWebhookEndpoint",
+            "Change a webhook endpoint's url, name, events or status",
+            Reply("200", "WebhookEndpoint"),
+            body="WebhookEndpointUpdate",
+            params=(ENDPOINT_ID,),
+            errors=(*KEYED, "400", "404", "413", "415"),
+        ),
+    ),
+    Endpoint(
+        f"{WEBHOOK_ENDPOINTS}/{{endpoint_id}}",
+        ("DELETE",),
+        webhook_endpoints.delete_endpoint,
+        Operation(
+            "deleteWebhookEndpoint",
+            "Delete a webhook endpoint (jobs that name it deliver nothing more)",
+            Reply("200", "WebhookEndpointDeleted"),
+            params=(ENDPOINT_ID,),
+            errors=(*KEYED, "404"),
+        ),
+    ),
+    Endpoint(
+        f"{WEBHOOK_ENDPOINTS}/{{endpoint_id}}/rotate-secret",
+        ("POST",),
+        webhook_endpoints.rotate_secret,
+        Operation(
+            "rotateWebhookEndpointSecret",
+            "A new signing secret (shown once); the previous one keeps signing for the overlap",
+            Reply("200", "WebhookEndpointSecret"),
+            body="WebhookSecretRotation",
+            body_required=False,
+            params=(ENDPOINT_ID,),
+            errors=(*KEYED, "400", "404", "413"),
+        ),
+    ),
+    Endpoint(
+        f"{WEBHOOK_ENDPOINTS}/{{endpoint_id}}/test",
+        ("POST",),
+        webhook_endpoints.test_endpoint,
+        Operation(
+            "testWebhookEndpoint",
+            "Send a signed webhook.test event to the endpoint now",
+            Reply("200", "WebhookEndpointTestResult"),
+            params=(ENDPOINT_ID,),
+            errors=(*KEYED, "400", "404", "413"),
+        ),
+    ),
+    Endpoint(
+        "/v1/files",
+        ("POST",),
+        files.create_file,
+        Operation(
+            "createFile",
+            "Upload an image, video or audio file (multipart/form-data: file, purpose) for input references",
+            Reply("201", "UploadedFile"),
+            body="FileUpload",
+            body_type="multipart/form-data",
+            errors=(*KEYED, "400", "413", "415"),
+        ),
+    ),
+    Endpoint(
+        "/v1/files",
+        ("GET",),
+        files.list_files,
+        Operation(
+            "listFiles",
+            "Your uploads that have not expired, newest first (keyset pagination)",
+            Reply("200", "FileList"),
+            errors=(*KEYED, "400"),
+            params=(
+                query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
+                query("after", {"type": "string"}),
+                query("order", {"type": "string", "enum": ["asc", "desc"]}),
+            ),
+        ),
+    ),
+    Endpoint(
+        "/v1/files/{file_id}",
+        ("GET",),
+        files.get_file,
+        Operation("getFile", "An upload", Reply("200", "UploadedFile"), params=(FILE_ID,), errors=(*KEYED, "404")),
+    ),
+    Endpoint(
+        "/v1/files/{file_id}",
+        ("DELETE",),
+        files.delete_file,
+        Operation(
+            "deleteFile",
+            "Delete an upload and its bytes",
+            Reply("200", "FileDeleted"),
+            params=(FILE_ID,),
             errors=(*KEYED, "404"),
         ),
     ),
@@ -367,6 +515,35 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
 )
 
 
+VIDEOS, GENERATIONS = "/v1/videos", "/v1/video/generations"
+
+
+def alias(entry: Endpoint) -> Endpoint:
+    """``entry`` under ``/v1/video/generations``, documented as an alias of its path."""
+    doc = entry.doc
+    if isinstance(doc, Operation):
+        doc = replace(doc, id=f"{doc.id}Alias", summary=f"{doc.summary} (alias of {entry.path})", alias_of=entry.path)
+    return replace(entry, path=GENERATIONS + entry.path[len(VIDEOS) :], doc=doc)
+
+
+ENDPOINTS += tuple(
+    alias(e) for e in ENDPOINTS if isinstance(e, Endpoint) and (e.path == VIDEOS or e.path.startswith(VIDEOS + "/"))
+)
+
+
+def underscored(entry: Endpoint) -> Endpoint:
+    """A webhook endpoint route under ``/v1/webhook_endpoints``, documented as an alias."""
+    doc = entry.doc
+    if isinstance(doc, Operation):
+        doc = replace(doc, id=f"{doc.id}Alias", summary=f"{doc.summary} (alias of {entry.path})")
+    return replace(entry, path="/v1/webhook_endpoints" + entry.path[len(WEBHOOK_ENDPOINTS) :], doc=doc)
+
+
+ENDPOINTS += tuple(
+    underscored(e) for e in ENDPOINTS if isinstance(e, Endpoint) and e.path.startswith(WEBHOOK_ENDPOINTS)
+)
+
+
 def operations() -> Iterator[tuple[str, str, Operation]]:
     """(path, lower-case method, operation) for every documented method; HEAD goes with GET."""
     for entry in ENDPOINTS:
@@ -374,6 +551,12 @@ def operations() -> Iterator[tuple[str, str, Operation]]:
             for method in entry.methods:
                 if method != "HEAD":
                     yield entry.path, method.lower(), entry.doc
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of this table, built once."""
+    return openapi.document(operations())
 
 
 def starlette_routes() -> list[BaseRoute]:

@@ -1,4 +1,7 @@
-"""The ``/v1/videos`` routes but the poll (``poll.py``): thin adapters from HTTP onto the job service."""
+"""The ``/v1/videos`` routes but the poll (``poll.py``): thin adapters from HTTP onto the job service.
+
+Every URL they answer with is absolute, on the request's base (``gateway/base_url.py``).
+"""
 
 from __future__ import annotations
 
@@ -20,13 +23,15 @@ from vidgate.errors import (
 )
 from vidgate.gateway.api.http import decode, int_param, json_response, owner, read_body, request_id
 from vidgate.gateway.ids import now_s
-from vidgate.gateway.jobs.records import JobRecord, StoredOutput
+from vidgate.gateway.jobs.records import JobRecord, StoredImage, StoredOutput
 from vidgate.gateway.jobs.signing import sign_path, verify
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.services import Gateway, services
 from vidgate.types import DownloadURL, DownloadURLRequest
 
 MIN_TTL, MAX_TTL = 60, 3600
+# What ``variant`` selects: the output itself, or one of the images made from it when it was stored.
+VARIANTS = ("video", "thumbnail", "spritesheet")
 
 
 async def create_video(request: Request) -> Response:
@@ -35,9 +40,12 @@ async def create_video(request: Request) -> Response:
     body = await read_body(request, g.settings.max_body_bytes)
     key = request.headers.get("idempotency-key")
     byok = provider_keys(request.headers.get("x-provider-key"))
-    row, created = await g.jobs.create(who, body, idempotency_key=key, request_id=request_id(request.scope), byok=byok)
-    video = g.jobs.view(row)
-    headers = {"Location": f"/v1/videos/{row.id}"}
+    base = g.settings.base_url.of(request.scope)
+    row, created = await g.jobs.create(
+        who, body, idempotency_key=key, request_id=request_id(request.scope), byok=byok, base=base
+    )
+    video = g.jobs.view(row, base)
+    headers = {"Location": f"{base}/v1/videos/{row.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return json_response(video, 202 if created else 200, headers)
@@ -69,6 +77,7 @@ async def list_videos(request: Request) -> Response:
         limit=int_param(request, "limit", 20, 1, 100),
         after=after,
         order=order,
+        base=g.settings.base_url.of(request.scope),
     )
     return json_response(result)
 
@@ -89,11 +98,35 @@ def _output(row: JobRecord, index: int) -> StoredOutput:
     return outputs[index]
 
 
-async def serve(request: Request, row: JobRecord, index: int, disposition: str) -> Response:
-    """Output ``index`` of a job as the response (Range, ETag), from local disk or the object store."""
+def variant_param(value: str | None) -> str:
+    """The ``variant`` query: absent is the video; anything but ``VARIANTS`` is a 400."""
+    if value is None or value == "video":
+        return "video"
+    if value not in VARIANTS:
+        raise ValidationError(f"variant must be one of {', '.join(VARIANTS)}", param="variant")
+    return value
+
+
+def _variant(row: JobRecord, index: int, variant: str) -> tuple[StoredOutput | StoredImage, str]:
+    """What ``variant`` of output ``index`` serves, and the file name it is offered under."""
     out = _output(row, index)
+    if variant == "video":
+        return out, f"{row.id}-{index}.mp4"
+    image = out.thumbnail if variant == "thumbnail" else out.spritesheet
+    if isinstance(image, StoredImage):
+        return image, f"{row.id}-{index}-{variant}.{image.key.rsplit('.', 1)[-1]}"
+    raise NotFoundError(
+        f"output {index} of video {row.id} has no {variant}: it was stored before {variant}s were made, "
+        "or making one failed",
+        param="variant",
+    )
+
+
+async def serve(request: Request, row: JobRecord, index: int, disposition: str, variant: str = "video") -> Response:
+    """Output ``index`` of a job, or an image made from it (``variant``), as the response (Range, ETag),
+    from local disk or the object store."""
+    out, filename = _variant(row, index, variant)
     g = services(request)
-    filename = f"{row.id}-{index}.mp4"
     headers = {
         "ETag": f'"{out.sha256}"',
         "Cache-Control": "private, max-age=3600",
@@ -115,7 +148,11 @@ CHUNK = 4 << 20
 
 
 async def _local_range(
-    path: Path, span: tuple[int, int], out: StoredOutput, headers: dict[str, str], content_disposition: str
+    path: Path,
+    span: tuple[int, int],
+    out: StoredOutput | StoredImage,
+    headers: dict[str, str],
+    content_disposition: str,
 ) -> Response:
     """A range of a local output by ``pread``: one read for small ranges, 1 MiB reads off the loop for large ones.
 
@@ -157,7 +194,12 @@ async def _local_range(
 
 
 async def _stream_object(
-    request: Request, g: Gateway, out: StoredOutput, headers: dict[str, str], filename: str, disposition: str
+    request: Request,
+    g: Gateway,
+    out: StoredOutput | StoredImage,
+    headers: dict[str, str],
+    filename: str,
+    disposition: str,
 ) -> Response:
     size = out.bytes
     headers = {**headers, "Accept-Ranges": "bytes", "Content-Disposition": f'{disposition}; filename="{filename}"'}
@@ -211,8 +253,9 @@ def _single_range(header: str, size: int) -> tuple[int, int] | None:
 
 async def video_content(request: Request) -> Response:
     who = await owner(request)
+    variant = variant_param(request.query_params.get("variant"))
     row = await services(request).jobs.row(who, request.path_params["video_id"])
-    return await serve(request, row, int_param(request, "index", 0, 0, 63), "attachment")
+    return await serve(request, row, int_param(request, "index", 0, 0, 63), "attachment", variant)
 
 
 async def download_url(request: Request) -> Response:
@@ -225,12 +268,14 @@ async def download_url(request: Request) -> Response:
     opts: DownloadURLRequest = decode(body, DownloadURLRequest)
     if not MIN_TTL <= opts.ttl_seconds <= MAX_TTL:
         raise ValidationError(f"ttl_seconds must be between {MIN_TTL} and {MAX_TTL}", param="ttl_seconds")
-    out = _output(row, opts.index)
+    out, _ = _variant(row, opts.index, opts.variant)
     expires = now_s() + opts.ttl_seconds
     url = await g.blobs.presign(out.key, opts.ttl_seconds) if not g.blobs.is_local else None
     if url is None:
-        url = sign_path(g.settings.signing_secret, row.id, opts.index, opts.disposition, expires)
-    return json_response(DownloadURL(url=url, expires_at=expires, index=opts.index, disposition=opts.disposition))
+        path = sign_path(g.settings.signing_secret, row.id, opts.index, opts.disposition, expires, opts.variant)
+        url = g.settings.base_url.of(request.scope) + path
+    link = DownloadURL(download_url=url, expires_at=expires, url=url, index=opts.index, disposition=opts.disposition)
+    return json_response(link)
 
 
 async def signed_download(request: Request) -> Response:
@@ -243,21 +288,24 @@ async def signed_download(request: Request) -> Response:
         disposition, signature = q["disposition"], q["signature"]
     except (KeyError, ValueError):
         raise PermissionDeniedError("this download link is incomplete or malformed") from None
-    if disposition not in ("attachment", "inline") or not verify(
-        g.settings.signing_secret, job_id, index, disposition, expires, signature
+    variant = q.get("variant", "video")
+    if (
+        disposition not in ("attachment", "inline")
+        or variant not in VARIANTS
+        or not verify(g.settings.signing_secret, job_id, index, disposition, expires, signature, variant)
     ):
         raise PermissionDeniedError("this download link's signature does not match")
     if expires < now_s():
         raise PermissionDeniedError("this download link has expired; ask for a new one")
     row = await g.jobs.row_any_owner(job_id)
-    return await serve(request, row, index, disposition)
+    return await serve(request, row, index, disposition, variant)
 
 
 async def cancel_video(request: Request) -> Response:
     g = services(request)
     who = await owner(request)
     row = await g.jobs.cancel(who, request.path_params["video_id"])
-    return json_response(g.jobs.view(row))
+    return json_response(g.jobs.view(row, g.settings.base_url.of(request.scope)))
 
 
 async def delete_video(request: Request) -> Response:

@@ -5,6 +5,19 @@ The package ships one file per model maker (``google.toml``, ``kling.toml``, ...
 model id, with ``unsupported`` naming what that provider cannot take) and what it costs, in integer
 micro-dollars (1 USD = 1_000_000) per output second with optional tiers. ``listing.toml`` holds the
 order the models are listed in.
+
+Input references are declared per kind of medium: ``input_reference_roles`` for images (a mask is an
+image with the role ``mask``), ``video_reference_roles`` and ``audio_reference_roles`` for the others.
+A provider sends only images unless its ``media`` names the other kinds it takes; routing never gives
+it a job with a video or audio reference otherwise. ``input_video_seconds`` and ``input_audio_seconds``
+bound the ``input_video_duration`` and ``input_audio_duration`` a request may state.
+
+Rules the upstreams enforce, so a create breaking one is refused at once rather than upstream:
+``durations_by_resolution`` (the durations a resolution is made at), ``role_durations`` and
+``role_resolutions`` (the durations and resolutions a reference role needs), ``exclusive`` (lists of
+features, in ``unsupported``'s terms, that one request may not combine) and ``audio_always`` (on a
+model or a provider entry: audio cannot be turned off; the feature ``audio_off`` then joins that
+provider's ``unsupported``). ``retired`` is the date the maker stopped serving the model.
 """
 
 from __future__ import annotations
@@ -17,6 +30,10 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+AUDIO_OFF = "audio_off"  # the feature of a job made without audio
+
+ROLES = ("first_frame", "last_frame", "reference", "source", "mask")
+MEDIA_KINDS = ("image", "video", "audio")
 RESOLUTION_SHORT_SIDE = {
     "360p": 360,
     "480p": 480,
@@ -48,6 +65,8 @@ class ModelProviderRef:
     alpha: bool = False
     unsupported: frozenset[str] = frozenset()
     pricing: PriceCard | None = None
+    media: frozenset[str] = frozenset({"image"})  # the kinds of input reference its adapter sends
+    audio_always: bool = False  # it cannot turn audio off
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,9 @@ class Model:
     seed: bool = False
     negative_prompt: bool = False
     sample_count: tuple[int, int] = (1, 1)
-    input_reference_roles: tuple[str, ...] = ()
+    input_reference_roles: tuple[str, ...] = ()  # of images
+    video_reference_roles: tuple[str, ...] = ()
+    audio_reference_roles: tuple[str, ...] = ()
     required_roles: tuple[str, ...] = ()
     extra_params: frozenset[str] = frozenset()
     cancellable: bool = False
@@ -78,6 +99,35 @@ class Model:
     deadline_seconds: int = 3600
     pricing: PriceCard = field(default_factory=lambda: PriceCard(per_second=0))
     description: str = ""
+    input_video_seconds: tuple[float, float] | None = None
+    input_audio_seconds: tuple[float, float] | None = None
+    durations_by_resolution: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    role_durations: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    role_resolutions: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    exclusive: tuple[tuple[str, ...], ...] = ()
+    retired: str | None = None  # the date its maker stopped serving it
+
+    @property
+    def audio_always(self) -> bool:
+        """No provider of the model can make it without audio."""
+        return self.audio and all(p.audio_always for p in self.providers)
+
+    def durations_at(self, resolution: str | None) -> list[int]:
+        """The durations the model makes at ``resolution``."""
+        allowed = self.durations_by_resolution.get(resolution or "")
+        every = self.duration_list()
+        return every if allowed is None else [d for d in every if d in allowed]
+
+    def reference_roles(self, kind: str) -> tuple[str, ...]:
+        """The roles the model takes references of ``kind`` (image, video, audio) in."""
+        if kind == "image":
+            return self.input_reference_roles
+        return self.video_reference_roles if kind == "video" else self.audio_reference_roles
+
+    @property
+    def reference_kinds(self) -> tuple[str, ...]:
+        """The kinds of input reference the model takes, in ``MEDIA_KINDS`` order."""
+        return tuple(k for k in MEDIA_KINDS if self.reference_roles(k))
 
     def supports_duration(self, seconds: int) -> bool:
         if self.duration_range:
@@ -109,6 +159,47 @@ def _price(raw: dict[str, Any]) -> PriceCard:
     )
 
 
+def _roles(raw: dict[str, Any], key: str) -> tuple[str, ...]:
+    roles = tuple(raw.get(key, ()))
+    if unknown := sorted(set(roles) - set(ROLES)):
+        raise ValueError(f"model {raw['id']}: {key} names unknown roles {unknown}; roles: {', '.join(ROLES)}")
+    return roles
+
+
+def _bounds(raw: dict[str, Any], key: str) -> tuple[float, float] | None:
+    if key not in raw:
+        return None
+    lo, hi = (float(x) for x in raw[key])
+    return lo, hi
+
+
+def _provider(raw: dict[str, Any], model: dict[str, Any]) -> ModelProviderRef:
+    """A provider of a model; the video and audio references the model takes but the provider does not
+    send, and a job without audio where it always makes audio, are added to what it cannot take, so
+    routing passes it over for such jobs."""
+    media = frozenset(("image", *raw.get("media", ())))
+    if unknown := sorted(media - set(MEDIA_KINDS)):
+        raise ValueError(f"model {model['id']}: provider {raw['name']} names unknown media {unknown}")
+    cannot = {
+        f"{kind}:{role}"
+        for kind in MEDIA_KINDS
+        if kind not in media
+        for role in model.get(f"{kind}_reference_roles", ())
+    }
+    always = bool(raw.get("audio_always", model.get("audio_always", False)))
+    if always:
+        cannot.add(AUDIO_OFF)
+    return ModelProviderRef(
+        raw["name"],
+        raw["model"],
+        bool(raw.get("alpha", False)),
+        frozenset(raw.get("unsupported", ())) | cannot,
+        _price(raw["pricing"]) if "pricing" in raw else None,
+        media,
+        always,
+    )
+
+
 def _model(raw: dict[str, Any]) -> Model:
     durations = raw.get("durations", [raw.get("default_duration", 4)])
     is_range = bool(raw.get("duration_range", False))
@@ -116,16 +207,7 @@ def _model(raw: dict[str, Any]) -> Model:
         id=raw["id"],
         name=raw.get("name", raw["id"]),
         description=raw.get("description", ""),
-        providers=tuple(
-            ModelProviderRef(
-                p["name"],
-                p["model"],
-                bool(p.get("alpha", False)),
-                frozenset(p.get("unsupported", ())),
-                _price(p["pricing"]) if "pricing" in p else None,
-            )
-            for p in raw["providers"]
-        ),
+        providers=tuple(_provider(p, raw) for p in raw["providers"]),
         durations=tuple(durations),
         duration_range=is_range,
         default_duration=raw.get("default_duration", durations[0]),
@@ -141,14 +223,27 @@ def _model(raw: dict[str, Any]) -> Model:
         seed=raw.get("seed", False),
         negative_prompt=raw.get("negative_prompt", False),
         sample_count=tuple(raw.get("sample_count", (1, 1))),
-        input_reference_roles=tuple(raw.get("input_reference_roles", ())),
+        input_reference_roles=_roles(raw, "input_reference_roles"),
+        video_reference_roles=_roles(raw, "video_reference_roles"),
+        audio_reference_roles=_roles(raw, "audio_reference_roles"),
         required_roles=tuple(raw.get("required_roles", ())),
         extra_params=frozenset(raw.get("extra_params", ())),
         cancellable=raw.get("cancellable", False),
         expected_seconds=float(raw.get("expected_seconds", 60)),
         deadline_seconds=int(raw.get("deadline_seconds", 3600)),
         pricing=_price(raw.get("pricing", {})),
+        input_video_seconds=_bounds(raw, "input_video_seconds"),
+        input_audio_seconds=_bounds(raw, "input_audio_seconds"),
+        durations_by_resolution=_by_key(raw, "durations_by_resolution", int),
+        role_durations=_by_key(raw, "role_durations", int),
+        role_resolutions=_by_key(raw, "role_resolutions", str),
+        exclusive=tuple(tuple(group) for group in raw.get("exclusive", ())),
+        retired=str(raw["retired"]) if raw.get("retired") else None,
     )
+
+
+def _by_key(raw: dict[str, Any], key: str, kind: type) -> dict[str, Any]:
+    return {name: tuple(kind(v) for v in values) for name, values in raw.get(key, {}).items()}
 
 
 @dataclass(frozen=True)
@@ -172,27 +267,41 @@ LISTING = "listing.toml"
 
 def load_catalog(path: Path | None = None) -> Catalog:
     """The shipped catalogue, or the one file at ``path`` (listed in its own order)."""
-    models = _models(path.read_text()) if path is not None else _shipped(resources.files(__package__))
+    return build_catalog(catalog_tables(path))
+
+
+def catalog_tables(path: Path | None = None) -> list[dict[str, Any]]:
+    """The catalogue's ``[[models]]`` tables as read, in listing order (before ``build_catalog``)."""
+    return _tables(path.read_text()) if path is not None else _shipped(resources.files(__package__))
+
+
+def build_catalog(tables: list[dict[str, Any]]) -> Catalog:
+    models = [model_from_table(t) for t in tables]
     ids = [m.id for m in models]
     if len(ids) != len(set(ids)):
         raise ValueError(f"duplicate model ids in the catalogue: {sorted({i for i in ids if ids.count(i) > 1})}")
     return Catalog(tuple(models))
 
 
-def _models(text: str) -> list[Model]:
-    return [_model(m) for m in tomllib.loads(text).get("models", ())]
+def model_from_table(raw: dict[str, Any]) -> Model:
+    """One ``[[models]]`` table as a ``Model``: the format's every key, with its defaults."""
+    return _model(raw)
 
 
-def _shipped(folder: Traversable) -> list[Model]:
+def _tables(text: str) -> list[dict[str, Any]]:
+    return list(tomllib.loads(text).get("models", ()))
+
+
+def _shipped(folder: Traversable) -> list[dict[str, Any]]:
     """Every maker's file beside this module, in the listing's order; models it does not name come
     after, by file name and then in file order."""
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".toml") and f.name != LISTING), key=_name)
-    models = [m for f in files for m in _models(f.read_text())]
+    tables = [t for f in files for t in _tables(f.read_text())]
     listing = tomllib.loads(folder.joinpath(LISTING).read_text())["order"]
-    if stale := sorted(set(listing) - {m.id for m in models}):
+    if stale := sorted(set(listing) - {t["id"] for t in tables}):
         raise ValueError(f"{LISTING} names models no catalogue file has: {stale}")
     rank = {model_id: i for i, model_id in enumerate(listing)}
-    return sorted(models, key=lambda m: rank.get(m.id, len(rank)))
+    return sorted(tables, key=lambda t: rank.get(t["id"], len(rank)))
 
 
 def _name(file: Traversable) -> str:

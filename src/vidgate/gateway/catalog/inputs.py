@@ -26,7 +26,8 @@ MAX_VALUES = 10_000  # keys and array items in all, at every level
 MAX_KEY_CHARS = 256
 MAX_STRING_CHARS = 256 << 10
 MIN_INT, MAX_INT = -(2**63), 2**64 - 1  # what JSON libraries (and so every provider) can carry
-FREE_FORM = ("provider_params",)  # the create body's fields that take any JSON
+FREE_FORM = ("provider_params", "provider_options", "beta")  # the create body's fields that take any JSON
+MAX_MEDIA_URL_CHARS = 4096
 _BAD_URL_CHARS = re.compile(r"[\s\x00-\x1f\x7f-\x9f\\]")
 _MAX_PARAM = 128
 
@@ -72,17 +73,24 @@ def check_url(url: str, param: str, *, allow_http: bool, max_chars: int, expecte
 def check_image_url(url: str, param: str, *, allow_http: bool) -> None:
     """An input image: an https:// URL, or an inline ``data:image/…;base64,`` whose header declares a
     size that may be decoded (the picture itself is decoded only in the worker)."""
+    check_media_url(url, param, "image", allow_http=allow_http)
+
+
+def check_media_url(url: str, param: str, kind: str, *, allow_http: bool) -> None:
+    """An input medium of ``kind`` (image, video, audio): an https:// URL, or the bytes inline as a
+    ``data:<kind>/…;base64,`` URL; an inline image's header must declare a size that may be decoded."""
     if not url.startswith("data:"):
-        check_url(url, param, allow_http=allow_http, max_chars=4096, expected="an https:// URL or a data: URL")
+        expected = "an https:// URL or a data: URL"
+        check_url(url, param, allow_http=allow_http, max_chars=MAX_MEDIA_URL_CHARS, expected=expected)
         return
     header, sep, payload = url.partition(",")
-    if not sep or len(header) > 100 or ";base64" not in header or not header[5:].startswith("image/"):
-        raise ValidationError("a data: URL must be data:image/<type>;base64,<data>", param=param)
+    if not sep or len(header) > 100 or ";base64" not in header or not header[5:].startswith(f"{kind}/"):
+        raise ValidationError(f"a data: URL here must be data:{kind}/<type>;base64,<data>", param=param)
     try:
         data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValidationError("the data: URL is not valid base64", param=param) from exc
-    info = sniff(data)
+    info = sniff(data) if kind == "image" else None
     if info is not None and (why := oversize(info)) is not None:
         raise ValidationError(f"{param}: {why}", param=param)
 

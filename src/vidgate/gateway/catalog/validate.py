@@ -8,45 +8,28 @@ inline images are bounded by ``inputs``; messages quote a caller's value only cu
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any
 
 import msgspec
+from msgspec import UnsetType
 
-from vidgate.errors import ModelNotFoundError, UnsupportedParameterError, ValidationError
+from vidgate.errors import ModelNotFoundError, ModelRetiredError, UnsupportedParameterError, ValidationError
 from vidgate.gateway.catalog.catalog import RESOLUTION_SHORT_SIDE, Catalog, Model
-from vidgate.gateway.catalog.inputs import (
-    check_free_form,
-    check_image_url,
-    check_nesting,
-    check_url,
-    clip,
-    cut,
-    too_deep,
-)
-from vidgate.gateway.jobs.spec import Extras, Reference, Routing, VideoSpec, Webhook
-from vidgate.gateway.secret import Secret
+from vidgate.gateway.catalog.inputs import FREE_FORM, check_free_form, check_nesting, clip, cut, too_deep
+from vidgate.gateway.catalog.references import references
+from vidgate.gateway.catalog.rules import check as check_rules
+from vidgate.gateway.catalog.webhook_config import job_webhook
+from vidgate.gateway.jobs.spec import Extras, Routing, VideoSpec
 from vidgate.types import VideoGenerationRequest
 
 SIZE_RE = re.compile(r"^([1-9][0-9]{1,4})x([1-9][0-9]{1,4})$")
 RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
 MAX_PROMPT_CHARS = 10_000
-MAX_REFERENCES = 8
 MAX_SEED = 2**32 - 1
-WEBHOOK_EVENTS = frozenset(
-    {
-        "video.created",
-        "video.status_changed",
-        "video.progress",
-        "video.completed",
-        "video.failed",
-        "video.cancelled",
-        "video.expired",
-    }
-)
-TOP_LEVEL_FIELDS = frozenset(VideoGenerationRequest.__struct_fields__)
+# Fields accepted and ignored, or holding provider fields themselves: provider_params may use these names.
+_NOT_SHADOWED = frozenset({"debug", "beta", "provider_options"})
+TOP_LEVEL_FIELDS = frozenset(VideoGenerationRequest.__struct_fields__) - _NOT_SHADOWED
 # Request fields that only some models accept; a model opts in with ``extra_params``.
 OPTIONAL_FIELDS = ("enhance_prompt", "compression_quality", "person_generation", "resize_mode")
 
@@ -151,38 +134,6 @@ def _resolve_size(model: Model, req: VideoGenerationRequest) -> tuple[int, int, 
     return width, height, str(resolution), str(ratio)
 
 
-def check_webhook_secret(secret: str | None) -> None:
-    """A Standard Webhooks secret: ``whsec_`` + base64 of 24 to 64 random bytes."""
-    if not secret:
-        raise ValidationError("webhook.secret is required (whsec_ + base64 of 24-64 bytes)", param="webhook.secret")
-    if not secret.startswith("whsec_"):
-        raise ValidationError("webhook.secret must start with whsec_", param="webhook.secret")
-    try:
-        raw = base64.b64decode(secret[6:], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValidationError("webhook.secret is not valid base64 after whsec_", param="webhook.secret") from exc
-    if not 24 <= len(raw) <= 64:
-        raise ValidationError("webhook.secret must encode 24 to 64 bytes", param="webhook.secret")
-
-
-def _webhook(req: VideoGenerationRequest, allow_http: bool) -> Webhook | None:
-    if req.webhook is msgspec.UNSET:
-        return None
-    hook = req.webhook
-    check_url(hook.url, "webhook.url", allow_http=allow_http, max_chars=2048)
-    secret = hook.secret if hook.secret is not msgspec.UNSET else None
-    check_webhook_secret(secret)
-    events = list(hook.events) if hook.events is not msgspec.UNSET else []
-    for i, event in enumerate(events):
-        if event not in WEBHOOK_EVENTS:
-            raise ValidationError(
-                f"unknown webhook event {clip(event)}; known: {_listing(sorted(WEBHOOK_EVENTS))}",
-                param=f"webhook.events[{i}]",
-            )
-    # Held as a Secret from here on; the job's stored spec has it in the clear for the deliverer.
-    return Webhook(hook.url, Secret(secret) if secret else None, tuple(events))
-
-
 def _routing(req: VideoGenerationRequest, model: Model, known: frozenset[str]) -> Routing:
     if req.provider is msgspec.UNSET:
         return Routing()
@@ -223,11 +174,16 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
         raise ModelNotFoundError(
             f"model {clip(req.model)} is not in the catalogue; see GET /v1/videos/models", param="model"
         )
-    duration = req.duration if req.duration is not msgspec.UNSET else model.default_duration
+    if model.retired is not None:
+        raise ModelRetiredError(
+            f"{model.id} was retired on {model.retired}: its maker no longer serves it; see GET /v1/videos/models",
+            param="model",
+        )
+    duration, duration_param = _duration(req, model)
     if not model.supports_duration(duration):
         raise ValidationError(
-            f"duration {duration} is not supported by {model.id}; supported: {model.duration_text()}",
-            param="duration",
+            f"{duration_param} {duration} is not supported by {model.id}; supported: {model.duration_text()}",
+            param=duration_param,
         )
     width, height, resolution, ratio = _resolve_size(model, req)
 
@@ -263,38 +219,12 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
             raise UnsupportedParameterError(f"{model.id} does not take {name}", param=name)
         extras[name] = value
 
-    references: list[Reference] = []
-    refs = req.input_references if req.input_references is not msgspec.UNSET else []
-    if len(refs) > MAX_REFERENCES:
-        raise ValidationError(f"at most {MAX_REFERENCES} input_references", param="input_references")
-    for i, ref in enumerate(refs):
-        if ref.role not in model.input_reference_roles:
-            supported = _listing(model.input_reference_roles) or "none"
-            raise UnsupportedParameterError(
-                f"{model.id} does not take input references with role {ref.role}; supported roles: {supported}",
-                param=f"input_references[{i}].role",
-            )
-        check_image_url(ref.image_url.url, f"input_references[{i}].image_url.url", allow_http=allow_http)
-        references.append(Reference(ref.role, ref.image_url.url))
-    for role in model.required_roles:
-        if all(r.role != role for r in references):
-            raise ValidationError(f"{model.id} needs a {role} image in input_references", param="input_references")
-    roles = [r.role for r in references if r.role != "reference"]
-    if len(roles) != len(set(roles)):
-        raise ValidationError(
-            "each of first_frame, last_frame, source, mask may be given once", param="input_references"
-        )
-
+    refs = references(req, model, allow_http=allow_http)
     params = dict(req.provider_params) if req.provider_params is not msgspec.UNSET else {}
-    check_free_form(params, "provider_params")
-    for key in params:
-        if key in TOP_LEVEL_FIELDS:
-            raise ValidationError(
-                f"provider_params.{key} shadows the top-level field {key}; set {key} directly",
-                param=f"provider_params.{key}",
-            )
+    _check_provider_fields(params, "provider_params")
+    options = _provider_options(req, catalog.provider_names)
     access = req.output.access if req.output is not msgspec.UNSET else "both"
-    return VideoSpec(
+    spec = VideoSpec(
         model=model.id,
         prompt=prompt,
         duration=duration,
@@ -306,21 +236,77 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
         seed=seed,
         sample_count=sample_count,
         negative_prompt=negative,
-        references=tuple(references),
+        references=refs,
         provider_params=params,
         extras=Extras(**extras),
         output_access=access,
-        webhook=_webhook(req, allow_http),
+        webhook=job_webhook(req.webhook, allow_http=allow_http),
         routing=_routing(req, model, catalog.provider_names),
+        provider_options=options,
+        input_audio_duration=_input_seconds(req.input_audio_duration, "input_audio_duration", model),
+        input_video_duration=_input_seconds(req.input_video_duration, "input_video_duration", model),
     )
+    check_rules(model, spec, duration_param)
+    return spec
+
+
+def _duration(req: VideoGenerationRequest, model: Model) -> tuple[int, str]:
+    """The duration and the name it was given under: ``duration``, or ``duration_seconds`` (the
+    reference SDK's spelling); both may be given only with one value."""
+    given, alias = req.duration, req.duration_seconds
+    if given is not msgspec.UNSET and alias is not msgspec.UNSET and given != alias:
+        raise ValidationError(
+            f"duration {given} and duration_seconds {alias} differ; give one of them", param="duration_seconds"
+        )
+    if given is not msgspec.UNSET:
+        return given, "duration"
+    if alias is not msgspec.UNSET:
+        return alias, "duration_seconds"
+    return model.default_duration, "duration"
+
+
+def _check_provider_fields(fields: dict[str, Any], param: str) -> None:
+    """Free-form provider fields: bounded, and never a top-level field under another guise."""
+    check_free_form(fields, param)
+    for key in fields:
+        if key in TOP_LEVEL_FIELDS:
+            raise ValidationError(
+                f"{param}.{key} shadows the top-level field {key}; set {key} directly", param=f"{param}.{key}"
+            )
+
+
+def _provider_options(req: VideoGenerationRequest, known: frozenset[str]) -> dict[str, dict[str, Any]] | UnsetType:
+    """``provider_options``: per provider, by name, fields sent only when that provider runs the job."""
+    if req.provider_options is msgspec.UNSET:
+        return msgspec.UNSET
+    for name, fields in req.provider_options.items():
+        if name not in known:
+            raise ValidationError(
+                f"provider_options names unknown provider {clip(name)}; providers: {_listing(sorted(known))}",
+                param=f"provider_options.{cut(name, 100)}",
+            )
+        _check_provider_fields(fields, f"provider_options.{name}")
+    return {name: dict(fields) for name, fields in req.provider_options.items() if fields} or msgspec.UNSET
+
+
+def _input_seconds(value: float | UnsetType, name: str, model: Model) -> float | UnsetType:
+    """What the caller says an input medium lasts: checked against the model's bounds where it
+    declares some, otherwise only kept (advisory)."""
+    bounds = model.input_audio_seconds if name == "input_audio_duration" else model.input_video_seconds
+    if value is msgspec.UNSET or bounds is None:
+        return value
+    lo, hi = bounds
+    if not lo <= value <= hi:
+        raise ValidationError(f"{name} must be between {lo:g} and {hi:g} seconds for {model.id}", param=name)
+    return value
 
 
 def decode_request(body: bytes) -> VideoGenerationRequest:
     """Decode and type-check a create body, turning msgspec's complaint into a named param.
 
-    Free-form fields are bounded before msgspec recurses into them. Only ``provider_params`` (typed
-    ``Any``) can make it recurse, as every other field is refused at its first wrong token: so a
-    ``RecursionError`` (nesting past what orjson parses) names it.
+    Free-form fields are bounded before msgspec recurses into them. Only they (typed ``Any``) can
+    make it recurse, as every other field is refused at its first wrong token: so a ``RecursionError``
+    (nesting past what orjson parses) names the first of them the body holds.
     """
     check_nesting(body)
     try:
@@ -331,7 +317,7 @@ def decode_request(body: bytes) -> VideoGenerationRequest:
     except msgspec.DecodeError as exc:
         raise ValidationError(f"the body is not valid JSON: {cut(str(exc), 200)}") from None
     except RecursionError:
-        raise too_deep("provider_params") from None
+        raise too_deep(next((f for f in FREE_FORM if f'"{f}"'.encode() in body), FREE_FORM[0])) from None
 
 
 _AT = re.compile(r" - at `\$(.*)`$")

@@ -13,21 +13,12 @@ from typing import Any
 import msgspec
 import orjson
 
+from vidgate.gateway.events import webhook_events
 from vidgate.gateway.ids import new_id
 from vidgate.gateway.jobs.spec import Webhook
 from vidgate.gateway.storage.db import Q, Tx
 from vidgate.types import JobEvent, Video
 
-DEFAULT_WEBHOOK_EVENTS = frozenset(
-    {
-        "video.status_changed",
-        "video.completed",
-        "video.failed",
-        "video.cancelled",
-        "video.expired",
-    }
-)
-TERMINAL_EVENTS = frozenset({"video.completed", "video.failed", "video.cancelled", "video.expired"})
 _INSERT = Q(
     "INSERT INTO events (id, job_id, owner_id, type, created_at, data) VALUES (:id, :job, :owner, :type, :now, :data)"
 )
@@ -50,11 +41,7 @@ _INSERT_NOTIFY = Q(
 
 
 def wanted(webhook: Webhook | None, event_type: str) -> bool:
-    if webhook is None:
-        return False
-    events = webhook.events or DEFAULT_WEBHOOK_EVENTS
-    # A terminal event is a status change too: subscribers to status changes hear of it.
-    return event_type in events or ("video.status_changed" in events and event_type in TERMINAL_EVENTS)
+    return webhook is not None and webhook_events.wanted(webhook.events, event_type)
 
 
 async def emit(tx: Tx, *, video: Video, owner_id: str, event_type: str, now: int, webhook: Webhook | None) -> JobEvent:

@@ -68,7 +68,11 @@ def _snapshot(video: Video, event_id: str | None) -> dict[str, Any]:
 
 
 def _deleted(job_id: str) -> dict[str, Any]:
-    return {"type": "job.deleted", "data": {"id": job_id, "object": "video.deleted", "deleted": True}}
+    """The job is gone: its id and kind (what the reference sends) and the delete's answer."""
+    return {
+        "type": "job.deleted",
+        "data": {"id": job_id, "kind": "video", "object": "video.deleted", "deleted": True},
+    }
 
 
 _encoded: dict[str, tuple[JobEvent, bytes, str]] = {}
@@ -119,10 +123,13 @@ async def pump(
     close_on_terminal: bool,
     stream: Stream | None = None,
     start: Start | None = None,
+    *,
+    base: str | None = None,
 ) -> bool:
     """Relay the job's events until it ends; True when the server should close the socket.
 
-    Raises ``Refused`` when ``stream``'s key is revoked meanwhile, or the process is draining.
+    A refresh answers with the job's URLs on ``base`` (the snapshot's). Raises ``Refused`` when
+    ``stream``'s key is revoked meanwhile, or the process is draining.
     """
     start = start or Start(None)
     cursor = start.cursor
@@ -166,7 +173,7 @@ async def pump(
                     raise message
                 if message["type"] == "websocket.disconnect":
                     return False
-                if await _answer(sock, g, who, job_id, message, close_on_terminal, cursor):
+                if await _answer(sock, g, who, job_id, message, close_on_terminal, cursor, base):
                     return True
     finally:
         sock.stop()
@@ -180,8 +187,13 @@ async def _answer(
     message: Message,
     close_on_terminal: bool,
     cursor: Cursor | None = None,
+    base: str | None = None,
 ) -> bool:
-    """Answer one client message; True when the socket should close (a refresh found the job over)."""
+    """Answer one client message; True when the socket should close (a refresh found the job over).
+
+    A refresh is answered with ``job.updated`` carrying the job as it is now, with the newest event id
+    it shows (or ``job.deleted``).
+    """
     text = (message.get("text") or "").strip()
     kind = text.lower()
     if text.startswith("{"):
@@ -199,8 +211,11 @@ async def _answer(
         except NotFoundError:
             await sock.send(_deleted(job_id))
             return True
-        video = g.jobs.view(row)
-        await sock.send(_snapshot(video, latest))
+        video = g.jobs.view(row, base)
+        message = _message("job.updated", video)
+        if latest:
+            message["id"] = latest
+        await sock.send(message)
         return close_on_terminal and video.status in TERMINAL
     else:
         await sock.send(
@@ -234,10 +249,17 @@ def _revoked_frame() -> bytes:
 
 
 async def sse_frames(
-    g: Gateway, stream: Stream, job_id: str, heartbeat: float, cursor: Cursor | None, backlog: list[JobEvent]
+    g: Gateway,
+    stream: Stream,
+    job_id: str,
+    heartbeat: float,
+    cursor: Cursor | None,
+    backlog: list[JobEvent],
+    *,
+    base: str | None = None,
 ) -> AsyncIterator[bytes]:
-    """The stream's frames: a snapshot (or, resuming, ``backlog``: the events after the client's id),
-    then updates until the job ends, the key is revoked or the process drains."""
+    """The stream's frames: a snapshot (its URLs on ``base``) or, resuming, ``backlog`` (the events after
+    the client's id), then updates until the job ends, the key is revoked or the process drains."""
     who, queue = stream.owner, stream.queue
     loop = asyncio.get_running_loop()
     yield b"retry: 3000\n\n"
@@ -249,7 +271,7 @@ async def sse_frames(
         except NotFoundError:
             yield _frame(_deleted(job_id), None)
             return
-        video = g.jobs.view(row)
+        video = g.jobs.view(row, base)
         yield _frame(_snapshot(video, snapshot_id), snapshot_id)
         if video.status in TERMINAL:
             return

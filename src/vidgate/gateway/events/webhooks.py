@@ -1,8 +1,11 @@
-"""Webhook delivery: Standard Webhooks signatures, retries with backoff, and a delivery log.
+"""Webhook delivery: signed twice (Standard Webhooks and the reference's ``x-phaseo-*`` headers),
+retries with backoff, a delivery log, and the job's delivery summary.
 
 Delivery rows are queued by the outbox in the job's own transaction; the deliverer claims due
 rows with a lease, so a crash mid-send only delays a delivery and another process may take it
-over. The ``webhook-id`` header is the event id on every attempt, so receivers can deduplicate.
+over. The ``webhook-id`` (and ``x-phaseo-event-id``) header is the event id on every attempt, so
+receivers can deduplicate. Each attempt is folded into the job's ``webhook_state`` in the
+transaction that records it, so the job's view shows it without a second read.
 
 Receivers are independent: each endpoint (scheme, host, port) has a few slots per process, and a
 row claimed for a full endpoint is parked (its next attempt moved past the time a slot should
@@ -20,18 +23,21 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
-from standardwebhooks import Webhook
 
+from vidgate.gateway.events import webhook_state
+from vidgate.gateway.events.signatures import Attempt, signed_headers
+from vidgate.gateway.events.webhook_endpoints import EndpointRecord, Endpoints
+from vidgate.gateway.events.webhook_send import Sent, post, sender
+from vidgate.gateway.events.webhook_state import MAX_ATTEMPTS
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.spec import decode_spec
-from vidgate.gateway.net import BlockedURL, check_url
+from vidgate.gateway.secret import Secret
 from vidgate.gateway.settings import Settings
-from vidgate.gateway.storage.db import Database, Q, Row
+from vidgate.gateway.storage.db import Database, Q, Row, Tx
 from vidgate.types import JobEvent
 
 if TYPE_CHECKING:
@@ -50,7 +56,6 @@ UNEXPECTED = "not sent: the delivery failed unexpectedly"
 GIVE_UP_MS = 24 * 3600 * 1000  # after the delivery was queued
 IDLE_SECONDS = 1.0  # fallback wake-up for retries due later and rows other processes queued
 LOG_LIMIT = 50
-USER_AGENT = "vidgate-webhooks/1"
 
 _CLAIM = Q(
     "UPDATE webhook_deliveries SET lease_until = :until WHERE id IN (SELECT id FROM webhook_deliveries "
@@ -67,6 +72,12 @@ _NEXT_DUE = Q(
 )
 _EVENT = Q("SELECT id, type, created_at, data FROM events WHERE id = :id")
 _JOB_SPEC = Q("SELECT spec FROM jobs WHERE id = :id")
+_EVENT_TYPE = Q("SELECT type FROM events WHERE id = :id")
+# The job's delivery summary, locked first (then the delivery row), the order the outbox takes them in.
+_JOB_STATE = Q(
+    "SELECT webhook_state FROM jobs WHERE id = :id", pg="SELECT webhook_state FROM jobs WHERE id = :id FOR UPDATE"
+)
+_SET_JOB_STATE = Q("UPDATE jobs SET webhook_state = :state WHERE id = :id")
 _RECORD = Q(
     "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, next_attempt_at = :next, "
     "lease_until = NULL, last_status_code = :code, last_error = :error, log = :log, delivered_at = :delivered "
@@ -117,22 +128,13 @@ class Deliverer:
     """Sends due webhook deliveries; an event sink woken by every bus publish, with a short fallback sleep."""
 
     def __init__(self, db: Database, settings: Settings) -> None:
-        # Here, not at the top: API-only processes serve the delivery routes but send nothing.
-        import httpx
-
-        from vidgate.gateway.outbound import guarded_client
-
         self.db = db
         self.settings = settings
+        self.endpoints = Endpoints(db, settings.secret_box, allow_http=settings.allow_private_urls)
         self.attempt_seconds = settings.webhook_timeout_seconds
         self.lease_ms = int(self.attempt_seconds * 1000) + LEASE_MARGIN_MS
         self.per_endpoint = max(1, settings.webhook_max_in_flight_per_endpoint)
-        self.http: httpx.AsyncClient = guarded_client(
-            allow_private=settings.allow_private_urls,
-            timeout=httpx.Timeout(self.attempt_seconds, connect=settings.webhook_connect_timeout_seconds),
-            follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
-        )
+        self.http: httpx.AsyncClient = sender(settings)
         self.running: dict[str, asyncio.Task[None]] = {}
         self.in_flight: Counter[str] = Counter()
         # Rows parked per endpoint, oldest first: delivery id -> the next_attempt_at it was parked at.
@@ -255,32 +257,25 @@ class Deliverer:
 
     async def attempt(self, row: Row) -> None:
         """Send one delivery once and record the outcome (delivered, retry later, or failed)."""
-        import httpx
-
         started = time.monotonic()
-        code: int | None = None
-        error: str | None = None
-        permanent = False
         try:
             url, body, headers = await self._request(row)
-            async with asyncio.timeout(self.attempt_seconds):
-                await check_url(url, allow_private=self.settings.allow_private_urls)
-                async with self.http.stream("POST", url, content=body, headers=headers) as response:
-                    code = response.status_code
-            if not 200 <= code < 300:
-                error = f"HTTP {code}" + (" (redirects are not followed)" if 300 <= code < 400 else "")
-        except (_Permanent, BlockedURL) as exc:
-            error, permanent = f"not sent: {exc}", True
-        except (TimeoutError, httpx.TimeoutException):
-            error = "timed out"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            sent = await post(
+                self.http,
+                url,
+                body,
+                headers,
+                seconds=self.attempt_seconds,
+                allow_private=self.settings.allow_private_urls,
+            )
+        except _Permanent as exc:
+            sent = Sent(error=f"not sent: {exc}", permanent=True)
         except Exception:
-            # A URL that does not parse, a secret that does not decode, a bug: a failed attempt like
+            # A URL that does not parse, a secret that does not open, a bug: a failed attempt like
             # any other, backed off, so it can never spin; the details go to the log, not the API.
             log.exception("webhook delivery %s failed unexpectedly", row["id"])
-            error = UNEXPECTED
-        await self._record(row, code, error, permanent, latency_ms=int((time.monotonic() - started) * 1000))
+            sent = Sent(error=UNEXPECTED)
+        await self._record(row, sent, latency_ms=int((time.monotonic() - started) * 1000))
 
     async def _request(self, row: Row) -> tuple[str, bytes, dict[str, str]]:
         event = await self.db.fetchone(_EVENT, {"id": row["event_id"]})
@@ -288,7 +283,15 @@ class Deliverer:
             raise _Permanent("the event no longer exists (the video was deleted)")
         job = await self.db.fetchone(_JOB_SPEC, {"id": row["job_id"]})
         hook = decode_spec(job["spec"]).webhook if job is not None else None
-        if hook is None or not hook.secret:
+        if hook is None:
+            raise _Permanent("the video no longer has a webhook")
+        url = row["url"]
+        if hook.endpoint_id:
+            endpoint = await self.endpoints.for_delivery(row["owner_id"], hook.endpoint_id)
+            url, secrets = self._endpoint_target(endpoint)
+        elif hook.secret:
+            secrets = [hook.secret]
+        else:
             raise _Permanent("the video no longer has a webhook")
         body = orjson.dumps(
             {
@@ -298,30 +301,32 @@ class Deliverer:
                 "data": orjson.Fragment(event["data"]),
             }
         )
-        sent_at = datetime.now(tz=UTC)
-        signature = Webhook(hook.secret.reveal()).sign(event["id"], sent_at, body.decode())
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": event["id"],
-            "webhook-timestamp": str(int(sent_at.timestamp())),
-            "webhook-signature": signature,
-        }
-        return row["url"], body, headers
+        attempt = Attempt(event["id"], event["type"], row["attempts"] + 1, MAX_ATTEMPTS, row["id"])
+        return url, body, signed_headers(body, secrets, attempt)
 
-    async def _record(self, row: Row, code: int | None, error: str | None, permanent: bool, latency_ms: int) -> None:
+    def _endpoint_target(self, endpoint: EndpointRecord | None) -> tuple[str, list[Secret]]:
+        """Where a job sent to an endpoint goes now (its url may have changed), and what signs it."""
+        if endpoint is None or endpoint.status == "deleted":
+            raise _Permanent("the webhook endpoint was deleted")
+        if endpoint.status != "active":
+            raise _Permanent(f"the webhook endpoint is {endpoint.status}")
+        return endpoint.url, self.endpoints.signing_secrets(endpoint, now_ms())
+
+    async def _record(self, row: Row, sent: Sent, latency_ms: int) -> None:
         now = now_ms()
         attempts = row["attempts"] + 1
+        error = sent.error
         try:
             entries = orjson.loads(row["log"] or "[]")
         except orjson.JSONDecodeError:
             entries = []
         if not isinstance(entries, list):
             entries = []
-        entries.append({"at": now // 1000, "status_code": code, "latency_ms": latency_ms, "error": error})
+        entries.append({"at": now // 1000, "status_code": sent.code, "latency_ms": latency_ms, "error": error})
         params: dict[str, Any] = {
             "id": row["id"],
             "attempts": attempts,
-            "code": code,
+            "code": sent.code,
             "error": error,
             "delivered": None,
             "log": orjson.dumps(entries[-LOG_LIMIT:]).decode(),
@@ -329,18 +334,51 @@ class Deliverer:
         }
         if error is None:
             params.update(status="delivered", delivered=now)
-        elif permanent:
+        elif sent.permanent:
             params.update(status="failed")
         else:
             due = now + int(backoff_seconds(attempts, self.settings.webhook_backoff_base_seconds) * 1000)
             if due > row["created_at"] + GIVE_UP_MS:
                 params.update(status="failed", error=f"{error}; gave up after {attempts} attempts over 24 h")
+            elif attempts >= MAX_ATTEMPTS:
+                params.update(status="failed", error=f"{error}; gave up after {attempts} attempts")
             else:
                 params.update(status="pending", next=due)
         async with self.db.transaction() as tx:
+            await _fold_into_job(tx, row, params, sent.code, sent.preview, now)
             await tx.execute(_RECORD, params)
         if error is not None:
-            log.info("webhook %s to %s: %s (%s)", row["id"], row["url"], error, params["status"])
+            log.info("webhook %s to %s: %s (%s)", row["id"], row["url"], params["error"], params["status"])
+
+
+_ATTEMPT_STATUS: dict[str, webhook_state.AttemptStatus] = {
+    "delivered": "delivered",
+    "pending": "scheduled_retry",
+    "failed": "failed_permanently",
+}
+
+
+async def _fold_into_job(
+    tx: Tx, row: Row, params: dict[str, Any], code: int | None, preview: str | None, now: int
+) -> None:
+    """Add the attempt to the job's delivery summary (a job deleted meanwhile has none to update)."""
+    job = await tx.fetchone(_JOB_STATE, {"id": row["job_id"]})
+    event = await tx.fetchone(_EVENT_TYPE, {"id": row["event_id"]})
+    if job is None or event is None:
+        return
+    summary = webhook_state.record(
+        webhook_state.decode_summary(job["webhook_state"]),
+        delivery_id=row["id"],
+        event_type=event["type"],
+        status=_ATTEMPT_STATUS[params["status"]],
+        number=params["attempts"],
+        at=now,
+        next_at=params["next"],
+        code=code,
+        error=params["error"],
+        preview=preview,
+    )
+    await tx.execute(_SET_JOB_STATE, {"id": row["job_id"], "state": webhook_state.encode_summary(summary)})
 
 
 # ---- the delivery log -------------------------------------------------------------------------

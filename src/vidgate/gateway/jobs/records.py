@@ -14,6 +14,7 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from vidgate.gateway.events.webhook_state import Shown, decode_shown
 from vidgate.gateway.jobs.spec import VideoSpec, decode_spec
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.db import Row
@@ -43,8 +44,33 @@ class Attempt(msgspec.Struct, frozen=True):
         return ProviderAttempt(self.provider, self.outcome, self.at, self.message, self.status_code)
 
 
+class StoredImage(msgspec.Struct, frozen=True):
+    """A still made from an output (its poster, its spritesheet), stored beside it.
+
+    It has the names ``StoredOutput`` has for the same facts, so both are served by one code path.
+    A spritesheet's grid is ``columns`` x ``rows`` tiles of ``tile_width`` x ``tile_height``, row
+    by row, ``tiles`` of them.
+    """
+
+    key: str
+    mime_type: str
+    bytes: int
+    sha256: str
+    width: int
+    height: int
+    tiles: int | UnsetType = UNSET
+    columns: int | UnsetType = UNSET
+    rows: int | UnsetType = UNSET
+    tile_width: int | UnsetType = UNSET
+    tile_height: int | UnsetType = UNSET
+
+
 class StoredOutput(msgspec.Struct, frozen=True):
-    """One output copied into the blob store, with what hashing and probing it found."""
+    """One output copied into the blob store, with what hashing and probing it found.
+
+    ``thumbnail`` and ``spritesheet`` are absent on rows stored before they were made, and on an
+    output they could not be made for.
+    """
 
     index: int
     asset_id: str
@@ -57,6 +83,17 @@ class StoredOutput(msgspec.Struct, frozen=True):
     duration_seconds: float
     frames: int
     has_audio: bool
+    thumbnail: StoredImage | UnsetType = UNSET
+    spritesheet: StoredImage | UnsetType = UNSET
+
+    def object_keys(self) -> list[str]:
+        """Every object key this output owns: the video's and its images'."""
+        keys = [self.key]
+        if self.thumbnail is not UNSET:
+            keys.append(self.thumbnail.key)
+        if self.spritesheet is not UNSET:
+            keys.append(self.spritesheet.key)
+        return keys
 
     def asset(self) -> Asset:
         return Asset(
@@ -119,6 +156,7 @@ class JobView(msgspec.Struct, frozen=True):
     cost: int | None
     billing_state: BillingState
     is_byok: bool
+    webhook_state: Shown | None  # the deliverer's summary of the job's webhook attempts
 
     @classmethod
     def from_values(cls, v: Sequence[Any]) -> JobView:
@@ -145,6 +183,7 @@ class JobView(msgspec.Struct, frozen=True):
             v[17],
             v[18],
             bool(v[19]),
+            decode_shown(v[20]),
         )
 
 
@@ -192,6 +231,7 @@ class JobRecord(JobView, frozen=True):
             row["cost"],
             row["billing_state"],
             bool(row["is_byok"]),
+            decode_shown(row["webhook_state"]),
             row["owner_id"],
             row["updated_at"],
             row["deadline_at"],

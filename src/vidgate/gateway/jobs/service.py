@@ -16,8 +16,9 @@ from vidgate.gateway.catalog.catalog import Catalog
 from vidgate.gateway.catalog.validate import validate
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.outbox import emit
+from vidgate.gateway.events.webhook_endpoints import resolve_job_webhook
 from vidgate.gateway.ids import new_id, now_ms
-from vidgate.gateway.jobs import state
+from vidgate.gateway.jobs import assets, files, state
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.records import VIEW_COLUMNS, JobRecord, JobView
 from vidgate.gateway.jobs.spec import encode_spec
@@ -104,8 +105,9 @@ class JobService:
     async def load_stats(self) -> None:
         self.expected = {r["model"]: float(r["mean_seconds"]) for r in await self.db.fetchall(_STATS)}
 
-    def view(self, job: JobView) -> Video:
-        return render(job, secret=self.secret, now=now_ms(), ttl=self.default_ttl)
+    def view(self, job: JobView, base: str | None = None) -> Video:
+        """The job as an answer shows it, its URLs on ``base`` (else the one it was created through)."""
+        return render(job, secret=self.secret, now=now_ms(), ttl=self.default_ttl, base=base)
 
     async def row(self, owner: str, job_id: str) -> JobRecord:
         """The owner's job, every column."""
@@ -136,6 +138,7 @@ class JobService:
         idempotency_key: str | None,
         request_id: str,
         byok: dict[str, Secret] | None = None,
+        base: str = "",
     ) -> tuple[JobRecord, bool]:
         """Validate, plan, price, hold and insert in one transaction; ``(job, created)``.
 
@@ -145,6 +148,9 @@ class JobService:
         if self.space is not None:
             self.space.check()
         spec = validate(body, self.catalog, allow_http=self.allow_http_urls)
+        spec = await resolve_job_webhook(self.db, owner, spec)
+        await assets.check_references(self.db, owner, spec)
+        await files.check_references(self.db, owner, spec)
         model = self.catalog.by_id[spec.model]
         available = self.providers.available
         if byok:
@@ -155,6 +161,8 @@ class JobService:
             only = tuple(p for p in asked if p in byok)
             spec = msgspec.structs.replace(spec, routing=msgspec.structs.replace(spec.routing, only=only))
             available = available | frozenset(byok)
+        if base:  # the base of the create's URLs, for the job's events and webhooks
+            spec = msgspec.structs.replace(spec, base_url=base)
         plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
         if not plan.candidates:
             reasons = "; ".join(f"{p}: {why}" for p, why in plan.skipped) or "no provider serves it"
@@ -254,7 +262,9 @@ class JobService:
             )
         return self._lists[key]
 
-    async def list(self, owner: str, *, status: str | None, limit: int, after: str | None, order: str) -> VideoList:
+    async def list(
+        self, owner: str, *, status: str | None, limit: int, after: str | None, order: str, base: str | None = None
+    ) -> VideoList:
         statuses: list[str] = []
         for raw in (status or "").split(","):
             raw = raw.strip().lower()
@@ -272,7 +282,10 @@ class JobService:
             params["after"] = after
         rows = await self.db.fetchall_values(self._list_q(len(statuses), order == "desc", bool(after)), params)
         now = now_ms()
-        data = [render(JobView.from_values(r), secret=self.secret, now=now, ttl=self.default_ttl) for r in rows[:limit]]
+        data = [
+            render(JobView.from_values(r), secret=self.secret, now=now, ttl=self.default_ttl, base=base)
+            for r in rows[:limit]
+        ]
         return VideoList(
             data=data,
             has_more=len(rows) > limit,
@@ -300,13 +313,14 @@ class JobService:
             raise ConflictError(
                 f"video {job_id} is {job.status}; cancel it before deleting", details={"status": job.status}
             )
-        keys = [out.key for out in job.outputs]
+        keys = [key for out in job.outputs for key in out.object_keys()]
 
         async def remove() -> None:
             async with self.db.transaction() as tx:
                 if await tx.execute(_DELETE, {"id": job_id, "owner": owner}) != 1:
                     raise NotFoundError(f"no video {job_id}", param="video_id")
                 await tx.execute(_DELETE_EVENTS, {"id": job_id})
+                await assets.forget(tx, job_id)
                 await schedule_removal(tx, job_id, keys, now_ms())
 
         # A delete must work on a full disk, when it is the only way to free space.

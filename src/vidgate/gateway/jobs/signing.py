@@ -1,4 +1,10 @@
-"""Signed download links: HMAC-SHA256 over job id, output index, disposition and expiry."""
+"""Signed download links: HMAC-SHA256 over job id, output index, disposition, expiry and variant.
+
+The variant (``thumbnail``, ``spritesheet``) is signed only when it is not the video, so a video
+link's message, and every link issued before variants existed, stays what it was. A link for one
+variant never opens another: the messages differ, and ``expires`` is read as an integer, so no
+value of it can carry a variant's line.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,36 @@ import hmac
 
 from vidgate.gateway.secret import Secret, reveal
 
-
-def _mac(secret: Secret | str, job_id: str, index: int, disposition: str, expires: int) -> str:
-    msg = f"{job_id}\n{index}\n{disposition}\n{expires}".encode("utf-8", "surrogatepass")
-    return hmac.digest(reveal(secret).encode(), msg, "sha256").hex()
+VIDEO = "video"
 
 
-def sign_path(secret: Secret | str, job_id: str, index: int, disposition: str, expires: int) -> str:
-    # Every part is URL-safe already (an id, digits, a fixed word, hex): no quoting needed.
-    signature = _mac(secret, job_id, index, disposition, expires)
-    return (
-        f"/v1/videos/{job_id}/download?index={index}&disposition={disposition}&expires={expires}&signature={signature}"
-    )
+def _mac(secret: Secret | str, job_id: str, index: int, disposition: str, expires: int, variant: str) -> str:
+    msg = f"{job_id}\n{index}\n{disposition}\n{expires}"
+    if variant != VIDEO:
+        msg = f"{msg}\n{variant}"
+    return hmac.digest(reveal(secret).encode(), msg.encode("utf-8", "surrogatepass"), "sha256").hex()
 
 
-def verify(secret: Secret | str, job_id: str, index: int, disposition: str, expires: int, signature: str) -> bool:
+def sign_path(
+    secret: Secret | str, job_id: str, index: int, disposition: str, expires: int, variant: str = VIDEO
+) -> str:
+    # Every part is URL-safe already (an id, digits, fixed words, hex): no quoting needed.
+    signature = _mac(secret, job_id, index, disposition, expires, variant)
+    path = f"/v1/videos/{job_id}/download?index={index}&disposition={disposition}&expires={expires}"
+    if variant != VIDEO:
+        path = f"{path}&variant={variant}"
+    return f"{path}&signature={signature}"
+
+
+def verify(
+    secret: Secret | str,
+    job_id: str,
+    index: int,
+    disposition: str,
+    expires: int,
+    signature: str,
+    variant: str = VIDEO,
+) -> bool:
     # Bytes, not str: compare_digest refuses str with non-ASCII characters, and a link is user input.
-    expected = _mac(secret, job_id, index, disposition, expires).encode()
+    expected = _mac(secret, job_id, index, disposition, expires, variant).encode()
     return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))

@@ -8,7 +8,7 @@ spec stored now reads the same to an older gateway.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -16,12 +16,36 @@ from msgspec import UNSET, UnsetType
 from vidgate.gateway.secret import Secret
 from vidgate.types import OutputAccess
 
+MediaKind = Literal["image", "video", "audio"]
 
-class Reference(msgspec.Struct, frozen=True):
-    """An input image as the request named it; the worker fetches it before any provider sees it."""
+
+class _Source(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A reference's kind and stored source: keyword-only and left out of the column at their defaults,
+    so an image named by URL is stored exactly as it always was (``{role, url}``)."""
+
+    kind: MediaKind = "image"
+    asset: str | None = None
+    file: str | None = None
+
+
+class Reference(_Source, frozen=True):
+    """An input medium as the request named it, whichever shape it came in; the worker fetches it
+    before any provider sees it.
+
+    Its source is exactly one of ``url`` (an https:// URL, or the bytes inline as a ``data:`` URL:
+    the request's ``url``, ``image_url.url``, ``media_url.url``, or ``data`` with ``mime_type``),
+    ``asset`` (the id of an output of one of the owner's completed jobs) and ``file`` (the id of one
+    of the owner's uploads); ``url`` is empty for the last two.
+    A mask is an image with the role ``mask``.
+    """
 
     role: str
     url: str
+
+    @property
+    def feature(self) -> str:
+        """What a provider must take to run a job with this reference (``unsupported`` in the catalogue)."""
+        return f"role:{self.role}" if self.kind == "image" else f"{self.kind}:{self.role}"
 
 
 class Extras(msgspec.Struct, frozen=True):
@@ -38,11 +62,13 @@ class Extras(msgspec.Struct, frozen=True):
 
 
 class Webhook(msgspec.Struct, frozen=True):
-    """Where the job's events go. The column keeps the secret in the clear: the deliverer signs with it."""
+    """Where the job's events go. The column keeps the secret in the clear: the deliverer signs with it.
+    A job sent to a registered endpoint keeps only its id: the endpoint's sealed secrets sign."""
 
     url: str
     secret: Secret | None = None
     events: tuple[str, ...] = ()
+    endpoint_id: str | UnsetType = UNSET
 
 
 class Routing(msgspec.Struct, frozen=True):
@@ -75,10 +101,21 @@ class VideoSpec(msgspec.Struct, frozen=True):
     output_access: OutputAccess = "both"
     webhook: Webhook | None = None
     routing: Routing = Routing()
+    provider_options: dict[str, dict[str, Any]] | UnsetType = UNSET  # by provider name, over provider_params
+    input_audio_duration: float | UnsetType = UNSET  # what the caller says its input audio lasts (advisory)
+    input_video_duration: float | UnsetType = UNSET
+    # The base of the URLs the job was created through: its events and webhooks, which have no
+    # request to take one from, show the same absolute URLs as the create's answer.
+    base_url: str | UnsetType = UNSET
 
     @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
+
+    def provider_params_for(self, provider: str | None) -> dict[str, Any]:
+        """``provider_params`` with the request's ``provider_options`` for ``provider`` over them."""
+        own = {} if self.provider_options is UNSET or provider is None else self.provider_options.get(provider)
+        return {**self.provider_params, **own} if own else self.provider_params
 
 
 def _to_json(value: object) -> object:

@@ -79,6 +79,7 @@ class Accepted:
     native_id: str
     eta_seconds: float | None = None
     request_id: str | None = None
+    note: str | None = None  # what the adapter changed to make the job fit, for the accepted attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +181,7 @@ class ProviderConfig:
         return reveal(self.api_key)
 
 
-_SECRET_EXTRA = re.compile(r"secret|password|token", re.IGNORECASE)
+_SECRET_EXTRA = re.compile(r"secret|password|token|credential", re.IGNORECASE)
 
 
 Reconcile = Literal["lookup", "list", "none"]

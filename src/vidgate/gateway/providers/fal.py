@@ -8,12 +8,19 @@ list requests or tag one with our id, so after a lost create answer nothing can 
 again: ``reconcile`` is ``none``. (fal's separate platform API keeps a request history by
 endpoint, but sorted by end time: whether it shows requests still queued is [unverified], so it
 cannot prove one absent.)
+
+Each model family's endpoints and input enums are in ``_FAMILIES`` (from fal's model schemas); a
+job its family cannot take is refused before any call. A failed request's result replays the
+model's own answer (status, headers and body): a 5xx there that fal's own server sent (it carries
+``x-fal-request-id``, as fal's client checks) fails the job with the model's message, while one
+without it came from fal's edge and is tried again.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,16 +39,264 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import Response, make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.mapping import image_link
+from vidgate.gateway.providers.mapping import image_link, nearest_shape, other_roles, refuse_set, unsupported
 from vidgate.gateway.providers.reconcile import find_without_lookup
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
-_NAMESPACES = ("workflows", "comfy")  # namespaced apps keep three path segments
 _ERROR_STATUSES = (400, 401, 403, 404, 410, 422)  # fal error bodies we read ourselves
-# Families whose generate_audio defaults to true (and bills more), so False is sent explicitly.
-_AUDIO_DEFAULT_ON = ("/veo3",)
-_ASPECTS = ("16:9", "9:16", "1:1")
+# A result fetch reads the model's own answer for these too; 408, 409, 425 and 429 stay retryable.
+_RESULT_STATUSES = (200, *_ERROR_STATUSES, *range(500, 600))
+# fal's own server marks every answer with this header; an edge (ingress) error has none.
+FAL_REQUEST_ID = "x-fal-request-id"
+_NAMESPACES = ("workflows", "comfy")  # namespaced apps keep three path segments
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FalFamily:
+    """What one model family's endpoints on fal take, per fal's model schemas.
+
+    ``text``, ``image`` and ``first_last`` are endpoint suffixes after the family's base id (None:
+    no such endpoint); ``tail`` says the image endpoint also takes a last frame (``tail_image_url``).
+    Enums are the wire values. An empty ``resolutions`` means the endpoint takes no resolution and
+    makes ``makes``; an empty ``image_aspect_ratios`` means the image endpoint follows the image.
+    """
+
+    name: str
+    text: str | None
+    image: str | None
+    durations: tuple[int, ...]
+    aspect_ratios: tuple[str, ...]
+    image_aspect_ratios: tuple[str, ...] = ()
+    first_last: str | None = None
+    tail: bool = False
+    seconds_suffix: bool = False  # "8s" rather than "8"
+    resolutions: tuple[str, ...] = ()
+    makes: str | None = None
+    seed: bool = False
+    negative_prompt: bool = False
+    audio: bool = False  # takes generate_audio (on by default upstream, so always sent)
+    enhance_field: str | None = None  # the field our enhance_prompt maps onto
+    long_above_720p: int | None = None  # the one duration 1080p and 4k allow (Veo's rule)
+
+
+_VEO_ASPECTS = ("16:9", "9:16")
+_VEO31 = FalFamily(
+    name="Veo 3.1",
+    text="",
+    image="/image-to-video",
+    first_last="/first-last-frame-to-video",
+    durations=(4, 6, 8),
+    seconds_suffix=True,
+    aspect_ratios=_VEO_ASPECTS,
+    image_aspect_ratios=("auto", *_VEO_ASPECTS),
+    resolutions=("720p", "1080p", "4k"),
+    seed=True,
+    negative_prompt=True,
+    audio=True,
+    long_above_720p=8,
+)
+_VEO3 = FalFamily(
+    name="Veo 3",
+    text="",
+    image="/image-to-video",
+    durations=(4, 6, 8),
+    seconds_suffix=True,
+    aspect_ratios=_VEO_ASPECTS,
+    image_aspect_ratios=("auto", *_VEO_ASPECTS),
+    resolutions=("720p", "1080p"),
+    seed=True,
+    negative_prompt=True,
+    audio=True,
+    long_above_720p=8,
+)
+_KLING_ASPECTS = ("16:9", "9:16", "1:1")
+
+
+def _kling(tier: str) -> FalFamily:
+    """Kling on fal: no resolution field (the tier decides it), no seed; pro tiers take a last frame."""
+    return FalFamily(
+        name=f"Kling {tier}",
+        text="/text-to-video",
+        image="/image-to-video",
+        durations=(5, 10),
+        aspect_ratios=_KLING_ASPECTS,
+        tail=tier == "pro",
+        makes="720p" if tier == "standard" else "1080p",
+        negative_prompt=True,
+    )
+
+
+_WAN25 = FalFamily(
+    name="Wan 2.5",
+    text="/text-to-video",
+    image="/image-to-video",
+    durations=(5, 10),
+    aspect_ratios=("16:9", "9:16", "1:1"),
+    resolutions=("480p", "720p", "1080p"),
+    seed=True,
+    negative_prompt=True,
+    enhance_field="enable_prompt_expansion",
+)
+_SEEDANCE_ASPECTS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
+_SEEDANCE = FalFamily(
+    name="Seedance 1.0",
+    text="/text-to-video",
+    image="/image-to-video",
+    durations=tuple(range(2, 13)),
+    aspect_ratios=_SEEDANCE_ASPECTS,
+    image_aspect_ratios=(*_SEEDANCE_ASPECTS, "auto"),
+    resolutions=("480p", "720p", "1080p"),
+    seed=True,
+)
+# (base id pattern, family); the base id is the model id less its endpoint suffix.
+_FAMILIES: tuple[tuple[re.Pattern[str], FalFamily | None], ...] = (
+    (re.compile(r"fal-ai/veo3\.1(/fast)?"), _VEO31),
+    (re.compile(r"fal-ai/veo3(/fast)?"), _VEO3),
+    (re.compile(r"fal-ai/kling-video/v[\d.]+/master"), _kling("master")),
+    (re.compile(r"fal-ai/kling-video/v[\d.]+/pro"), _kling("pro")),
+    (re.compile(r"fal-ai/kling-video/v[\d.]+/standard"), _kling("standard")),
+    (re.compile(r"fal-ai/wan-25-preview"), _WAN25),
+    (re.compile(r"fal-ai/bytedance/seedance/v1/pro"), _SEEDANCE),
+)
+_SUFFIXES = ("/text-to-video", "/image-to-video", "/first-last-frame-to-video", "/reference-to-video")
+_LABELS = {480: "480p", 720: "720p", 1080: "1080p", 2160: "4k"}
+_ROLES = ("first_frame", "last_frame")
+# Fields of our jobs no fal family here takes.
+_NEVER = ("person_generation", "compression_quality", "resize_mode")
+
+
+def family_of(model: str) -> tuple[FalFamily | None, str]:
+    """The model's family and base id; None for a model whose schema is not in the table."""
+    base = model.strip("/")
+    for suffix in _SUFFIXES:
+        base = base.removesuffix(suffix)
+    for pattern, family in _FAMILIES:
+        if pattern.fullmatch(base):
+            return family, base
+    return None, base
+
+
+def build_input(job: JobSpec) -> tuple[str, dict[str, Any]]:
+    """The endpoint and model input for ``job``; anything the family's schema lacks is refused here."""
+    model = job.provider_model.strip("/")
+    family, base = family_of(model)
+    if other := other_roles(job, _ROLES):
+        raise unsupported(f"fal takes first_frame and last_frame images, not {', '.join(other)}")
+    if job.sample_count != 1:
+        raise unsupported("fal makes one video per request")
+    refuse_set(job, _NEVER, "fal")
+    first, last = job.reference("first_frame"), job.reference("last_frame")
+    if last is not None and first is None:
+        raise unsupported("fal takes a last frame only together with a first frame")
+    if family is None:
+        return _unchecked(job, model, first, last)
+    body: dict[str, Any] = {"prompt": job.prompt}
+    if first is not None and last is not None:
+        if family.first_last is not None:
+            endpoint = base + family.first_last
+            body["first_frame_url"], body["last_frame_url"] = image_ref(first), image_ref(last)
+        elif family.tail and family.image is not None:
+            endpoint = base + family.image
+            body["image_url"], body["tail_image_url"] = image_ref(first), image_ref(last)
+        else:
+            raise unsupported(f"{family.name} on fal takes a first frame but no last frame")
+    elif first is not None:
+        if family.image is None:
+            raise unsupported(f"{family.name} on fal takes no first frame")
+        endpoint = base + family.image
+        body["image_url"] = image_ref(first)
+    else:
+        if family.text is None:
+            raise unsupported(f"{family.name} on fal needs a first frame")
+        endpoint = base + family.text
+    if job.duration not in family.durations:
+        allowed = ", ".join(str(d) for d in family.durations)
+        raise unsupported(f"{family.name} on fal makes {allowed} s video, not {job.duration} s")
+    body["duration"] = f"{job.duration}s" if family.seconds_suffix else str(job.duration)
+    aspects = family.aspect_ratios if first is None else family.image_aspect_ratios
+    if aspects:
+        body["aspect_ratio"] = _aspect(job, aspects, family.name)
+    _resolution(job, family, body)
+    _optional_fields(job, family, body)
+    return endpoint, body
+
+
+def _aspect(job: JobSpec, options: tuple[str, ...], who: str) -> str:
+    shaped = tuple(a for a in options if a != "auto")
+    if job.aspect_ratio:
+        if job.aspect_ratio not in shaped:
+            raise unsupported(f"{who} on fal makes {', '.join(shaped)} video, not {job.aspect_ratio}")
+        return job.aspect_ratio
+    return nearest_shape(shaped, job.width, job.height)
+
+
+def _resolution(job: JobSpec, family: FalFamily, body: dict[str, Any]) -> None:
+    label = (job.resolution or _LABELS.get(min(job.width, job.height), "")).lower()
+    if family.resolutions:
+        if label not in family.resolutions:
+            raise unsupported(
+                f"{family.name} on fal makes {', '.join(family.resolutions)} video, not {label or job.size}"
+            )
+        body["resolution"] = label
+    elif family.makes and label and label != family.makes:
+        raise unsupported(f"{family.name} on fal makes {family.makes} video only, not {label}")
+    long = family.long_above_720p
+    if long is not None and label in ("1080p", "4k") and job.duration != long:
+        raise unsupported(f"{family.name} makes {label} video only {long} s long, not {job.duration} s")
+
+
+def _optional_fields(job: JobSpec, family: FalFamily, body: dict[str, Any]) -> None:
+    if job.seed is not None:
+        if not family.seed:
+            raise unsupported(f"{family.name} on fal takes no seed")
+        body["seed"] = job.seed
+    if job.negative_prompt:
+        if not family.negative_prompt:
+            raise unsupported(f"{family.name} on fal takes no negative_prompt")
+        body["negative_prompt"] = job.negative_prompt
+    if family.audio:
+        body["generate_audio"] = job.audio  # on by default upstream (and billed more), so always said
+    elif job.audio:
+        raise unsupported(f"{family.name} on fal makes no audio")
+    if job.enhance_prompt is not None:
+        if family.enhance_field is None:
+            raise unsupported(f"{family.name} on fal takes no enhance_prompt")
+        body[family.enhance_field] = job.enhance_prompt
+
+
+def _unchecked(
+    job: JobSpec, model: str, first: ReferenceImage | None, last: ReferenceImage | None
+) -> tuple[str, dict[str, Any]]:
+    """A model whose schema is not in the table: fal's common field names, lower-case enums, as sent
+    before; the upstream checks the rest."""
+    if "first-last-frame" in model and (first is None or last is None):
+        raise unsupported(f"{model} needs first and last frames")
+    if first is not None and model.endswith("/text-to-video"):
+        model = model.removesuffix("/text-to-video") + "/image-to-video"
+    body: dict[str, Any] = {"prompt": job.prompt, "duration": str(job.duration)}
+    body["aspect_ratio"] = job.aspect_ratio or nearest_shape(("16:9", "9:16", "1:1"), job.width, job.height)
+    if job.resolution:
+        body["resolution"] = job.resolution.lower()
+    if job.seed is not None:
+        body["seed"] = job.seed
+    if job.negative_prompt:
+        body["negative_prompt"] = job.negative_prompt
+    if job.audio:
+        body["generate_audio"] = True
+    if first is not None and last is not None and "first-last-frame" in model:
+        body["first_frame_url"], body["last_frame_url"] = image_ref(first), image_ref(last)
+    else:
+        if first is not None:
+            body["image_url"] = image_ref(first)
+        if last is not None:
+            body["tail_image_url"] = image_ref(last)
+    return model, body
+
+
+def image_ref(ref: ReferenceImage) -> str:
+    """fal takes URLs or data URIs; inline small images so a short-lived source URL cannot expire."""
+    return image_link(ref, MAX_DATA_URI_BYTES, schemes=("http",))
 
 
 def app_of(model_id: str) -> str:
@@ -70,21 +325,23 @@ def fal_message(body: Any, fallback: str) -> str:
     return fallback
 
 
-def fal_duration(model_id: str, seconds: int) -> str:
-    """fal models type ``duration`` as a string enum: ``"5"`` for most, ``"8s"`` for Veo."""
-    return f"{seconds}s" if "/veo" in model_id else str(seconds)
-
-
-def fal_aspect(job: JobSpec) -> str:
-    if job.aspect_ratio:
-        return job.aspect_ratio
-    shape = job.width / job.height
-    return min(_ASPECTS, key=lambda a: abs(math.log(shape * int(a.split(":")[1]) / int(a.split(":")[0]))))
-
-
-def image_ref(ref: ReferenceImage) -> str:
-    """fal takes URLs or data URIs; inline small images so a short-lived source URL cannot expire."""
-    return image_link(ref, MAX_DATA_URI_BYTES, schemes=("http",))
+def fal_error_type(body: Any, response: Response) -> str | None:
+    """The machine-readable kind of a fal error: the header, a request error's ``error_type`` or a
+    model error's first ``detail[].type``."""
+    if found := response.headers.get("x-fal-error-type"):
+        return found
+    if isinstance(body, dict):
+        if isinstance(body.get("error_type"), str):
+            return body["error_type"]
+        detail = body.get("detail")
+        if (
+            isinstance(detail, list)
+            and detail
+            and isinstance(detail[0], dict)
+            and isinstance(detail[0].get("type"), str)
+        ):
+            return detail[0]["type"]
+    return None
 
 
 def _is_cancel(*texts: Any) -> bool:
@@ -109,36 +366,8 @@ class FalProvider:
         self._base = urlsplit(str(self._client.base_url))
 
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
-        """The model id to submit to and the model input for ``job``."""
-        model = job.provider_model.strip("/")
-        first, last = job.reference("first_frame"), job.reference("last_frame")
-        if first is not None and model.endswith("/text-to-video"):
-            # fal's convention: the same family's image endpoint takes the first frame.
-            model = model.removesuffix("/text-to-video") + "/image-to-video"
-        body: dict[str, Any] = {
-            "prompt": job.prompt,
-            "duration": fal_duration(model, job.duration),
-            "aspect_ratio": fal_aspect(job),
-        }
-        if job.resolution:
-            body["resolution"] = job.resolution
-        if job.seed is not None:
-            body["seed"] = job.seed
-        if job.negative_prompt:
-            body["negative_prompt"] = job.negative_prompt
-        if job.audio or any(f in model for f in _AUDIO_DEFAULT_ON):
-            body["generate_audio"] = job.audio
-        if "first-last-frame" in model:
-            if first is None or last is None:
-                raise Rejected(f"{model} needs first and last frames", retryable=True, code="unsupported_input")
-            body["first_frame_url"], body["last_frame_url"] = image_ref(first), image_ref(last)
-        else:
-            if first is not None:
-                body["image_url"] = image_ref(first)
-            if last is not None:
-                if "kling-video" not in model:
-                    raise Rejected(f"{model} takes no last frame", retryable=True, code="unsupported_input")
-                body["tail_image_url"] = image_ref(last)
+        """The endpoint to submit to and the model input for ``job``; what it cannot take is refused."""
+        model, body = build_input(job)
         body.update(job.provider_params)
         return model, body
 
@@ -168,15 +397,12 @@ class FalProvider:
             raise
         if response.status_code in ok:
             return body, response
-        error_type = response.headers.get("x-fal-error-type")
-        if not error_type and isinstance(body, dict) and isinstance(body.get("error_type"), str):
-            error_type = body["error_type"]
         raise error_cls(
             fal_message(body, f"fal answered {response.status_code} during {phase}"),
             retryable=False,
             status_code=response.status_code,
             request_id=request_id_of(response),
-            code=error_type or "upstream_error",
+            code=fal_error_type(body, response) or "upstream_error",
         )
 
     def _app_from(self, url: Any, fallback: str) -> str:
@@ -214,7 +440,7 @@ class FalProvider:
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         app, request_id = self._split(native_id)
         base = f"/{app}/requests/{request_id}"
-        # Status may answer 202 while pending [unverified]; both are accepted.
+        # The status answers 202 while the request is queued or running and 200 once complete.
         data, response = await self._call("GET", f"{base}/status", phase="poll", ok=(200, 202))
         status = require(data, "status")
         if status == "IN_QUEUE":
@@ -238,22 +464,22 @@ class FalProvider:
         return await self._result(base)
 
     async def _result(self, base: str) -> Upstream:
-        """Fetch a COMPLETED request's result; a model error answered here fails the job."""
-        try:
-            data, _ = await self._call("GET", base, phase="poll", ok=(200,))
-        except PollFailed as exc:
-            if exc.retryable or exc.status_code in (401, 403):
-                raise
-            if _is_cancel(exc.message, exc.code):
+        """Fetch a COMPLETED request's result; the model's own error answered here fails the job."""
+        data, response = await request(
+            self._client, "GET", base, phase="poll", expect=_RESULT_STATUSES, headers=self._auth
+        )
+        status = response.status_code
+        if status != 200:
+            rid = request_id_of(response) or response.headers.get(FAL_REQUEST_ID)
+            message = fal_message(data, f"fal answered {status} for the result")
+            if status in (401, 403) or (status >= 500 and FAL_REQUEST_ID not in response.headers):
+                # Our key was refused, or fal's edge failed before the stored answer was read.
+                raise PollFailed(message, retryable=status >= 500, status_code=status, request_id=rid)
+            kind = fal_error_type(data, response)
+            if _is_cancel(message, kind):
                 return Upstream(status="cancelled")
-            return Upstream(
-                status="failed",
-                error=UpstreamError(
-                    code=exc.code if exc.code != "upstream_error" else f"http_{exc.status_code}",
-                    message=exc.message,
-                    request_id=exc.request_id,
-                ),
-            )
+            error = UpstreamError(code=kind or f"http_{status}", message=message, request_id=rid)
+            return Upstream(status="failed", error=error)
         if not isinstance(data, dict):
             raise PollFailed("fal result is not a JSON object", retryable=True)
         videos: list[Any] = data["videos"] if isinstance(data.get("videos"), list) else [data.get("video")]

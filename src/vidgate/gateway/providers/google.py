@@ -5,6 +5,11 @@ Wire format per providers.md §2.1: create with ``x-goog-api-key`` at
 file URI with the same key (the file endpoint redirects to signed storage, so redirects are
 followed). The API offers no supported cancel for Veo, so this provider is not cancellable.
 
+What the Gemini API does not take is refused before any call, so routing can try another provider:
+``seed`` and the other Vertex-only fields (the official SDK refuses them on this backend), turning
+audio off (Veo 3 here always makes it) and the duration rules Veo states (1080p, 4k and reference
+images need 8 s).
+
 A create takes no idempotency key or caller-chosen id, and no call lists Veo operations (the
 official SDK has only ``operations.get``), so after a lost answer nothing can find the operation
 again: ``reconcile`` is ``none``. ``webhookConfig.userMetadata`` could carry our job id, but only
@@ -57,6 +62,10 @@ _RPC_CODES = {
 
 _RESOLUTIONS = {"720p": "720p", "1080p": "1080p", "4k": "4k", "2160p": "4k"}
 _RESOLUTION_BY_SHORT_SIDE = {720: "720p", 1080: "1080p", 2160: "4k"}
+# Veo makes 1080p and 4k, and conditions on reference images, only for 8 s clips.
+LONG_ONLY_SECONDS = 8
+# Parameters the official SDK refuses on the Gemini API ("only supported in ... Platform mode").
+VERTEX_ONLY = ("seed", "generateAudio", "fps", "storageUri", "compressionQuality", "resizeMode", "pubsubTopic", "mask")
 
 
 def _image(ref: ReferenceImage) -> dict[str, str]:
@@ -76,6 +85,10 @@ def _resolution(job: JobSpec) -> str | None:
     return _RESOLUTIONS.get(label, label) if label else None
 
 
+def is_veo2(model: str) -> bool:
+    return model.removeprefix("models/").startswith("veo-2")
+
+
 def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
     """``instances[0]`` of a Veo ``predictLongRunning`` body, shared by the Gemini and Vertex adapters.
 
@@ -90,18 +103,29 @@ def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
     if last := job.reference("last_frame"):
         instance["lastFrame"] = _image(last)
     if refs := [r for r in job.references if r.role == "reference"]:
+        if job.duration != LONG_ONLY_SECONDS:
+            raise unsupported(f"{provider} takes reference images only for {LONG_ONLY_SECONDS} s videos")
         instance["referenceImages"] = [{"image": _image(r), "referenceType": "asset"} for r in refs]
     return instance
 
 
-def veo_parameters(job: JobSpec) -> dict[str, Any]:
-    """The ``parameters`` both Veo APIs share, mapped from the job (provider_params not merged)."""
+def veo_parameters(job: JobSpec, provider: str) -> dict[str, Any]:
+    """The ``parameters`` both Veo APIs take alike, mapped from the job (provider_params not merged).
+
+    Veo 2 takes no ``resolution`` (it makes 720p only); 1080p and 4k need an 8 s clip.
+    """
     mapped: dict[str, Any] = {
         "aspectRatio": _aspect_ratio(job),
         "durationSeconds": job.duration,
         "sampleCount": job.sample_count,
     }
-    if resolution := _resolution(job):
+    resolution = _resolution(job)
+    if is_veo2(job.provider_model):
+        if resolution not in (None, "720p"):
+            raise unsupported(f"{provider} makes {job.provider_model} video at 720p only, not {resolution}")
+    elif resolution:
+        if resolution in ("1080p", "4k") and job.duration != LONG_ONLY_SECONDS:
+            raise unsupported(f"{provider} makes {resolution} video only {LONG_ONLY_SECONDS} s long")
         mapped["resolution"] = resolution
     if job.negative_prompt:
         mapped["negativePrompt"] = job.negative_prompt
@@ -109,10 +133,6 @@ def veo_parameters(job: JobSpec) -> dict[str, Any]:
         mapped["personGeneration"] = job.person_generation
     if job.enhance_prompt is not None:
         mapped["enhancePrompt"] = job.enhance_prompt
-    if job.seed is not None:
-        # The python SDK calls seed Vertex-only, other clients send it to the Gemini API;
-        # whether the Gemini server honours it is [unverified].
-        mapped["seed"] = job.seed
     return mapped
 
 
@@ -134,12 +154,22 @@ class GoogleProvider(CannotCancel):
     def _body(self, job: JobSpec) -> dict[str, Any]:
         """Map a job onto ``{instances, parameters}``; mapped fields win over ``provider_params``.
 
-        ``provider_params`` land in ``parameters``. ``generateAudio``, ``compressionQuality`` and
-        ``resizeMode`` are Vertex-only (the SDK refuses them in Gemini mode) and Veo 3 always makes
-        audio here, so they are not mapped; a caller may still pass them through on purpose.
+        ``provider_params`` land in ``parameters``. What the Gemini API does not take is refused
+        here rather than sent (the SDK refuses the Vertex-only fields; whether the server also
+        does is [unverified]), naming the provider that takes it.
         """
+        for name in ("seed", "compression_quality", "resize_mode"):
+            if getattr(job, name) is not None:
+                raise unsupported(f"{self.name} (Gemini API) takes no {name}; google-vertex takes it")
+        if vertex_only := sorted(set(job.provider_params) & set(VERTEX_ONLY)):
+            raise unsupported(f"{self.name} (Gemini API) takes no {', '.join(vertex_only)}; google-vertex takes it")
+        if is_veo2(job.provider_model):
+            if job.audio:
+                raise unsupported(f"{job.provider_model} makes no audio")
+        elif not job.audio:
+            raise unsupported(f"{self.name} (Gemini API) always makes audio with Veo 3; google-vertex can turn it off")
         instance = veo_instance(job, self.name)
-        return {"instances": [instance], "parameters": {**dict(job.provider_params), **veo_parameters(job)}}
+        return {"instances": [instance], "parameters": {**dict(job.provider_params), **veo_parameters(job, self.name)}}
 
     async def submit(self, job: JobSpec) -> Accepted:
         model = job.provider_model.removeprefix("models/")

@@ -5,6 +5,11 @@ Wire format per providers.md §7. Auth is a short-lived HS256 JWT made from the 
 standard library (PyJWT is not a dependency). ``duration`` is a string (``"5"``), ``mode`` is
 ``std`` (720p) or ``pro`` (1080p), images are raw base64 (no ``data:`` prefix).
 
+Which modes a model offers for text, a first frame, a first and last frame, and sound is Kling's
+capability map (``CAPABILITIES``): the mode is the one that makes the job's resolution, and a
+combination no mode of the model allows (2.1 Master at 720p, a last frame at 720p) is refused
+before the call. A model missing from the map is sent as mapped, for the upstream to judge.
+
 The native id is ``{endpoint}/{task_id}`` because a task is queried under the endpoint that
 created it. Our job id goes out as ``external_task_id``: Kling's caller-chosen task id, unique per
 account, which its single-task query also accepts in place of the task id. That is how ``find``
@@ -21,6 +26,7 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -38,7 +44,7 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.mapping import base64_text, other_roles, resolution_label, unsupported
+from vidgate.gateway.providers.mapping import base64_text, other_roles, refuse_set, resolution_label, unsupported
 from vidgate.gateway.providers.reconcile import asking, unknown
 from vidgate.gateway.secret import Secret, reveal
 
@@ -48,8 +54,33 @@ MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Kling's limit on an input image
 ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 DURATIONS = (5, 10)
 MODES = {"720p": "std", "1080p": "pro"}
+RESOLUTION_OF = {mode: label for label, mode in MODES.items()}
 # Models with the ``sound`` switch (2.6 and later); audio needs pro mode there.
 SOUND_MODELS = ("kling-v2-6", "kling-v3")
+
+
+@dataclass(frozen=True)
+class Capability:
+    """The modes in which one model makes video from text, from a first frame, from a first and a last
+    frame, and with sound (none: not at all); from Kling's capability map."""
+
+    text: tuple[str, ...]
+    image: tuple[str, ...]
+    first_last: tuple[str, ...]
+    sound: tuple[str, ...] = ()
+    sound_with_last_frame: bool = True
+
+
+_PRO = ("pro",)
+_BOTH = ("std", "pro")
+CAPABILITIES: dict[str, Capability] = {
+    # The Master models have no std mode: they make 1080p only.
+    "kling-v2-master": Capability(text=_PRO, image=_PRO, first_last=()),
+    "kling-v2-1-master": Capability(text=_PRO, image=_PRO, first_last=()),
+    "kling-v2-1": Capability(text=(), image=_BOTH, first_last=_PRO),
+    "kling-v2-5-turbo": Capability(text=_PRO, image=_PRO, first_last=_PRO),
+    "kling-v2-6": Capability(text=_BOTH, image=_BOTH, first_last=_PRO, sound=_PRO, sound_with_last_frame=False),
+}
 # Business codes Kling answers with HTTP 200 but ``code != 0`` are unexpected; those that mean
 # "try later" are retryable (rate and concurrency limits, internal errors), per §7.4.
 _RETRYABLE_CODES = frozenset({1302, 1303, 5000, 5001, 5002})
@@ -81,11 +112,28 @@ def _aspect(job: JobSpec) -> str:
     return "16:9" if shape > 1.2 else "9:16" if shape < 0.83 else "1:1"
 
 
-def _mode(job: JobSpec) -> str:
+def _mode(job: JobSpec, kind: str, with_sound: bool) -> str:
+    """The mode that makes the job's resolution, when the model's capability map allows it for ``kind``
+    (``text``, ``image`` or ``first_last``) and for sound."""
     label = resolution_label(job, _RESOLUTION_BY_SHORT_SIDE) or ""
     if label not in MODES:
         raise unsupported(f"kling makes 720p (std) or 1080p (pro) video, not {job.resolution or job.size}")
-    return MODES[label]
+    mode = MODES[label]
+    cap = CAPABILITIES.get(job.provider_model)
+    if cap is None:
+        return mode
+    what = {"text": "from text", "image": "from a first frame", "first_last": "with a last frame"}[kind]
+    modes = getattr(cap, kind)
+    if not modes:
+        raise unsupported(f"{job.provider_model} makes no video {what}")
+    if mode not in modes:
+        made = " or ".join(f"{RESOLUTION_OF[m]} ({m})" for m in modes)
+        raise unsupported(f"{job.provider_model} makes video {what} at {made} only, not {label}")
+    if with_sound and mode not in cap.sound:
+        raise unsupported(f"{job.provider_model} makes audio only in pro mode (1080p)")
+    if with_sound and kind == "first_last" and not cap.sound_with_last_frame:
+        raise unsupported(f"{job.provider_model} makes no audio with a last frame")
+    return mode
 
 
 def _image(data: bytes, role: str) -> str:
@@ -118,6 +166,7 @@ class KlingProvider(CannotCancel):
             raise unsupported("kling takes no seed")
         if job.sample_count != 1:
             raise unsupported("kling makes one video per task")
+        refuse_set(job, ("enhance_prompt", "person_generation", "compression_quality", "resize_mode"), "kling")
         if job.duration not in DURATIONS:
             raise unsupported(f"kling makes 5 s or 10 s videos, not {job.duration} s")
         if other := other_roles(job, ("first_frame", "last_frame")):
@@ -125,7 +174,11 @@ class KlingProvider(CannotCancel):
         first, last = job.reference("first_frame"), job.reference("last_frame")
         if last is not None and first is None:
             raise unsupported("kling takes a last frame only together with a first frame")
-        mode = _mode(job)
+        sound = job.provider_model.startswith(SOUND_MODELS)
+        if job.audio and not sound:
+            raise unsupported(f"{job.provider_model} makes no audio")
+        kind = "text" if first is None else "image" if last is None else "first_last"
+        mode = _mode(job, kind, job.audio)
         body: dict[str, Any] = {
             "model_name": job.provider_model,
             "prompt": job.prompt,
@@ -135,12 +188,10 @@ class KlingProvider(CannotCancel):
         }
         if job.negative_prompt:
             body["negative_prompt"] = job.negative_prompt
-        if job.provider_model.startswith(SOUND_MODELS):
+        if sound:
             if job.audio and mode != "pro":
                 raise unsupported(f"{job.provider_model} makes audio only in pro mode (1080p)")
             body["sound"] = "on" if job.audio else "off"
-        elif job.audio:
-            raise unsupported(f"{job.provider_model} makes no audio")
         if first is None:
             endpoint = "text2video"
             body["aspect_ratio"] = _aspect(job)

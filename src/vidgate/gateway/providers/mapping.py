@@ -11,8 +11,12 @@ import base64
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from vidgate.gateway.providers.base import JobSpec, ReferenceImage, Rejected
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _SHAPE = re.compile(r"[:*]")
 
@@ -82,3 +86,35 @@ def nearest_shape(options: Iterable[str], width: int, height: int) -> str:
         return abs(math.log((w / h) / shape))
 
     return min(options, key=distance)
+
+
+def fit_image(ref: ReferenceImage, width: int, height: int) -> tuple[ReferenceImage, str | None]:
+    """``ref`` as exactly ``width`` x ``height`` pixels, and a note saying what was done (None: it was).
+
+    For an upstream that refuses a first frame of another size: the picture is scaled to cover the
+    frame and centre-cropped (as video models do with a frame of another shape) and sent as PNG.
+    CPU-bound: call it in a worker thread. An image that cannot be read is refused for good.
+    """
+    from vidgate.gateway.render.image import ImageDecodeError, decode_image
+    from vidgate.gateway.render.imagesize import sniff
+
+    info = sniff(ref.data)
+    if info is not None and (info.width, info.height) == (width, height):
+        return ref, None
+    try:
+        rgb = decode_image(ref.data, width, height)
+    except ImageDecodeError as exc:
+        why = f"the {ref.role} image cannot be read: {exc}"
+        raise Rejected(why, retryable=False, code="invalid_reference") from exc
+    fitted = ReferenceImage(role=ref.role, url=ref.url, data=_png(rgb), mime_type="image/png")
+    was = f"{info.width}x{info.height}" if info is not None else "another size"
+    return fitted, f"{ref.role} resized from {was} to {width}x{height} (scaled to cover, centre cropped)"
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    import av
+
+    codec = av.CodecContext.create("png", "w")
+    codec.width, codec.height, codec.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    return b"".join(bytes(p) for p in (*codec.encode(frame), *codec.encode(None)))

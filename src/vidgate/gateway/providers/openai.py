@@ -4,6 +4,11 @@ Wire format per providers.md §1. The create body is always multipart, as the of
 it, so one code path covers jobs with and without a first-frame image. There is no cancel
 endpoint, so this provider is not cancellable.
 
+The API refuses a first frame of another size than ``size`` ("must match the requested width and
+height"), so one is scaled to cover the size and centre-cropped first, and the job's accepted
+attempt says so. What Sora does not take (a seed, a negative prompt, sizes other than its four,
+silent video) is refused before the call.
+
 Every create carries our job id as ``Idempotency-Key``. Whether the Videos API honours it is
 [unverified]: neither the official SDK (which sends none) nor the OpenAPI spec mentions it, so a
 repeated create is not assumed safe. After a lost answer ``find`` scans ``GET /videos`` (newest
@@ -12,6 +17,7 @@ first) for a video made since the job with the prompt, model, size and seconds w
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -24,6 +30,7 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
+    ReferenceImage,
     Rejected,
     UnknownOutcome,
     Upstream,
@@ -33,13 +40,17 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.mapping import other_roles, unsupported
+from vidgate.gateway.providers.mapping import fit_image, other_roles, refuse_set, unsupported
 from vidgate.gateway.providers.reconcile import asking, listed, pick, recent, window_start
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 # ``seconds`` is a string enum upstream; integers are rejected there.
 ALLOWED_SECONDS = ("4", "8", "12")
+SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
+PRO_ONLY_SIZES = ("1024x1792", "1792x1024")
+# Fields of our jobs Sora has no parameter for.
+_NOT_TAKEN = ("seed", "negative_prompt", "enhance_prompt", "person_generation", "compression_quality", "resize_mode")
 
 _STATUS: dict[str, UpstreamStatus] = {
     "queued": "queued",
@@ -85,18 +96,26 @@ class OpenAIProvider(CannotCancel):
         self._auth = {"Authorization": f"Bearer {config.revealed_api_key()}"}
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers=self._auth)
 
-    def _form(self, job: JobSpec) -> FormParts:
+    def _form(self, job: JobSpec, first: ReferenceImage | None = None) -> FormParts:
         """Map a job onto the create form; mapped fields win over ``provider_params``.
 
         Mapped-wins keeps duration and size (which we price on) under the gateway's control while
-        still letting callers pass fields the mapping does not know about.
+        still letting callers pass fields the mapping does not know about. ``first`` is the first
+        frame as sent (fitted to the size); by default the job's own.
         """
         seconds = str(job.duration)
         if seconds not in ALLOWED_SECONDS:
             raise unsupported(f"openai supports durations of {', '.join(ALLOWED_SECONDS)} seconds, not {job.duration}")
         if job.sample_count != 1:
             raise unsupported("openai makes one video per job")
-        # Sora has no seed or negative prompt and always makes audio; those hints are dropped.
+        refuse_set(job, _NOT_TAKEN, "openai")
+        if not job.audio:
+            raise unsupported("openai (Sora 2) always makes audio")
+        sizes = (
+            SIZES if job.provider_model.startswith("sora-2-pro") else tuple(s for s in SIZES if s not in PRO_ONLY_SIZES)
+        )
+        if job.size not in sizes:
+            raise unsupported(f"{job.provider_model} makes {', '.join(sizes)} video, not {job.size}")
         if other := other_roles(job, ("first_frame",)):
             raise unsupported(f"openai accepts only a first_frame reference, not {', '.join(other)}")
         mapped: dict[str, Any] = {
@@ -111,25 +130,29 @@ class OpenAIProvider(CannotCancel):
             if key in reserved or key.split("[", 1)[0] in reserved:
                 continue
             parts.extend((k, (None, v)) for k, v in _flatten(key, value))
-        if ref := job.reference("first_frame"):
+        if ref := first or job.reference("first_frame"):
             ext = _EXTENSIONS.get(ref.mime_type, "png")
             parts.append(("input_reference", (f"first_frame.{ext}", ref.data, ref.mime_type)))
         return parts
 
     async def submit(self, job: JobSpec) -> Accepted:
+        self._form(job)  # refuse what Sora cannot take before any work on the image
+        first, note = job.reference("first_frame"), None
+        if first is not None:
+            first, note = await asyncio.to_thread(fit_image, first, job.width, job.height)
         body, response = await request(
             self._client,
             "POST",
             "/videos",
             phase="submit",
-            files=self._form(job),
+            files=self._form(job, first),
             headers={"Idempotency-Key": job.job_id},
         )
         native_id = require(body, "id", phase="submit")
         if not isinstance(native_id, str) or not native_id:
             rid = request_id_of(response)
             raise UnknownOutcome("upstream returned no video id", retryable=True, request_id=rid)
-        return Accepted(native_id=native_id, request_id=request_id_of(response))
+        return Accepted(native_id=native_id, request_id=request_id_of(response), note=note)
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
         """The video our create made, matched on what the Video object echoes of it."""

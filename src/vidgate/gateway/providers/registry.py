@@ -25,6 +25,9 @@ ADAPTERS: dict[str, str] = {
     "minimax": "vidgate.gateway.providers.minimax:MiniMaxProvider",
     "byteplus": "vidgate.gateway.providers.byteplus:BytePlusProvider",
     "alibaba": "vidgate.gateway.providers.alibaba:AlibabaProvider",
+    "xai": "vidgate.gateway.providers.xai:XaiProvider",
+    "ltx": "vidgate.gateway.providers.ltx:LtxProvider",
+    "openrouter": "vidgate.gateway.providers.openrouter:OpenRouterProvider",
 }
 
 FAILURES_TO_OPEN = 5
@@ -66,7 +69,7 @@ class Providers:
         config = self.configs.get(name)
         if config is None or not config.enabled or name not in ADAPTERS:
             return False
-        return name == "vidgate" or bool(config.api_key)
+        return name == "vidgate" or bool(config.api_key) or bool(config.extra.get("credentials"))
 
     @property
     def available(self) -> frozenset[str]:

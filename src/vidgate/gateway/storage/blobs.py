@@ -120,9 +120,10 @@ class BlobStore:
     def local_path(self, key: str) -> Path | None:
         return self.root / key if self.root is not None else None
 
-    async def put_file(self, key: str, path: Path) -> None:
-        """Record ``key`` for its job, then store a finished local file (on the local store, a rename)."""
-        job_id = job_of(key)
+    async def put_file(self, key: str, path: Path, *, owner: str | None = None) -> None:
+        """Record ``key`` for its job (or ``owner``, an upload's id), then store a finished local file
+        (on the local store, a rename)."""
+        job_id = owner or job_of(key)
         if job_id is None or self.db is None:
             raise ValueError(f"cannot store {key!r}: every object belongs to a job and is recorded first")
         async with self.db.transaction() as tx:

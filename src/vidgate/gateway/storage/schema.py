@@ -70,6 +70,7 @@ jobs = Table(
     Column("is_byok", SmallInteger, nullable=False, server_default="0"),
     Column("byok", Text),  # the owner's own provider credentials for this job; never rendered or logged
     Column("version", Integer, nullable=False, server_default="0"),
+    Column("webhook_state", Text),  # the deliverer's summary of the job's webhook attempts, read with the job
     Index("ix_jobs_owner_id", "owner_id", "id"),
     Index("ix_jobs_owner_status", "owner_id", "status", "id"),
     Index("ix_jobs_status_completed", "status", "completed_at"),  # the retention sweep's lookup
@@ -135,6 +136,45 @@ pending_deletions = Table(
     Index("ix_pending_deletions_due", "next_attempt_at"),
 )
 
+# Every stored output by its asset id, for the owner's later creates that name one (``asset_id``);
+# written when the outputs are stored, deleted with the job.
+assets = Table(
+    "assets",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner_id", Text, nullable=False),
+    Column("job_id", Text, nullable=False),
+    Column("output_index", Integer, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_assets_job", "job_id"),
+)
+
+# Uploads (``POST /v1/files``), the owner's own until they expire: what a probe of the bytes found,
+# where they are kept (``uploads/<file id>/…``), and when the retention sweep removes them.
+files = Table(
+    "files",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner_id", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("mime_type", Text, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("duration_ms", BigInteger),
+    Column("purpose", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_files_owner", "owner_id", "id"),
+    Index("ix_files_expires", "expires_at"),
+)
+
 ledger = Table(
     "ledger",
     metadata,
@@ -195,6 +235,26 @@ webhook_deliveries = Table(
         sqlite_where=text("next_attempt_at IS NOT NULL"),
         postgresql_where=text("next_attempt_at IS NOT NULL"),
     ),
+)
+
+# Receivers registered once per key; jobs name one by id. Secrets are sealed (``SecretBox``, bound to
+# the endpoint's id); the previous one keeps signing beside the new one until ``previous_until``.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("owner_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text),
+    Column("previous_until", BigInteger),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("deleted_at", BigInteger),
+    Index("ix_webhook_endpoints_owner", "owner_id", "id"),
 )
 
 model_stats = Table(

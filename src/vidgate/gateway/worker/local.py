@@ -19,7 +19,7 @@ from vidgate.gateway.jobs.records import JobRecord, StoredOutput, job_error
 from vidgate.gateway.providers.base import JobSpec, LocalProvider
 from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.worker.context import WorkerContext
-from vidgate.gateway.worker.jobspec import fetch_references, job_spec
+from vidgate.gateway.worker.jobspec import assets_of, fetch_references, files_of, job_spec
 from vidgate.gateway.worker.outputs import StoreFailed, ingest
 from vidgate.gateway.worker.store import OutputStore
 
@@ -107,7 +107,10 @@ class LocalRender:
         job_id = job.id
         if jobspec is None:
             ref = next(p for p in w.catalog.by_id[job.model].providers if p.name == provider.name)
-            jobspec = job_spec(job, ref.model, await fetch_references(w.http, job.spec.references, w.settings))
+            refs = await fetch_references(
+                w.http, job.spec.references, w.settings, assets=assets_of(w, job), files=files_of(w, job)
+            )
+            jobspec = job_spec(job, ref.model, refs, provider=provider.name)
         shutil.rmtree(workdir, ignore_errors=True)  # what a render cut short left is of no use
         workdir.mkdir(parents=True, exist_ok=True)
         last = {"p": -1}

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+from msgspec import UNSET
 
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.records import decode_outputs
@@ -75,6 +76,11 @@ async def _expected(db: Database) -> dict[str, MissingOutput]:
         for row in rows:
             for out in decode_outputs(row["outputs"]):
                 expected[out.key] = MissingOutput(row["id"], row["owner_id"], out.index, out.key, out.bytes)
+                for image in (out.thumbnail, out.spritesheet):
+                    if image is not UNSET:
+                        expected[image.key] = MissingOutput(
+                            row["id"], row["owner_id"], out.index, image.key, image.bytes
+                        )
         after = rows[-1]["id"]
     return expected
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Sequence
 import orjson
 
 from vidgate.gateway.ids import now_ms
+from vidgate.gateway.jobs import files
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.records import decode_outputs
 from vidgate.gateway.settings import Settings
@@ -55,8 +56,8 @@ _STALE = Q(
 
 
 def output_keys(outputs: str | None) -> list[str]:
-    """The object keys of an ``outputs`` column."""
-    return [out.key for out in decode_outputs(outputs)]
+    """The object keys of an ``outputs`` column: each output's video and its images."""
+    return [key for out in decode_outputs(outputs) for key in out.object_keys()]
 
 
 async def sweep_retention(db: Database, lifecycle: Lifecycle, blobs: BlobStore, retention_ms: int) -> None:
@@ -67,6 +68,7 @@ async def sweep_retention(db: Database, lifecycle: Lifecycle, blobs: BlobStore, 
         if await lifecycle.transition(row["id"], "retention") is not None:
             async with db.transaction() as tx:
                 await schedule_removal(tx, row["id"], output_keys(row["outputs"]), now_ms())
+    await files.sweep_expired(db)  # uploads past their expiry, the same way
 
 
 def _owned(key: str, job: Row | None, pending: set[str]) -> bool:
@@ -108,6 +110,7 @@ async def sweep_orphans(db: Database, blobs: BlobStore, grace_ms: int) -> int:
         orphans = list(await unowned(db, old))
         await remove_orphans(db, blobs, orphans)
         removed += len(orphans)
+    removed += await files.sweep_orphans(db, blobs, cutoff)
     async with db.transaction() as tx:
         await tx.execute(_STALE, {"cutoff": cutoff})
     return removed

@@ -20,6 +20,7 @@ from msgspec import UNSET
 from msgspec.structs import replace
 
 from vidgate.gateway.ids import now_ms
+from vidgate.gateway.jobs import assets
 from vidgate.gateway.jobs.records import Attempt, JobRecord, StoredOutput, job_error
 from vidgate.gateway.providers.base import PollFailed, RemoteProvider, Upstream
 from vidgate.gateway.render.probe import ProbeError
@@ -73,8 +74,13 @@ class OutputStore:
         await self.finish(job_id, stored)
 
     async def finish(self, job_id: str, stored: Sequence[StoredOutput], *, progress_source: str | None = None) -> None:
-        """Complete the job with its stored outputs and settle it for the seconds they hold."""
+        """Complete the job with its stored outputs and settle it for the seconds they hold.
+
+        The outputs' asset rows go first: an asset of a completed job is always found, and a row
+        whose job never completed with it resolves to nothing (``jobs.assets``).
+        """
         w = self.ctx
+        await assets.record(w.db, job_id, stored)
         fields: dict[str, object] = {"outputs": stored}
         if progress_source is not None:
             fields["progress_source"] = progress_source

@@ -49,7 +49,7 @@ from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.db import Q
 from vidgate.gateway.worker.context import WorkerContext
-from vidgate.gateway.worker.jobspec import fetch_references, job_spec, own_keys
+from vidgate.gateway.worker.jobspec import assets_of, fetch_references, files_of, job_spec, own_keys
 from vidgate.gateway.worker.leases import MAX_RETRY_SECONDS, retry_delay
 from vidgate.gateway.worker.local import LocalRender
 
@@ -118,7 +118,9 @@ class Submitter:
             await self._reschedule(job_id, attempts, wait)
             return
         try:
-            refs = await fetch_references(w.http, job.spec.references, w.settings)
+            refs = await fetch_references(
+                w.http, job.spec.references, w.settings, assets=assets_of(w, job), files=files_of(w, job)
+            )
         except (BlockedURL, httpx.HTTPError, ImageDecodeError) as exc:
             if open_ is not None and isinstance(exc, httpx.HTTPError):
                 raise  # the job may exist upstream already: a failed step, tried again, not a failed job
@@ -134,7 +136,7 @@ class Submitter:
         rejections: list[Rejected] = []
         for cand in self._candidates(job.spec, model, attempts, own, resume):
             provider = w.providers.get(cand.provider, api_key=own.get(cand.provider))
-            jobspec = job_spec(job, cand.provider_model, refs)
+            jobspec = job_spec(job, cand.provider_model, refs, provider=cand.provider)
             if is_local(provider):
                 await self._start_local(job, cand, provider, jobspec, attempts)
                 return
@@ -240,7 +242,7 @@ class Submitter:
             await w.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=w.worker_id)
             return exc
         observe_upstream(cand.provider, "submit", time.perf_counter() - started)
-        attempts[-1] = Attempt(cand.provider, "accepted", _now_s())
+        attempts[-1] = Attempt(cand.provider, "accepted", _now_s(), message=accepted.note or UNSET)
         await self._accepted(job, cand.provider, provider, accepted, attempts)
         return None
 
@@ -297,7 +299,7 @@ class Submitter:
             message = f"not sent again: {name} no longer offers the model"
             attempts[-1] = replace(open_, outcome="rejected", at=_now_s(), message=message)
             return True
-        jobspec = job_spec(job, ref.model, refs)
+        jobspec = job_spec(job, ref.model, refs, provider=name)
         started = time.perf_counter()
         try:
             found = await provider.find(jobspec, since=float(open_.at))  # type: ignore[union-attr]

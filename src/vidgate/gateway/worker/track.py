@@ -9,7 +9,7 @@ import time
 
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs.records import JobRecord, job_error
-from vidgate.gateway.metrics import observe_upstream
+from vidgate.gateway.metrics import observe_upstream, upstream_failed
 from vidgate.gateway.providers.base import PollFailed, ProviderError, RemoteProvider, Upstream, is_local
 from vidgate.gateway.secret import SealError
 from vidgate.gateway.worker.context import UNSCHEDULED, WorkerContext
@@ -81,6 +81,7 @@ class Tracker:
             try:
                 await provider.cancel(job.native_id)  # type: ignore[union-attr]
             except ProviderError as exc:
+                upstream_failed(name, "cancel", exc)
                 log.warning("job %s: upstream cancel failed: %s", job.id, exc)
         shutil.rmtree(w.tmpdir / job.id, ignore_errors=True)  # a render kept for storing
         # The clean-up is the last use of the job's own provider keys: they go with its schedule.
