@@ -14,6 +14,7 @@ content    bench.content          9: /content Range reads against nginx
 render     bench.render           10: procedural render against the ffmpeg CLI
 sockets    bench.sockets          11: 2,000 websockets, commit → message latency
 startup    bench.startup          13: API idle RSS and start-up time
+longpoll   bench.longpoll         14: following a job: plain polls, long polls, websocket
 =========  =====================  ====================================================================
 
 Every row carries a baseline measured in the same run. Before each group the run waits (up to
@@ -36,7 +37,7 @@ from typing import Any
 from bench.common import Backends, Result, loadavg, machine, table, wait_for_quiet
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
-ORDER = ["cpu", "latency", "listing", "upstream", "inflight", "content", "render", "sockets", "startup"]
+ORDER = ["cpu", "latency", "listing", "upstream", "inflight", "content", "render", "sockets", "startup", "longpoll"]
 
 
 def _render(repeat: int = 2) -> list[Result]:
@@ -60,7 +61,7 @@ def _render(repeat: int = 2) -> list[Result]:
 
 
 def groups(backends: Backends, profile: bool) -> dict[str, Callable[[], list[Result]]]:
-    from bench import content, inflight, latency, listing, sockets, startup
+    from bench import content, inflight, latency, listing, longpoll, sockets, startup
 
     return {
         "cpu": lambda: latency.run_cpu(),
@@ -72,6 +73,7 @@ def groups(backends: Backends, profile: bool) -> dict[str, Callable[[], list[Res
         "render": _render,
         "sockets": lambda: sockets.run(backends, profile=profile),
         "startup": lambda: startup.run(),
+        "longpoll": lambda: longpoll.run(),
     }
 
 

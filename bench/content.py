@@ -7,13 +7,18 @@ nginx (``worker_processes 1``, ``sendfile on``, access log off) each run pinned 
 ``wrk`` on core 1 asks for random aligned ranges (a Lua script picks the offset of every request),
 8 MiB and 64 KiB, the same script for both servers. MB is 10^6 bytes.
 
-Run ``python -m bench.content [--seconds 5] [--json PATH]``. Needs ``nginx`` for the baseline
-(``apt-get install -y nginx``); without it the baseline is left empty.
+With ``--store s3`` (or ``both``) it also measures an object store (PostgreSQL + SeaweedFS S3, a
+rendered 1280x720 output): the first 64 KiB streamed through the API, the same request answered with a
+307 to a presigned URL (``VIDGATE_CONTENT_REDIRECT``), and the store serving that URL itself.
+
+Run ``python -m bench.content [--seconds 5] [--store local|s3|both] [--json PATH]``. Needs ``nginx``
+for the baseline (``apt-get install -y nginx``); without it the baseline is left empty.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -22,15 +27,20 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 
 from bench.common import (
+    Backends,
     Profiler,
     Result,
     _pin,
     busiest,
+    cpu_seconds,
     create_key,
+    descendants,
     free_port,
     non_2xx,
     parse_wrk,
@@ -41,12 +51,14 @@ from bench.common import (
     table,
     tempdir,
 )
+from bench.inflight import _wait_statuses
 
 SIZE = 256 << 20
 CASES = ((8 << 20, 4, "8 MiB"), (64 << 10, 16, "64 KiB"))  # range length, connections, label
 TARGET_MBS = 400.0
 TARGET_RPS = 1500.0
 TARGET_VS_NGINX = 0.5
+_S3_JOB = {"model": "vidgate/procedural", "prompt": "content bench", "duration": 4, "size": "1280x720"}
 
 _LUA = """
 local size, len = {size}, {length}
@@ -111,7 +123,10 @@ def make_output(data: Path, owner: str) -> str:
             "has_audio": False,
         }
     ]  # fmt: skip
-    spec = {"prompt": "content bench", "duration": 20, "width": 1920, "height": 1080, "audio": False}
+    spec = {
+        "model": "vidgate/procedural", "prompt": "content bench", "duration": 20, "width": 1920, "height": 1080,
+        "audio": False,
+    }  # fmt: skip
     conn = sqlite3.connect(data / "vidgate.db", isolation_level=None)
     try:
         conn.execute(
@@ -137,13 +152,20 @@ def _owner(data: Path, key: str) -> str:
         conn.close()
 
 
-def _measure(url: str, seconds: int, tmp: Path, headers: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+def _measure(
+    url: str, seconds: int, tmp: Path, server: int, headers: dict[str, str] | None = None
+) -> dict[str, dict[str, float]]:
+    """Each case's rate and latency, and the CPU µs per request of ``server``'s processes (a busy
+    machine moves that far less than the rate)."""
     out = {}
     for length, connections, label in CASES:
         script = tmp / f"range-{length}.lua"
         script.write_text(_LUA.format(size=SIZE, length=length))
         run_wrk(url, 1, connections, headers, script)  # warm-up: the page cache, the connections
+        pids = descendants(server)
+        cpu = sum(map(cpu_seconds, pids))
         text = run_wrk(url, seconds, connections, headers, script)
+        cpu = sum(map(cpu_seconds, pids)) - cpu
         if failed := non_2xx(text):
             raise RuntimeError(f"{failed} range requests failed on {url}")
         row = parse_wrk(text, url)
@@ -153,6 +175,7 @@ def _measure(url: str, seconds: int, tmp: Path, headers: dict[str, str] | None =
             "p50_ms": row.p50_ms,
             "p99_ms": row.p99_ms,
             "connections": connections,
+            "cpu_us_per_request": round(cpu / (row.requests_per_second * seconds) * 1e6, 1),
         }
     return out
 
@@ -178,7 +201,7 @@ def nginx_baseline(root: Path, key: str, seconds: int, tmp: Path) -> dict[str, d
                 break
             except subprocess.CalledProcessError:
                 time.sleep(0.1)
-        return _measure(f"http://127.0.0.1:{port}/blobs/{key}", seconds, tmp)
+        return _measure(f"http://127.0.0.1:{port}/blobs/{key}", seconds, tmp, proc.pid)
     finally:
         stop_server(proc)  # type: ignore[arg-type]
 
@@ -195,7 +218,7 @@ def run(seconds: int = 5, profile: bool = False) -> list[Result]:
             blob_key = make_output(data, _owner(data, key))
             job_id = blob_key.split("/")[1]
             url, auth = f"{base}/v1/videos/{job_id}/content", {"Authorization": f"Bearer {key}"}
-            ours = _measure(url, seconds, tmp, auth)
+            ours = _measure(url, seconds, tmp, proc.pid, auth)
             top = []
             if profile:  # an extra 64 KiB pass under py-spy, after the measured ones
                 prof = Profiler(busiest(proc.pid), seconds, tmp / "content.pyspy")
@@ -210,6 +233,11 @@ def run(seconds: int = 5, profile: bool = False) -> list[Result]:
     big_ratio = ours[big]["mb_per_second"] / nginx[big]["mb_per_second"] if nginx else None
     small_ratio = ours[small]["requests_per_second"] / nginx[small]["requests_per_second"] if nginx else None
     details = {"vidgate": ours, "nginx": nginx, "file_bytes": SIZE, "profile": top}
+
+    def cpu_note(label: str) -> str:
+        theirs = f", nginx {nginx[label]['cpu_us_per_request']:.0f} µs" if nginx else ""
+        return f"server CPU per request: {ours[label]['cpu_us_per_request']:.0f} µs{theirs}"
+
     return [
         Result(
             row="9a",
@@ -220,6 +248,7 @@ def run(seconds: int = 5, profile: bool = False) -> list[Result]:
             baseline_name="nginx, same file" if nginx else "nginx missing",
             target=f"≥ {TARGET_MBS:g} MB/s and ≥ {TARGET_VS_NGINX:g}× nginx",
             met=ours[big]["mb_per_second"] >= TARGET_MBS and (big_ratio is None or big_ratio >= TARGET_VS_NGINX),
+            note=cpu_note(big),
             details=details,
         ),
         Result(
@@ -232,7 +261,84 @@ def run(seconds: int = 5, profile: bool = False) -> list[Result]:
             target=f"≥ {TARGET_RPS:,.0f} req/s and ≥ {TARGET_VS_NGINX:g}× nginx",
             met=ours[small]["requests_per_second"] >= TARGET_RPS
             and (small_ratio is None or small_ratio >= TARGET_VS_NGINX),
+            note=cpu_note(small),
             details=details,
+        ),
+    ]
+
+
+def _fixed_range(url: str, seconds: int, tmp: Path, server: int | None, headers: dict[str, str] | None = None) -> Any:
+    """The first 64 KiB over and over, 16 connections: rate and, for a server of ours, CPU µs per request."""
+    length, connections, _ = CASES[1]
+    headers = {**(headers or {}), "Range": f"bytes=0-{length - 1}"}
+    run_wrk(url, 1, connections, headers)
+    pids = descendants(server) if server is not None else []
+    cpu = sum(map(cpu_seconds, pids))
+    text = run_wrk(url, seconds, connections, headers)
+    if failed := non_2xx(text):
+        raise RuntimeError(f"{failed} requests failed on {url}")
+    row = parse_wrk(text, url)
+    used = (sum(map(cpu_seconds, pids)) - cpu) / (row.requests_per_second * seconds) * 1e6 if pids else None
+    return row, used
+
+
+def run_object_store(seconds: int = 5) -> list[Result]:
+    """64 KiB from an object store (PostgreSQL + SeaweedFS S3): streamed through the API, answered with a
+    redirect to a presigned URL (``VIDGATE_CONTENT_REDIRECT``), and that URL served by the store itself."""
+    with tempdir("content-s3") as tmp_name, contextlib.ExitStack() as stack:
+        tmp = Path(tmp_name)
+        env = {**stack.enter_context(Backends()).env("content"), "VIDGATE_DEFAULT_BALANCE_USD": "1e6"}
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        figures: dict[str, Any] = {}
+        for redirect in ("0", "1"):
+            proc = start_server(tmp / "data", port, {**env, "VIDGATE_CONTENT_REDIRECT": redirect}, log=tmp / "s.log")
+            try:
+                if redirect == "0":
+                    key = create_key(base, "content")
+                    auth = {"Authorization": f"Bearer {key}"}
+                    job = httpx.post(f"{base}/v1/videos", headers=auth, json=_S3_JOB, timeout=30).json()
+                    _wait_statuses(base, key, [job["id"]], {"completed"}, 120)
+                    url = f"{base}/v1/videos/{job['id']}/content"
+                figures["stream" if redirect == "0" else "redirect"] = _fixed_range(url, seconds, tmp, proc.pid, auth)
+                if redirect == "1":
+                    location = httpx.get(url, headers=auth).headers["location"]
+                    figures["store"] = _fixed_range(location, seconds, tmp, None)
+            finally:
+                stop_server(proc)
+    (stream, stream_cpu), (redirect_row, redirect_cpu), (store, _) = (
+        figures["stream"],
+        figures["redirect"],
+        figures["store"],
+    )
+    details = {
+        name: {
+            "requests_per_second": row.requests_per_second,
+            "p50_ms": row.p50_ms,
+            "p99_ms": row.p99_ms,
+            "cpu_us": cpu,
+        }
+        for name, (row, cpu) in figures.items()
+    }
+    common = {"unit": "req/s", "target": "reported (the spec sets none)", "met": None, "details": details}
+    return [
+        Result(
+            row="9 (s3)a",
+            name="/content 64 KiB Range reads streamed from S3 through the API",
+            value=stream.requests_per_second,
+            baseline=store.requests_per_second,
+            baseline_name="the store serving the same range by presigned URL",
+            note=f"server CPU per request: {stream_cpu:.0f} µs",
+            **common,
+        ),
+        Result(
+            row="9 (s3)b",
+            name="/content answered with a 307 to a presigned URL (VIDGATE_CONTENT_REDIRECT)",
+            value=redirect_row.requests_per_second,
+            baseline=store.requests_per_second,
+            baseline_name="the store serving the 64 KiB range by presigned URL",
+            note=f"server CPU per redirect: {redirect_cpu:.0f} µs",
+            **common,
         ),
     ]
 
@@ -241,11 +347,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="py-spy the server during an extra 64 KiB run")
+    parser.add_argument("--store", choices=["local", "s3", "both"], default="local")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    results = run(args.seconds, args.profile)
+    results = run(args.seconds, args.profile) if args.store != "s3" else []
+    if args.store != "local":
+        results += run_object_store(args.seconds)
     print(table(results))
-    print(json.dumps(results[0].details, indent=2))
+    print(json.dumps([r.details for r in results], indent=2))
     if args.json:
         args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2))
 

@@ -221,6 +221,7 @@ def run_http(
 
 
 async def _in_process(calls: int, batches: int, profile_calls: int) -> dict[str, Any]:
+    from vidgate.gateway.api.poll import PollFastPath
     from vidgate.gateway.app import create_app
     from vidgate.gateway.settings import load_settings
 
@@ -274,10 +275,24 @@ async def _in_process(calls: int, batches: int, profile_calls: int) -> dict[str,
 
             await loop(get_scope, 500)  # warm-up
             await loop(hello_scope, 500)
-            best: dict[str, list[float]] = {"get": [1e9, 1e9], "hello": [1e9, 1e9]}
+            layer = app.middleware_stack
+            while not isinstance(layer, PollFastPath):  # the middleware that keeps the poll's rendered bodies
+                layer = layer.app
+            cache = layer.cache
+
+            async def uncached(s: dict[str, Any], n: int) -> tuple[float, float]:
+                """The GET with its body rendered every time, as on the first poll of each job version."""
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(n):
+                    cache.clear()
+                    await app({**s, "state": {}}, receive, send)
+                return (time.perf_counter() - wall) / n * 1e6, (time.process_time() - cpu) / n * 1e6
+
+            best: dict[str, list[float]] = {"get": [1e9, 1e9], "hello": [1e9, 1e9], "uncached": [1e9, 1e9]}
             for _ in range(batches):  # alternating, best of each: a busy machine slows both alike
-                for name, s in (("get", get_scope), ("hello", hello_scope)):
-                    wall, cpu = await loop(s, calls)
+                for name, s, run in (("get", get_scope, loop), ("hello", hello_scope, loop),
+                                     ("uncached", get_scope, uncached)):  # fmt: skip
+                    wall, cpu = await run(s, calls)
                     best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
             if set(statuses) != {200}:
                 raise RuntimeError(f"in-process calls answered {set(statuses)}")
@@ -298,7 +313,7 @@ async def _breakdown(g: Any, key: str, owner: str, job_id: str, n: int) -> dict[
     video = g.jobs.view(row)
 
     async def auth() -> None:
-        g.keys.throttle(await g.keys.authenticate(header))
+        await g.keys.throttle(await g.keys.authenticate(header))
 
     async def read() -> None:
         await g.jobs.row(owner, job_id)
@@ -359,6 +374,7 @@ def run_cpu(*, calls: int = 3000, batches: int = 5, profile_calls: int = 3000, v
         out = asyncio.run(_in_process(calls, batches, profile_calls))
     get_wall, get_cpu = out["best"]["get"]
     hello_wall, hello_cpu = out["best"]["hello"]
+    uncached_wall, uncached_cpu = out["best"]["uncached"]
     if verbose:
         print_profile(out["profile"])
         print("CPU µs per step of the GET, each timed alone:", out["breakdown"])
@@ -372,12 +388,14 @@ def run_cpu(*, calls: int = 3000, batches: int = 5, profile_calls: int = 3000, v
             baseline_name="/healthz in process",
             target="≤ 40 µs and ≤ 3× /healthz",
             met=get_cpu <= 40 and get_cpu <= 3 * hello_cpu,
-            note="process_time; wall clock in details",
+            note=f"process_time; the same GET rendering its body every time: {uncached_cpu:.1f} µs",
             details={
                 "get_wall_us": round(get_wall, 2),
                 "get_cpu_us": round(get_cpu, 2),
                 "healthz_wall_us": round(hello_wall, 2),
                 "healthz_cpu_us": round(hello_cpu, 2),
+                "get_uncached_wall_us": round(uncached_wall, 2),
+                "get_uncached_cpu_us": round(uncached_cpu, 2),
                 "breakdown_us": out["breakdown"],
                 "calls_per_batch": calls,
                 "batches": batches,

@@ -180,6 +180,7 @@ def run_backend(
         env = {
             "VIDGATE_CONFIG": str(fake.providers_toml(tmp / f"{backend}-providers.toml", poll_interval=INTERVAL)),
             "VIDGATE_MAX_WEBSOCKETS_PER_KEY": str(10 * sockets),
+            "VIDGATE_MAX_IN_FLIGHT_PER_CLIENT": str(10 * sockets),  # every socket comes from one address
             "VIDGATE_DEFAULT_BALANCE_USD": "1e6",
         }
         if backend == "sqlite":

@@ -19,6 +19,8 @@ OutputAccess = Literal["bytes", "signed_url", "both"]
 Role = Literal["first_frame", "last_frame", "reference", "source", "mask"]
 ReferenceType = Literal["image_url", "video_url", "audio_url", "image", "video", "audio", "mask"]
 FrameType = Literal["first_frame", "last_frame"]
+# What a job with a ``source`` video does with it: continue it, or re-make it under the prompt.
+Operation = Literal["extend", "edit"]
 
 
 class _Request(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -48,7 +50,16 @@ class InputReference(_Request):
     url: Annotated[str, Meta(description="An https:// URL (or a data: URL)")] | UnsetType = UNSET
     data: Annotated[str, Meta(description="The bytes in base64 (with mime_type), or a data: URL")] | UnsetType = UNSET
     mime_type: str | UnsetType = UNSET
-    asset_id: Annotated[str, Meta(description="An output of one of your own completed jobs")] | UnsetType = UNSET
+    asset_id: (
+        Annotated[
+            str,
+            Meta(
+                description="An output of one of your own completed jobs (ast_…), or such a job's id (vid_…) "
+                "for its first output, or one of your uploads (file_…)"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     file_id: Annotated[str, Meta(description="One of your own uploads (POST /v1/files)")] | UnsetType = UNSET
 
 
@@ -76,12 +87,23 @@ class OutputConfig(_Request):
 
 
 class WebhookConfig(_Request):
-    """Where a job's events go: ``url`` with its ``secret``, or a registered endpoint's ``endpoint_id``."""
+    """Where a job's events go: ``url`` (with an optional ``secret``), or a registered endpoint's ``endpoint_id``."""
 
     url: str | UnsetType = UNSET
-    secret: str | UnsetType = UNSET
+    secret: (
+        Annotated[
+            str,
+            Meta(
+                description="Signs every delivery (Standard Webhooks and x-phaseo-* headers); 8 to 256 printable "
+                "characters, kept sealed at rest. Without it deliveries go unsigned (no signature headers) and "
+                "the job's webhook shows has_secret false"
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
     events: list[str] | UnsetType = UNSET
     endpoint_id: str | UnsetType = UNSET
+    endpointId: Annotated[str, Meta(description="Another name for endpoint_id")] | UnsetType = UNSET
 
 
 class ProviderRouting(_Request):
@@ -131,6 +153,13 @@ class VideoGenerationRequest(_Request):
     ) = UNSET
     input_video_duration: (
         Annotated[float, Meta(gt=0, le=3600, description="Seconds of the input video (advisory)")] | UnsetType
+    ) = UNSET
+    operation: (
+        Annotated[
+            Operation,
+            Meta(description="With a source video: extend (continue it) or edit (re-make it under the prompt)"),
+        ]
+        | UnsetType
     ) = UNSET
     debug: Annotated[DebugOptions, Meta(description="Accepted and ignored")] | UnsetType = UNSET
     beta: Annotated[dict[str, Any], Meta(description="Accepted and ignored")] | UnsetType = UNSET
@@ -421,6 +450,15 @@ class ModelCapabilities(_Response):
     role_resolutions: dict[str, list[str]] | UnsetType = UNSET
     exclusive: list[list[str]] | UnsetType = UNSET
     audio_always: bool | UnsetType = UNSET
+    # The jobs the model runs: ``generate`` (unless it needs a source video) and, on a source video
+    # (an input reference of type video with role source), ``extend`` and ``edit``.
+    operations: list[str] = msgspec.field(default_factory=lambda: ["generate"])
+    video_reference_roles: list[str] = msgspec.field(default_factory=list)
+    audio_reference_roles: list[str] = msgspec.field(default_factory=list)
+    max_reference_images: int | UnsetType = UNSET  # images with the role reference
+    extend_durations: list[int] | UnsetType = UNSET  # the seconds an extend adds, where not ``durations``
+    input_video_seconds: list[float] | UnsetType = UNSET  # [shortest, longest] input video it takes
+    input_audio_seconds: list[float] | UnsetType = UNSET
 
 
 class Price(_Response):

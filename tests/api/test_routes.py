@@ -30,6 +30,9 @@ HIDDEN = {
     ("GET", "/openai/v1/videos/{video_id}"),
     ("DELETE", "/openai/v1/videos/{video_id}"),
     ("GET", "/openai/v1/videos/{video_id}/content"),
+    ("POST", "/openai/v1/videos/edits"),
+    ("POST", "/openai/v1/videos/extensions"),
+    ("POST", "/openai/v1/videos/{video_id}/remix"),
     ("GET", "/"),
     ("MOUNT", "/web"),
 }

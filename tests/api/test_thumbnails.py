@@ -146,7 +146,10 @@ def test_an_output_without_images_is_a_clear_404(gateway: GatewayProcess, api: h
     older = msgspec.structs.replace(stored, thumbnail=msgspec.UNSET, spritesheet=msgspec.UNSET)
     conn = sqlite3.connect(gateway.data_dir / "vidgate.db")
     with conn:
-        conn.execute("UPDATE jobs SET outputs = ? WHERE id = ?", (msgspec.json.encode([older]).decode(), job_id))
+        conn.execute(
+            "UPDATE jobs SET outputs = ?, version = version + 1 WHERE id = ?",
+            (msgspec.json.encode([older]).decode(), job_id),
+        )
     conn.close()
     again = api.get(f"/v1/videos/{job_id}").json()
     assert "thumbnail_url" not in again and "thumbnail_url" not in again["outputs"][0]

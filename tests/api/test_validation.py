@@ -9,6 +9,8 @@ from helpers.gateway import GatewayProcess, wait_status
 MODEL = "vidgate/procedural"
 IMAGE = "https://example.com/a.png"
 CLIP = "https://example.com/a.mp4"
+# A model that takes a first_frame image and nothing else (the built-in takes every kind of input).
+FIRST_FRAME_ONLY = "minimax/hailuo-2.3"
 
 
 def envelope(r: httpx.Response, status: int, code: str, param: str | None = None) -> dict:
@@ -52,7 +54,7 @@ CASES = [
     ({"model": MODEL, "prompt": "x", "enhance_prompt": True}, 400, "unsupported_parameter", "enhance_prompt"),
     (
         {
-            "model": MODEL,
+            "model": FIRST_FRAME_ONLY,
             "prompt": "x",
             "input_references": [
                 {"type": "image_url", "role": "last_frame", "image_url": {"url": "https://example.com/a.png"}}
@@ -76,14 +78,18 @@ CASES = [
     ),
     ({"model": MODEL, "prompt": "x", "input_references": [{"type": "video_url"}]}, 400, "validation_error", None),
     (
-        {"model": MODEL, "prompt": "x", "input_references": [{"type": "image", "url": IMAGE, "role": "last_frame"}]},
+        {
+            "model": FIRST_FRAME_ONLY,
+            "prompt": "x",
+            "input_references": [{"type": "image", "url": IMAGE, "role": "last_frame"}],
+        },
         400,
         "unsupported_parameter",
         "input_references[0].role",
     ),
     (
         {
-            "model": MODEL,
+            "model": FIRST_FRAME_ONLY,
             "prompt": "x",
             "input_references": [{"type": "video_url", "media_url": {"url": CLIP}, "role": "source"}],
         },
@@ -108,7 +114,11 @@ CASES = [
         "input_references[0].asset_id",
     ),
     (
-        {"model": MODEL, "prompt": "x", "frame_images": [{"image_url": {"url": IMAGE}, "frame_type": "last_frame"}]},
+        {
+            "model": FIRST_FRAME_ONLY,
+            "prompt": "x",
+            "frame_images": [{"image_url": {"url": IMAGE}, "frame_type": "last_frame"}],
+        },
         400,
         "unsupported_parameter",
         "frame_images[0].frame_type",
@@ -129,7 +139,7 @@ CASES = [
     ({"model": MODEL, "prompt": "x", "input_video_duration": -1}, 400, "validation_error", "input_video_duration"),
     ({"model": MODEL, "prompt": "x", "output": {"access": "everything"}}, 400, "validation_error", "output.access"),
     (
-        {"model": MODEL, "prompt": "x", "webhook": {"url": "https://example.com/h"}},
+        {"model": MODEL, "prompt": "x", "webhook": {"url": "https://example.com/h", "secret": ""}},
         400,
         "validation_error",
         "webhook.secret",

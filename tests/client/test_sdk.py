@@ -178,22 +178,6 @@ def test_wait_uses_the_websocket_when_the_gateway_has_one(gateway: GatewayProces
     assert done.status == "completed" and seen[0].id == job.id
 
 
-def test_wait_falls_back_to_polling_at_the_hinted_pace(proxy: ChaosProxy, key: str) -> None:
-    """The proxy does not carry websockets, so wait must poll, spaced by poll_after_seconds (>= 1 s)."""
-    with via(proxy, key) as c:
-        job = c.videos.create(model=MODEL, prompt=prompt(), size="640x360", duration=8)  # about 1.5 s of render
-        seen: list[Video] = []
-        t0 = time.monotonic()
-        done = c.videos.wait(job.id, timeout=60, on_progress=seen.append)
-        took = time.monotonic() - t0
-    assert done.status == "completed"
-    assert proxy.seen("GET", f"/v1/async/video/{job.id}/ws"), "wait did not try the websocket first"
-    polls = proxy.seen("GET", f"/v1/videos/{job.id}")
-    assert len(polls) == len(seen) >= 2 and all(isinstance(v.poll_after_seconds, int) for v in seen[:-1])
-    # Polling at min_interval (0.2 s) instead of the hint would make about five times as many requests.
-    assert len(polls) <= took + 2
-
-
 def test_create_is_retried_past_503_and_dropped_connections_into_one_job(
     proxy: ChaosProxy, key: str, client: Client
 ) -> None:

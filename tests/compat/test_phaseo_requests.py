@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import urllib.error
 import uuid
@@ -12,15 +13,18 @@ import httpx
 import pytest
 from gen import operations as ops
 from helpers.gateway import GatewayProcess
-from helpers.media import png_data_url
+from helpers.media import mp4_bytes, png_data_url, wav_bytes
 from phaseo import Phaseo
 
 from compat.driver import LONG, MODEL, SMALL, TERMINAL, call, envelope, wait_terminal
 
 IMAGE = png_data_url((30, 120, 200))
 IMAGE_B64 = IMAGE.split(",", 1)[1]
-CLIP = "https://example.com/clip.mp4"
-VOICE = "https://example.com/voice.mp3"
+# Media inline, so no test reaches past loopback; the built-in model uses each for real.
+CLIP_B64 = base64.b64encode(mp4_bytes(2)).decode()
+CLIP = f"data:video/mp4;base64,{CLIP_B64}"
+VOICE_B64 = base64.b64encode(wav_bytes(2)).decode()
+VOICE = f"data:audio/wav;base64,{VOICE_B64}"
 ASSET = "<the asset of a completed job>"
 
 
@@ -52,12 +56,13 @@ REFERENCES: dict[str, tuple[dict[str, Any], bool]] = {
     "image_url": ({"type": "image_url", "image_url": {"url": IMAGE}, "role": "first_frame"}, True),
     "image-url": ({"type": "image", "url": IMAGE, "role": "first_frame"}, True),
     "image-data": ({"type": "image", "data": IMAGE_B64, "mime_type": "image/png", "role": "first_frame"}, True),
-    "image-last_frame": ({"type": "image", "data": IMAGE_B64, "mime_type": "image/png", "role": "last_frame"}, False),
-    "image-reference": ({"type": "image", "url": IMAGE, "mime_type": "image/png", "role": "reference"}, False),
-    "video_url-source": ({"type": "video_url", "media_url": {"url": CLIP}, "role": "source"}, False),
-    "audio_url-reference": ({"type": "audio_url", "media_url": {"url": VOICE}, "role": "reference"}, False),
-    "video-asset_id": ({"type": "video", "asset_id": ASSET, "mime_type": "video/mp4", "role": "source"}, False),
-    "audio-url": ({"type": "audio", "url": VOICE, "mime_type": "audio/mpeg", "role": "reference"}, False),
+    "image-last_frame": ({"type": "image", "data": IMAGE_B64, "mime_type": "image/png", "role": "last_frame"}, True),
+    "image-reference": ({"type": "image", "url": IMAGE, "mime_type": "image/png", "role": "reference"}, True),
+    "video_url-source": ({"type": "video_url", "media_url": {"url": CLIP}, "role": "source"}, True),
+    "audio_url-reference": ({"type": "audio_url", "media_url": {"url": VOICE}, "role": "reference"}, True),
+    "video-asset_id": ({"type": "video", "asset_id": ASSET, "mime_type": "video/mp4", "role": "source"}, True),
+    "video-data": ({"type": "video", "data": CLIP_B64, "mime_type": "video/mp4", "role": "source"}, True),
+    "audio-url": ({"type": "audio", "url": VOICE, "mime_type": "audio/wav", "role": "reference"}, True),
     "mask-data": ({"type": "mask", "data": IMAGE_B64, "mime_type": "image/png", "role": "mask"}, False),
 }
 

@@ -18,9 +18,11 @@ JOB = "vid_pump"
 
 
 class FakeWS:
-    """What the pump uses of a starlette WebSocket: send_text and receive."""
+    """What the pump uses of a starlette WebSocket: its scope, send_text and receive. The scope has no
+    server send of its own, so every message goes through ``send_text``."""
 
     def __init__(self) -> None:
+        self.scope: dict[str, Any] = {"type": "websocket"}
         self.sent: list[str] = []
         self.at: list[float] = []
         self.incoming: asyncio.Queue[Any] = asyncio.Queue()

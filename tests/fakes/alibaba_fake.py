@@ -198,6 +198,9 @@ class AlibabaFake(Recorder):
                 return f"parameters.{key} must be a boolean"
         if ("audio" in params or "audio_url" in inputs) and not audio:
             return f"audio is not supported by {model}"
+        track = inputs.get("audio_url")
+        if track is not None and (not isinstance(track, str) or not track.startswith(("http://", "https://"))):
+            return "input.audio_url must be a public http(s) URL of a wav or mp3 file"
         negative = inputs.get("negative_prompt")
         if negative is not None and (not isinstance(negative, str) or len(negative) > 500):
             return "input.negative_prompt must be a string of at most 500 characters"

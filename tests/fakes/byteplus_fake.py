@@ -35,7 +35,14 @@ MODELS: dict[str, tuple[tuple[int, int], bool, bool, set[str]]] = {
     "seedance-1-0-lite-i2v-250428": ((2, 12), True, False, {"first_frame", "last_frame", "reference_image"}),
     "seedance-1-5-pro-251215": ((4, 12), False, True, {"first_frame", "last_frame"}),
     "dreamina-seedance-2-0-260128": ((4, 15), False, True, {"first_frame", "last_frame", "reference_image"}),
+    "dreamina-seedance-2-0-fast-260128": ((4, 15), False, True, {"first_frame", "last_frame", "reference_image"}),
 }
+# The models that take reference videos and audios (``video_url`` / ``audio_url`` content items, by
+# URL only: a data: URI is refused [unverified]), at most 3 of each, audio only beside an image or a
+# video, and neither with a first or last frame.
+MEDIA_MODELS = {"dreamina-seedance-2-0-260128", "dreamina-seedance-2-0-fast-260128"}
+MAX_MEDIA = 3
+MAX_IMAGES = 9
 RESOLUTIONS = ("480p", "720p", "1080p")
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9", "adaptive")
 _FLAG_NAMES = {
@@ -212,8 +219,11 @@ class BytePlusFake(Recorder):
             return {}, ("The parameter `content` specified in the request is not valid: must be a non-empty list.",)
         texts = [c for c in content if isinstance(c, dict) and c.get("type") == "text"]
         images = [c for c in content if isinstance(c, dict) and c.get("type") == "image_url"]
-        if len(texts) + len(images) != len(content) or len(texts) > 1:
+        media = [c for c in content if isinstance(c, dict) and c.get("type") in ("video_url", "audio_url")]
+        if len(texts) + len(images) + len(media) != len(content) or len(texts) > 1:
             return {}, ("The parameter `content` specified in the request is not valid: unknown or repeated items.",)
+        if media and (problem := _check_media(model, media, images)):
+            return {}, problem
         settings: dict[str, Any] = {}
         if texts:
             text = texts[0].get("text")
@@ -340,3 +350,27 @@ class BytePlusFake(Recorder):
             and not self.outputs.expired(task.id)
         )
         return await serve_output(self.faults, signed, _expired())
+
+
+def _check_media(model: str, media: list[dict[str, Any]], images: list[dict[str, Any]]) -> tuple[str, ...] | None:
+    """Ark's checks of reference video and audio items, each a refusal naming the parameter."""
+    if model not in MEDIA_MODELS:
+        return (f"The model {model} does not support video or audio input.", "content")
+    if any(i.get("role") in ("first_frame", "last_frame") for i in images):
+        return ("Reference videos and audios cannot be combined with first_frame or last_frame.", "role")
+    if len(images) > MAX_IMAGES:
+        return (f"At most {MAX_IMAGES} reference images are supported.", "content")
+    for kind in ("video", "audio"):
+        items = [m for m in media if m["type"] == f"{kind}_url"]
+        if len(items) > MAX_MEDIA:
+            return (f"At most {MAX_MEDIA} reference {kind}s are supported.", "content")
+        for item in items:
+            holder = item.get(f"{kind}_url")
+            url = holder.get("url") if isinstance(holder, dict) else None
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                return (f"The parameter `{kind}_url.url` specified in the request is not valid.", f"{kind}_url")
+            if item.get("role") != f"reference_{kind}":
+                return (f"The role `{item.get('role')}` is not supported for {kind} content.", "role")
+    if not images and all(m["type"] == "audio_url" for m in media):
+        return ("Reference audio requires at least one reference image or video.", "content")
+    return None

@@ -41,6 +41,7 @@ MODELS = (
 # [unverified], and this fake does (400 INVALID_ARGUMENT), as providers.md allows.
 VERTEX_ONLY = ("seed", "generateAudio", "fps", "storageUri", "compressionQuality", "resizeMode", "pubsubTopic")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
 RAI_REASON = (
     "We encountered an issue with the audio and video for your prompt. "
     "Please try rephrasing your prompt. Support code: 58061214"
@@ -84,6 +85,25 @@ def _check_image(value: Any, where: str) -> None:
         raise _invalid(f"Invalid value at '{where}.bytes_base64_encoded': invalid base64 data.") from exc
     if mime not in IMAGE_TYPES:
         raise _invalid(f"Unsupported MIME type for {where}: {mime!r}.")
+
+
+def _check_video(value: Any, where: str) -> None:
+    """A video to extend: a file URI of an earlier output, or the bytes inline in Gemini's field names."""
+    if not isinstance(value, dict):
+        raise _invalid(f"Invalid value at '{where}': expected a Video object.")
+    if "gcsUri" in value or "bytesBase64Encoded" in value:
+        raise _invalid(f"{where}: gcsUri and bytesBase64Encoded aren't supported by the Gemini API.")
+    if isinstance(value.get("uri"), str) and value["uri"]:
+        return
+    data = value.get("encodedVideo")
+    if not isinstance(data, str) or not data:
+        raise _invalid(f"{where} needs uri or encodedVideo.")
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid(f"Invalid value at '{where}.encoded_video': invalid base64 data.") from exc
+    if value.get("encoding") not in VIDEO_TYPES:
+        raise _invalid(f"Unsupported MIME type for {where}: {value.get('encoding')!r}.")
 
 
 class GoogleFake:
@@ -163,6 +183,12 @@ class GoogleFake:
                 _check_image(inst[field], f"instances[0].{field}")
         if "lastFrame" in inst and "image" not in inst:
             raise _invalid("lastFrame requires image (the first frame).")
+        if "video" in inst:
+            _check_video(inst["video"], "instances[0].video")
+            if not model.startswith("veo-3.1"):
+                raise _invalid(f"Video extension isn't supported by {model}.")
+            if "image" in inst or "lastFrame" in inst:
+                raise _invalid("video cannot be combined with image or lastFrame.")
         params = body.get("parameters", {})
         if not isinstance(params, dict):
             raise _invalid("Invalid value at 'parameters': expected an object.")
@@ -206,6 +232,8 @@ class GoogleFake:
             raise _invalid(f"Resolution {resolution} requires durationSeconds 8.")
         if refs is not None and duration != 8:
             raise _invalid("referenceImages require durationSeconds 8.")
+        if "video" in inst and resolution != "720p":
+            raise _invalid("Video extension supports 720p only.")
         checks = {
             "negativePrompt": lambda v: isinstance(v, str),
             "personGeneration": lambda v: v in ("allow_all", "allow_adult", "dont_allow"),

@@ -19,6 +19,12 @@ A create reusing an ``external_task_id`` is refused (400, code 1201; Kling's wor
 the path, as Kling documents; ``GET /v1/videos/{endpoint}?pageNum=&pageSize=`` lists tasks newest
 first [parameter names unverified]. Output links expire ``outputs.ttl`` seconds after the task
 succeeded.
+
+``POST /v1/videos/video-extend`` takes ``video_id`` (the id of a video in a succeeded task's
+``task_result``, not a task id), ``prompt``, ``negative_prompt``, ``cfg_scale`` and ``callback_url``
+and nothing else; an unknown video, one still being made, one of a model Kling cannot extend
+(``EXTENDABLE``), or one whose total would pass 3 minutes (counting each task's requested length,
+plus 4.5 s per extend) is a 400 (code 1201). Every task serves the same one-second file.
 """
 
 from __future__ import annotations
@@ -56,6 +62,11 @@ SOUND_MODELS = ("kling-v2-6", "kling-v3-0")
 PRO_ONLY = ("kling-v2-master", "kling-v2-1-master", "kling-v2-5-turbo")
 TAIL_PRO_ONLY = ("kling-v1-5", "kling-v1-6", "kling-v2-1", "kling-v2-5-turbo", "kling-v2-6")
 NO_TAIL = ("kling-v2-master", "kling-v2-1-master")
+# Models whose videos the fake extends: hosts of Kling's API advise Kling 1.x (1.5 excepted).
+EXTENDABLE = ("kling-v1", "kling-v1-6")
+EXTEND_FIELDS = {"video_id", "prompt", "negative_prompt", "cfg_scale", "callback_url"}
+EXTEND_SECONDS = 4.5
+MAX_TOTAL_SECONDS = 180.0
 FAILURE_MESSAGE = "Failure to pass the risk control system"
 _EXPIRED_XML = b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code></Error>'
 
@@ -82,6 +93,9 @@ class Task:
     fail: bool = False
     created_at: int = field(default_factory=lambda: int(time.time() * 1000))
     token: str = field(default_factory=lambda: secrets.token_hex(8))
+    video_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    model: str = "kling-v1"
+    seconds: float = 5.0
 
 
 class KlingFake(Recorder):
@@ -214,18 +228,56 @@ class KlingFake(Recorder):
         if denied := self._auth(request):
             return denied
         endpoint = request.path_params["endpoint"]
-        if endpoint not in ("text2video", "image2video"):
+        if endpoint == "video-extend":
+            source, problem = self._extendable(body)
+            if source is None:
+                return kling_error(400, 1201, problem)
+            model, seconds = source.model, source.seconds + EXTEND_SECONDS
+        elif endpoint in ("text2video", "image2video"):
+            if problem := self._validate(endpoint, body):
+                return kling_error(400, 1201, problem)
+            model, seconds = body.get("model_name", "kling-v1"), float(body.get("duration", "5"))
+        else:
             return kling_error(404, 1202, "Invalid request method")
-        if problem := self._validate(endpoint, body):
-            return kling_error(400, 1201, problem)
         external = body.get("external_task_id")
         if external and any(t.body.get("external_task_id") == external for t in self.tasks.values()):
             return kling_error(400, 1201, f"external_task_id {external} already exists")
-        task = Task(id=str(secrets.randbelow(10**18) + 10**17), endpoint=endpoint, body=body, fail=self.fail_next)
+        task = Task(
+            id=str(secrets.randbelow(10**18) + 10**17),
+            endpoint=endpoint,
+            body=body,
+            fail=self.fail_next,
+            model=model,
+            seconds=seconds,
+        )
         self.fail_next = False
         self.tasks[task.id] = task
         answer = {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": self._view(request, task)}
         return await self.faults.accepted("create", JSONResponse(answer))
+
+    def _extendable(self, body: Any) -> tuple[Task | None, str]:
+        """The succeeded task whose video an extend names, or None and why it cannot be extended."""
+        if not isinstance(body, dict):
+            return None, "Request body must be a JSON object"
+        if unknown := sorted(set(body) - EXTEND_FIELDS):
+            return None, f"{unknown[0]} is not a parameter of video-extend"
+        video_id = body.get("video_id")
+        if not isinstance(video_id, str) or not video_id:
+            return None, "video_id is required"
+        prompt = body.get("prompt", "")
+        if not isinstance(prompt, str) or len(prompt) > 2500:
+            return None, "prompt must be a string of at most 2500 characters"
+        cfg = body.get("cfg_scale", 0.5)
+        if isinstance(cfg, bool) or not isinstance(cfg, int | float) or not 0 <= cfg <= 1:
+            return None, "cfg_scale must be between 0 and 1"
+        source = next((t for t in self.tasks.values() if t.video_id == video_id), None)
+        if source is None or source.status != "succeed":
+            return None, f"video_id {video_id} is not a finished video of this account"
+        if source.model not in EXTENDABLE:
+            return None, f"videos made by {source.model} cannot be extended"
+        if source.seconds + EXTEND_SECONDS > MAX_TOTAL_SECONDS:
+            return None, "an extended video cannot pass 3 minutes"
+        return source, ""
 
     def _task(self, endpoint: str, task_id: str) -> Task | None:
         """A task of ``endpoint`` by its id or by the external id it was created with."""
@@ -259,7 +311,8 @@ class KlingFake(Recorder):
         if task.status == "succeed":
             base = str(request.base_url).rstrip("/")
             url = f"{base}/kcdn/{task.id}/v.mp4?sig={task.token}"
-            out["task_result"] = {"videos": [{"id": secrets.token_hex(4), "url": url, "duration": "1.0"}]}
+            video = {"id": task.video_id, "url": url, "duration": "1.0"}  # what the served file lasts
+            out["task_result"] = {"videos": [video]}
         elif task.status == "failed":
             out["task_status_msg"] = self.failure_message
         return out

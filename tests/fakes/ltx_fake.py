@@ -6,7 +6,11 @@ Usage::
     server = FakeUpstream(fake.app).start()
     base_url = server.base_url
 
-``POST /v2/text-to-video`` and ``POST /v2/image-to-video`` answer 202 ``{id, created_at}``. Each
+``POST /v2/text-to-video``, ``/v2/image-to-video``, ``/v2/audio-to-video``, ``/v2/extend`` and
+``/v2/retake`` answer 202 ``{id, created_at}``. Inputs given as ``data:`` URIs are decoded and
+checked as LTX documents (a video of at least 73 frames, 16:9 or 9:16; audio of 2 to 20 s; extend's
+``context`` + ``duration`` within 505 frames; the data URI caps); an https URL cannot be fetched on
+loopback and is taken as it is. Each
 ``GET /v2/{endpoint}/{id}`` advances the job one step (``pending``, then ``processing``) and the
 ``polls_to_complete``-th call answers ``completed`` with ``result.video_url``, or ``failed`` with an
 ``error`` when ``fail_next`` was set (``"moderation"`` for LTX's ``content_filtered_error``, any other
@@ -24,6 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakes.media import decode_data_uri, probe
 from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -36,7 +41,19 @@ RESOLUTIONS = ("1920x1080", "2560x1440", "3840x2160", *PORTRAIT)
 DURATIONS = (6, 8, 10, 12, 14, 16, 18, 20)
 CAMERA_MOTIONS = ("dolly_in", "dolly_out", "dolly_left", "dolly_right", "jib_up", "jib_down", "static", "focus_shift")
 COMMON = {"prompt", "model", "duration", "fps", "resolution", "generate_audio", "camera_motion"}
-FIELDS = {"text-to-video": COMMON, "image-to-video": COMMON | {"image_uri", "last_frame_uri"}}
+FIELDS = {
+    "text-to-video": COMMON,
+    "image-to-video": COMMON | {"image_uri", "last_frame_uri"},
+    "audio-to-video": {"audio_uri", "image_uri", "prompt", "resolution", "guidance_scale", "model"},
+    "extend": {"video_uri", "duration", "prompt", "mode", "model", "context"},
+    "retake": {"video_uri", "start_time", "duration", "prompt", "mode", "resolution", "model"},
+}
+# Which models the operations on an input take is not listed in the pages read; the fake takes the
+# documented default only [unverified].
+INPUT_MODELS = ("ltx-2-3-pro",)
+MEDIA_INLINE_CAP = 15 * 1024 * 1024
+MIN_FRAMES = 73
+MAX_EXTEND_FRAMES = 505
 FAILURE_MESSAGE = "An unexpected error occurred while generating the video."
 MODERATION_MESSAGE = "The generated content was rejected by our safety filters."
 
@@ -101,6 +118,8 @@ class LtxFake(Recorder):
             return "Request body must be a JSON object"
         if unknown := sorted(set(body) - FIELDS[endpoint]):
             return f"Unknown parameter: {unknown[0]}"
+        if endpoint in ("audio-to-video", "extend", "retake"):
+            return _validate_input_job(endpoint, body)
         required = ("prompt", "model", "duration", "resolution")
         for name in required + (("image_uri",) if endpoint == "image-to-video" else ()):
             if name not in body:
@@ -187,3 +206,77 @@ class LtxFake(Recorder):
         )
         refusal = Response(b"<Error><Code>ExpiredToken</Code></Error>", status_code=400, media_type="application/xml")
         return await serve_output(self.faults, signed, refusal)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _media(name: str, uri: Any, kind: str) -> tuple[str | None, Any]:
+    """A refusal of the ``name`` input, or the probe of its bytes (None for an https URL)."""
+    if not isinstance(uri, str):
+        return f"Missing required parameter: {name}", None
+    if uri.startswith("https://"):
+        return None, None
+    decoded = decode_data_uri(uri)
+    if decoded is None or not decoded[0].startswith(f"{kind}/"):
+        return f"{name} must be an HTTPS URL or a data URI", None
+    if len(uri) > MEDIA_INLINE_CAP:
+        return f"{name} exceeds the maximum data URI size of 15 MB", None
+    found = probe(decoded[1])
+    if found is None or found.kind != kind:
+        return f"{name} could not be decoded as {kind}", None
+    return None, found
+
+
+def _validate_input_job(endpoint: str, body: dict[str, Any]) -> str | None:
+    """The checks of the endpoints that work on an input video or audio."""
+    if body.get("model", INPUT_MODELS[0]) not in INPUT_MODELS:
+        return f"Unsupported model: {body['model']}"
+    if "prompt" in body and (not isinstance(body["prompt"], str) or len(body["prompt"]) > 5000):
+        return "prompt must be a string of at most 5000 characters"
+    if endpoint == "audio-to-video":
+        problem, audio = _media("audio_uri", body.get("audio_uri"), "audio")
+        if problem:
+            return problem
+        if audio is not None and not 2 <= audio.seconds <= 20:
+            return f"Audio duration must be between 2 and 20 seconds, got {audio.seconds:.2f}"
+        if not body.get("prompt") and "image_uri" not in body:
+            return "prompt is required when image_uri is not provided"
+        if "image_uri" in body and not _uri_ok(body["image_uri"]):
+            return "image_uri must be an HTTPS URL or a data URI"
+        if body.get("resolution", "1920x1080") not in ("1920x1080", "1080x1920"):
+            return f"Unsupported resolution: {body['resolution']}"
+        return None
+    problem, video = _media("video_uri", body.get("video_uri"), "video")
+    if problem:
+        return problem
+    duration = body.get("duration")
+    if not _number(duration):
+        return "Missing required parameter: duration"
+    if video is not None:
+        if video.frames < MIN_FRAMES:
+            return f"Input video must have at least {MIN_FRAMES} frames, got {video.frames}"
+        shape = video.width / video.height
+        if min(abs(shape - 16 / 9), abs(shape - 9 / 16)) > 0.02:
+            return "Input video aspect ratio must be 16:9 or 9:16"
+    if endpoint == "extend":
+        if not 2 <= duration <= 20:
+            return "duration must be between 2 and 20 seconds"
+        if body.get("mode", "end") not in ("start", "end"):
+            return f"Unsupported mode: {body['mode']}"
+        context = body.get("context")
+        if context is not None and (not _number(context) or not 1 <= context <= 20):
+            return "context must be between 1 and 20 seconds"
+        fps = video.fps if video is not None else 24.0
+        if context is not None and (context + duration) * fps > MAX_EXTEND_FRAMES:
+            return f"context + duration exceeds {MAX_EXTEND_FRAMES} frames"
+        return None
+    if duration < 2:
+        return "duration must be at least 2 seconds"
+    start = body.get("start_time")
+    if not _number(start) or start < 0:
+        return "start_time must be a number >= 0"
+    if body.get("mode", "replace_audio_and_video") not in ("replace_audio", "replace_video", "replace_audio_and_video"):
+        return f"Unsupported mode: {body['mode']}"
+    return None

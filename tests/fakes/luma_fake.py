@@ -13,6 +13,11 @@ the same server, a signed link that answers 403 once ``expire_outputs`` is set o
 seconds after completion. Errors use Luma's ``{"detail": "..."}`` body. ``GET
 /dream-machine/v1/generations?limit=&offset=`` lists generations newest first (the real order is
 [unverified]), each echoing its ``request``.
+
+``POST /dream-machine/v1/generations/video/modify`` takes a ``modify_video`` body (``media.url``,
+``mode``, ``model``, optional ``first_frame.url`` and ``prompt``), as the official SDK types it. A
+keyframe ``{"type": "generation", "id": …}`` (an extend) must name a completed generation of this
+fake, else 400: Luma continues only what it made.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ FIELDS = {
     "concepts",
     "callback_url",
 }
+MODIFY_FIELDS = {"generation_type", "model", "prompt", "media", "first_frame", "mode", "callback_url"}
+MODIFY_MODELS = ("ray-2", "ray-flash-2")
+MODIFY_MODES = tuple(f"{kind}_{n}" for kind in ("adhere", "flex", "reimagine") for n in (1, 2, 3))
 FAILURE_REASON = "Prompt not allowed because it contains content that violates our policy."
 _EXPIRED_XML = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
@@ -85,6 +93,7 @@ class LumaFake(Recorder):
         self.app = Starlette(
             routes=[
                 Route(f"{prefix}/generations/video", self.create, methods=["POST"]),
+                Route(f"{prefix}/generations/video/modify", self.modify, methods=["POST"]),
                 Route(f"{prefix}/generations", self.create, methods=["POST"]),  # legacy create path
                 Route(f"{prefix}/generations", self.list_generations, methods=["GET"]),
                 Route(f"{prefix}/generations/{{gen_id}}", self.get, methods=["GET"]),
@@ -107,8 +116,7 @@ class LumaFake(Recorder):
             return _detail("Invalid API key is provided", 401)
         return None
 
-    @staticmethod
-    def _validate(body: Any) -> str | None:
+    def _validate(self, body: Any) -> str | None:
         """Luma's request checks, answered as 400 ``detail`` texts naming the field."""
         if not isinstance(body, dict):
             return "Request body must be a JSON object"
@@ -143,14 +151,41 @@ class LumaFake(Recorder):
                     return f"keyframes.{name}.type: Input should be 'image' or 'generation'"
                 if frame["type"] == "image" and not str(frame.get("url", "")).startswith("https://"):
                     return f"keyframes.{name}.url: Input should be a valid URL"
-                if frame["type"] == "generation" and not isinstance(frame.get("id"), str):
-                    return f"keyframes.{name}.id: Field required"
+                if frame["type"] == "generation":
+                    if not isinstance(frame.get("id"), str):
+                        return f"keyframes.{name}.id: Field required"
+                    made = self.generations.get(frame["id"])
+                    if made is None or made.state != "completed":
+                        return f"keyframes.{name}.id: no completed generation {frame['id']}"
+        return None
+
+    @staticmethod
+    def _validate_modify(body: Any) -> str | None:
+        """The modify-video request's checks (the SDK's ``VideoModifyParams``)."""
+        if not isinstance(body, dict):
+            return "Request body must be a JSON object"
+        if unknown := sorted(set(body) - MODIFY_FIELDS):
+            return f"{unknown[0]}: Extra inputs are not permitted"
+        if body.get("generation_type") != "modify_video":
+            return "generation_type: Input should be 'modify_video'"
+        if body.get("model") not in MODIFY_MODELS:
+            return f"model: Input should be {', '.join(repr(m) for m in MODIFY_MODELS)}"
+        if body.get("mode") not in MODIFY_MODES:
+            return f"mode: Input should be one of {', '.join(MODIFY_MODES)}"
+        for name in ("media", "first_frame"):
+            if name not in body and name == "first_frame":
+                continue
+            media = body.get(name)
+            if not isinstance(media, dict) or not str(media.get("url", "")).startswith("https://"):
+                return f"{name}.url: Input should be a valid URL"
+        if "prompt" in body and not isinstance(body["prompt"], str):
+            return "prompt: Input should be a valid string"
         return None
 
     def _view(self, request: Request, gen: Generation) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": gen.id,
-            "generation_type": "video",
+            "generation_type": gen.body.get("generation_type", "video"),
             "state": gen.state,
             "failure_reason": None,
             "created_at": _iso(gen.created),
@@ -169,12 +204,18 @@ class LumaFake(Recorder):
         return out
 
     async def create(self, request: Request) -> Response:
+        return await self._make(request, self._validate)
+
+    async def modify(self, request: Request) -> Response:
+        return await self._make(request, self._validate_modify)
+
+    async def _make(self, request: Request, validate: Any) -> Response:
         body = await self._record(request)
         if fault := await self.faults.apply("create"):
             return fault
         if denied := self._auth(request):
             return denied
-        if problem := self._validate(body):
+        if problem := validate(body):
             return _detail(problem, 400)
         gen = Generation(id=str(uuid.uuid4()), body=body, fail=self.fail_next)
         self.fail_next = False

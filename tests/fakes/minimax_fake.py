@@ -178,6 +178,8 @@ class MiniMaxFake(Recorder):
             return f"resolution {resolution!r} is not supported by {model}; use {', '.join(durations)}"
         if resolution == "512P" and first is None:
             return "512P is only available for image-to-video"
+        if resolution == "512P" and "last_frame_image" in body:
+            return "last_frame_image is only available at 768P and 1080P"
         duration = body.get("duration", 6)
         if type(duration) is not int or duration not in durations[resolution]:
             return f"duration {duration!r} is not supported by {model} at {resolution}"

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -82,7 +82,7 @@ class Job:
     status: str = "pending"
 
 
-class OpenRouterFake(Recorder):
+class OpenRouterFake(BearerFake):
     """State and routes of one fake OpenRouter video API; see the module docstring."""
 
     def __init__(self, api_key: str = "sk-or-test", polls_to_complete: int = 3) -> None:
@@ -98,17 +98,11 @@ class OpenRouterFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.jobs: dict[str, Job] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next: Any = False
-        self.expire_outputs = False
-        self.outputs = OutputClock()
 
-    def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _err(401, "No auth credentials found")
-        return None
+    def unauthorized(self) -> Response:
+        return _err(401, "No auth credentials found")
 
     @staticmethod
     def _validate(body: Any) -> str | None:

@@ -5,6 +5,13 @@ with a rising 0..1 ``progress``, then SUCCEEDED or FAILED) so tests need no slee
 served from ``/cdn/...`` on the same server, like Runway's signed CloudFront links; they expire
 ``outputs.ttl`` seconds after the task succeeded. Runway has no task list and no caller-chosen id,
 so the fake has neither.
+
+``POST /v1/video_to_video`` takes ``aleph2`` and ``gen4_aleph`` in the SDK's shapes; its video is an
+https URL (taken as it is), a ``data:`` URI of at most 16 MB, or the ``runway://`` URI of an upload
+made here, and one it can read must decode and last at most 30 s. ``POST /v1/uploads`` answers a
+presigned form (``uploadUrl`` on this server, ``fields``, ``runwayUri``); the form POST to
+``uploadUrl`` must carry every field and a ``file`` part, and no Authorization header (storage
+does not take Runway's key). Received uploads are kept in ``uploads``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakes.media import decode_data_uri, probe
 from fakes.server import Faults, OutputClock, Recorder, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,6 +42,22 @@ MODELS: dict[str, tuple[list[str] | None, list[str], list[int], set[str]]] = {
     "veo3": (_VEO, _VEO, [8], {"negativePrompt"}),
 }
 _LAST_FRAME_MODELS = {"veo3.1", "veo3.1_fast"}
+V2V_RATIOS = ["1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672", "848:480", "640:480"]
+V2V_FIELDS = {
+    "aleph2": {
+        "model",
+        "videoUri",
+        "promptText",
+        "ratio",
+        "seed",
+        "keyframes",
+        "targetAspectRatio",
+        "contentModeration",
+    },
+    "gen4_aleph": {"model", "videoUri", "promptText", "ratio", "seed", "references", "contentModeration"},
+}
+MAX_VIDEO_DATA_URI = 16 * 1024 * 1024
+MAX_INPUT_SECONDS = 30
 
 _EXPIRED_XML = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
@@ -73,6 +97,9 @@ class RunwayFake(Recorder):
             routes=[
                 Route("/v1/text_to_video", self.create, methods=["POST"]),
                 Route("/v1/image_to_video", self.create, methods=["POST"]),
+                Route("/v1/video_to_video", self.create, methods=["POST"]),
+                Route("/v1/uploads", self.start_upload, methods=["POST"]),
+                Route("/upload-bucket/{upload_id}", self.receive_upload, methods=["POST"]),
                 Route("/v1/tasks/{task_id}", self.get_task, methods=["GET"]),
                 Route("/v1/tasks/{task_id}", self.delete_task, methods=["DELETE"]),
                 Route("/cdn/{task_id}/video.mp4", self.download, methods=["GET"]),
@@ -89,6 +116,8 @@ class RunwayFake(Recorder):
         self.failure_code = "SAFETY.INPUT.TEXT"
         self.expire_outputs = False
         self.outputs = OutputClock()
+        self.pending_uploads: dict[str, dict[str, str]] = {}
+        self.uploads: dict[str, bytes] = {}
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -117,6 +146,8 @@ class RunwayFake(Recorder):
         """Runway's checks, each answered as a 400 naming the field."""
         if not isinstance(body, dict):
             return "Request body must be a JSON object."
+        if endpoint == "video_to_video":
+            return self._check_v2v(body)
         model = body.get("model")
         if model not in MODELS:
             return f"model: Invalid enum value. Expected one of {sorted(MODELS)}, received {model!r}"
@@ -166,6 +197,88 @@ class RunwayFake(Recorder):
                     return f"promptImage: {model} does not support a last frame"
             return None
         return "promptImage: Required"
+
+    def _check_v2v(self, body: dict[str, Any]) -> str | None:
+        model = body.get("model")
+        if model not in V2V_FIELDS:
+            return f"model: Invalid enum value. Expected one of {sorted(V2V_FIELDS)}, received {model!r}"
+        if unknown := sorted(set(body) - V2V_FIELDS[model]):
+            return f"Unrecognized key(s) in object: {', '.join(repr(k) for k in unknown)}"
+        text = body.get("promptText")
+        if (text is not None or model == "gen4_aleph") and (not isinstance(text, str) or not text.strip()):
+            return "promptText: String must contain at least 1 character(s)"
+        if isinstance(text, str) and len(text.encode("utf-16-le")) // 2 > 1000:
+            return "promptText: String must contain at most 1000 character(s)"
+        if model == "gen4_aleph" and body.get("ratio") not in V2V_RATIOS:
+            return f"ratio: Invalid enum value. Expected {' | '.join(V2V_RATIOS)}, received {body.get('ratio')!r}"
+        refs = body.get("references", [])
+        if not isinstance(refs, list) or len(refs) > 1:
+            return "references: Array must contain at most 1 element(s)"
+        for ref in refs:
+            uri = ref.get("uri") if isinstance(ref, dict) else None
+            if (
+                ref.get("type") != "image"
+                or not isinstance(uri, str)
+                or not uri.startswith(("https://", "data:image/"))
+            ):
+                return "references: Invalid input"
+        seed = body.get("seed")
+        if "seed" in body and (type(seed) is not int or not 0 <= seed <= 4294967295):
+            return "seed: Number must be an integer between 0 and 4294967295"
+        return self._check_video(body.get("videoUri"))
+
+    def _check_video(self, uri: Any) -> str | None:
+        if not isinstance(uri, str):
+            return "videoUri: Required"
+        if uri.startswith("https://"):
+            return None
+        if uri.startswith("runway://"):
+            data = self.uploads.get(uri)
+            if data is None:
+                return "videoUri: The upload was not found or has expired."
+        else:
+            decoded = decode_data_uri(uri)
+            if decoded is None or not decoded[0].startswith("video/"):
+                return "videoUri: Invalid URI. Must be an HTTPS URL, a Runway upload URI or a data URI."
+            if len(uri) > MAX_VIDEO_DATA_URI:
+                return "videoUri: Data URIs must be at most 16MB."
+            data = decoded[1]
+        found = probe(data)
+        if found is None or found.kind != "video":
+            return "videoUri: The video could not be decoded."
+        if found.seconds > MAX_INPUT_SECONDS:
+            return f"videoUri: The video must be at most {MAX_INPUT_SECONDS} seconds long."
+        return None
+
+    async def start_upload(self, request: Request) -> Response:
+        body = await self._record(request)
+        if fault := await self.faults.apply("upload"):
+            return fault
+        if denied := self._auth(request):
+            return denied
+        if not isinstance(body, dict) or body.get("type") != "ephemeral" or not isinstance(body.get("filename"), str):
+            return _err('filename: Required; type: Invalid literal value, expected "ephemeral"', 400)
+        upload_id = uuid.uuid4().hex
+        fields = {"key": f"uploads/{upload_id}/{body['filename']}", "policy": uuid.uuid4().hex}
+        self.pending_uploads[upload_id] = fields
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse(
+            {"uploadUrl": f"{base}/upload-bucket/{upload_id}", "fields": fields, "runwayUri": f"runway://{upload_id}"}
+        )
+
+    async def receive_upload(self, request: Request) -> Response:
+        fields = self.pending_uploads.get(request.path_params["upload_id"])
+        form = await request.form()
+        self.requests.append(
+            {"method": "POST", "path": request.url.path, "headers": dict(request.headers), "json": None}
+        )
+        if fields is None or "authorization" in request.headers:
+            return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=403, media_type="application/xml")
+        if any(form.get(k) != v for k, v in fields.items()) or not hasattr(form.get("file"), "read"):
+            return Response(b"<Error><Code>InvalidPolicyDocument</Code></Error>", status_code=400)
+        upload = form["file"]
+        self.uploads[f"runway://{request.path_params['upload_id']}"] = await upload.read()  # type: ignore[union-attr]
+        return Response(status_code=204)
 
     def _advance(self, task: Task) -> None:
         if task.status in ("SUCCEEDED", "FAILED", "CANCELLED"):

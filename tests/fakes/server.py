@@ -6,6 +6,7 @@ fake's routes apply before answering. The ``accept-*`` kinds are applied by a cr
 made the job, as a real service fails when its answer is lost on the way back: the job exists but
 the caller hears nothing (``accept-hang``), a dropped connection (``accept-reset``) or a 500
 (``accept-500``). ``OutputClock`` makes output links expire a while after they were handed out.
+``BearerFake`` is the state and key check shared by fakes of APIs keyed with a Bearer token.
 """
 
 from __future__ import annotations
@@ -126,6 +127,31 @@ class Recorder:
         entry.update(headers=dict(request.headers), json=body)
         self.requests.append(entry)
         return body
+
+
+class BearerFake(Recorder):
+    """What a fake behind one ``Authorization: Bearer <key>`` keeps between tests, and its key check.
+
+    ``reset`` starts the shared state afresh (a subclass adds its own jobs after calling it);
+    ``_auth`` answers ``unauthorized()``, in the upstream's own error shape, to any other key.
+    """
+
+    api_key: str
+
+    def reset(self) -> None:
+        self.faults = Faults()
+        self.requests = []
+        self.fail_next: Any = False
+        self.expire_outputs = False
+        self.outputs = OutputClock()
+
+    def unauthorized(self) -> Response:
+        raise NotImplementedError
+
+    def _auth(self, request: Request) -> Response | None:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self.unauthorized()
+        return None
 
 
 async def serve_output(faults: Faults, signed: bool, refusal: Response) -> Response:

@@ -51,6 +51,7 @@ MODELS = (
     "veo-2.0-generate-001",
 )
 IMAGE_TYPES = ("image/png", "image/jpeg")
+VIDEO_TYPES = ("video/mp4", "video/webm", "video/quicktime")
 RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
 RAI_REASON = (
     "Veo could not generate videos because the input image violates Vertex AI's usage guidelines. "
@@ -97,6 +98,24 @@ def _check_image(value: Any, where: str) -> None:
     if uri is not None and (not isinstance(uri, str) or not uri.startswith("gs://")):
         raise _invalid(f"{where}.gcsUri must be a gs:// URI.")
     if mime not in IMAGE_TYPES:
+        raise _invalid(f"Unsupported MIME type for {where}: {mime!r}.")
+
+
+def _check_video(value: Any, where: str) -> None:
+    """A video to extend: ``{bytesBase64Encoded | gcsUri, mimeType}``, as Vertex images are."""
+    if not isinstance(value, dict):
+        raise _invalid(f"Invalid value at '{where}': expected a Video object.")
+    data, uri, mime = value.get("bytesBase64Encoded"), value.get("gcsUri"), value.get("mimeType")
+    if (data is None) == (uri is None):
+        raise _invalid(f"{where} needs exactly one of bytesBase64Encoded or gcsUri.")
+    if data is not None:
+        try:
+            base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError, TypeError) as exc:
+            raise _invalid(f"Invalid value at '{where}.bytes_base64_encoded': invalid base64 data.") from exc
+    if uri is not None and (not isinstance(uri, str) or not uri.startswith("gs://")):
+        raise _invalid(f"{where}.gcsUri must be a gs:// URI.")
+    if mime not in VIDEO_TYPES:
         raise _invalid(f"Unsupported MIME type for {where}: {mime!r}.")
 
 
@@ -203,6 +222,12 @@ class VertexFake:
             raise _invalid("lastFrame requires image (the first frame).")
         if "lastFrame" in inst and model.startswith("veo-3.0"):
             raise _invalid(f"lastFrame isn't supported by {model}.")
+        if "video" in inst:
+            _check_video(inst["video"], "instances[0].video")
+            if not model.startswith("veo-3.1"):
+                raise _invalid(f"Video extension isn't supported by {model}.")
+            if "image" in inst or "lastFrame" in inst:
+                raise _invalid("video cannot be combined with image or lastFrame.")
         refs = inst.get("referenceImages")
         if refs is not None:
             if not isinstance(refs, list) or not 1 <= len(refs) <= 3:
@@ -234,6 +259,8 @@ class VertexFake:
             raise _invalid(f"Resolution {resolution!r} is not supported by {model}.")
         if resolution in ("1080p", "4k") and duration != 8:
             raise _invalid(f"Resolution {resolution} requires durationSeconds 8.")
+        if "video" in inst and resolution != "720p":
+            raise _invalid("Video extension supports 720p only.")
         if veo2 and "resolution" in params:
             raise _invalid(f"resolution isn't supported by {model}.")
         if veo2 and "generateAudio" in params:

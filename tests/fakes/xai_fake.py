@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,7 +67,7 @@ def _image_ok(value: Any) -> bool:
     return isinstance(url, str) and url.startswith(("https://", "http://", "data:image/"))
 
 
-class XaiFake(Recorder):
+class XaiFake(BearerFake):
     """State and routes of one fake xAI video API; see the module docstring."""
 
     def __init__(self, api_key: str = "xai-test", polls_to_complete: int = 3) -> None:
@@ -83,21 +83,16 @@ class XaiFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.videos: dict[str, VideoRequest] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next: Any = False
-        self.expire_outputs = False
-        self.outputs = OutputClock()
 
-    def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _err(
-                "Client specified an invalid argument",
-                "Incorrect API key provided: ***. You can obtain an API key from https://console.x.ai.",
-                400,
-            )
-        return None
+    def unauthorized(self) -> Response:
+        # xAI answers a wrong key with a 400, not a 401.
+        return _err(
+            INVALID_ARGUMENT,
+            "Incorrect API key provided: ***. You can obtain an API key from https://console.x.ai.",
+            400,
+        )
 
     @staticmethod
     def _validate(body: Any) -> str | None:

@@ -75,6 +75,29 @@ def rows(gw: GatewayProcess, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     return asyncio.run(go())
 
 
+def execute(gw: GatewayProcess, sql: str, *params: Any) -> None:
+    """Run one write with ``?`` placeholders on the gateway's own database, committed."""
+    url = database_url(gw)
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.split("sqlite:///", 1)[1]) as conn:
+            conn.execute(sql, params)
+        conn.close()
+        return
+    import asyncpg
+
+    counter = itertools.count(1)
+    pg_sql = re.sub(r"\?", lambda _: f"${next(counter)}", sql)
+
+    async def go() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(pg_sql, *params)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
 def blob_keys(gw: GatewayProcess, prefix: str) -> list[str]:
     """Keys under ``prefix`` in the gateway's blob store (local files or S3)."""
     blob_url = gw.env.get("VIDGATE_BLOB_URL")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakes.gemini_omni_fake import FAILURE_MESSAGE as OMNI_FAILURE
 from fakes.kling_fake import FAILURE_MESSAGE as KLING_FAILURE
 from fakes.ltx_fake import MODERATION_MESSAGE as LTX_MODERATION
 from fakes.luma_fake import FAILURE_REASON as LUMA_FAILURE
@@ -144,6 +145,7 @@ HAILUO = {"model": "minimax/hailuo-02", "duration": 6, "resolution": "768p"}
 GROK = {"model": "xai/grok-imagine-video", "duration": 6, "resolution": "720p"}
 LTX = {"model": "lightricks/ltx-2.3-fast", "duration": 6}
 VEO_OPENROUTER = {"model": "google/veo-3.1", "duration": 8, **only("openrouter")}
+OMNI = {"model": "google/gemini-omni-flash", "duration": 6, "resolution": "1080p"}
 STANDARD_POLL_FAULTS = (("poll", "503"), ("poll", "malformed"))
 
 SERVED = [
@@ -386,6 +388,32 @@ SERVED = [
             polling=lambda r: r["method"] == "GET",
             running=lambda fake, native: fake.jobs[native].status != "completed",
         ),
+    ),
+    Served(
+        "gemini-omni",
+        OMNI,
+        _post("/v1beta/interactions"),
+        sent=lambda sent, job: _equal(
+            (sent["json"]["model"], sent["json"]["background"], sent["json"]["response_format"]),
+            (
+                "gemini-omni-1.1-flash",
+                True,
+                {"type": "video", "delivery": "uri", "aspect_ratio": "16:9", "resolution": "1080p", "duration": "6s"},
+            ),
+        ),
+        first_frame=lambda sent: _equal(
+            (sent["json"]["input"][0]["data"], sent["json"]["generation_config"]["video_config"]["task"]),
+            (IMAGE.partition(",")[2], "image_to_video"),
+        ),
+        failure=Failure(True, OMNI_FAILURE, "internal"),
+        retries=(Retry(OMNI, status="429"),),
+        poll_faults=STANDARD_POLL_FAULTS,
+        cancel=Cancel(
+            OMNI,
+            sent=lambda r, native: r["path"] == f"/v1beta/interactions/{native}/cancel",
+            done=lambda fake, native: fake.interactions[native].status == "cancelled",
+        ),
+        refused=(({**OMNI, "seed": 7}, "seed"), ({**OMNI, "negative_prompt": "blurry"}, "negative_prompt")),
     ),
 ]
 BY_NAME = {s.name: s for s in SERVED}

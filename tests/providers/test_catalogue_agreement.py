@@ -54,14 +54,18 @@ def refused(model: Model, provider: str) -> set[tuple[int, str]]:
     images = tuple(
         ReferenceImage(role=role, url=f"https://example.test/{role}.png", data=PNG, mime_type="image/png")
         for role in model.required_roles
+        if role != "source"
     )
+    # A model that only extends or edits is offered its durations for that, on a source video.
+    source = ReferenceImage("source", "https://example.test/in.mp4", b"", "video/mp4", kind="video")
     make_job = job_maker(
         model=model.id,
         provider_model=ref.model,
         prompt="a paper boat on a rainy street",
         aspect_ratio=model.default_aspect_ratio,
         audio=model.default_audio,
-        references=images,
+        references=(*images, source) if model.requires_source else images,
+        **({"operation": model.operations[0]} if model.requires_source else {}),
     )
     out = set()
     for resolution in model.resolutions:

@@ -127,6 +127,7 @@ async def test_group_id_is_sent_when_configured(root: str, fake: MiniMaxFake) ->
         ({"provider_model": "MiniMax-Hailuo-2.3", "references": (FIRST, LAST)}, "last_frame"),
         ({"provider_model": "MiniMax-Hailuo-2.3-Fast"}, "needs a first_frame"),
         ({"references": (LAST,)}, "first_frame image to go with"),
+        ({"resolution": "512p", "width": 910, "height": 512, "references": (FIRST, LAST)}, "768P or 1080P, not 512P"),
         ({"references": (ReferenceImage("reference", "https://x.test/r.png", PNG, "image/png"),)}, "reference"),
     ],
 )

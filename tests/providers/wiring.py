@@ -17,6 +17,9 @@ from typing import Any
 from fakes.alibaba_fake import AlibabaFake
 from fakes.byteplus_fake import BytePlusFake
 from fakes.fal_fake import FalFake
+from fakes.gemini_omni_fake import FAILURE_MESSAGE as OMNI_FAILURE
+from fakes.gemini_omni_fake import REFUSAL_TEXT as OMNI_REFUSAL
+from fakes.gemini_omni_fake import GeminiOmniFake
 from fakes.google_fake import GoogleFake
 from fakes.kling_fake import KlingFake
 from fakes.ltx_fake import FAILURE_MESSAGE as LTX_FAILURE
@@ -39,6 +42,7 @@ from vidgate.gateway.providers.alibaba import AlibabaProvider
 from vidgate.gateway.providers.base import ProviderConfig
 from vidgate.gateway.providers.byteplus import BytePlusProvider
 from vidgate.gateway.providers.fal import FalProvider
+from vidgate.gateway.providers.gemini_omni import GeminiOmniProvider
 from vidgate.gateway.providers.google import GoogleProvider
 from vidgate.gateway.providers.google_vertex import VertexProvider
 from vidgate.gateway.providers.kling import KlingProvider
@@ -111,6 +115,7 @@ WIRINGS: dict[str, Wiring] = {
         Wiring("xai", XaiProvider, XaiFake, "xai-test", "/v1"),
         Wiring("ltx", LtxProvider, LtxFake, "ltx-test"),
         Wiring("openrouter", OpenRouterProvider, OpenRouterFake, "sk-or-test", "/api/v1"),
+        Wiring("gemini-omni", GeminiOmniProvider, GeminiOmniFake, "g-test", "/v1beta"),
     )
 }
 
@@ -141,6 +146,27 @@ class AdapterCase:
 
 
 ADAPTER_CASES: dict[str, AdapterCase] = {
+    "gemini-omni": AdapterCase(
+        job={
+            "model": "google/gemini-omni-flash",
+            "provider_model": "gemini-omni-1.1-flash",
+            "prompt": "a marble rolling down a wooden chain-reaction track",
+            "duration": 8,
+            "width": 1280,
+            "height": 720,
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+            "audio": True,
+        },
+        store="interactions",
+        missing_id="Z2VtaW5pLW9tbmktbWlzc2luZy1pbnRlcmFjdGlvbg",
+        expired_status=403,
+        wrong_key=(400, "API key not valid. Please pass a valid API key."),
+        endings=(
+            Ending(True, "internal", OMNI_FAILURE),
+            Ending("moderation", "no_video", OMNI_REFUSAL),
+        ),
+    ),
     "xai": AdapterCase(
         job={
             "model": "xai/grok-imagine-video",

@@ -69,7 +69,7 @@ LUMA = {"model": "luma/ray-2", "duration": 5}  # luma (list), then replicate
 SORA = {"model": "openai/sora-2", "duration": 4, "size": "1280x720"}  # openai (list) only
 WAN = {"model": "alibaba/wan-2.5", "duration": 5, "resolution": "720p"}  # alibaba (no lookup), then fal
 RENDER = {"model": "vidgate/procedural", "duration": 1, "size": "160x90"}
-LONG_RENDER = {"model": "vidgate/procedural", "duration": 20, "size": "1920x1080"}
+LONG_RENDER = {"model": "vidgate/procedural", "duration": 8, "size": "1280x720"}  # seconds of work, past the grace
 
 
 class Upstreams:

@@ -39,6 +39,7 @@ aspect_ratios = ["16:9"]
 default_resolution = "360p"
 default_aspect_ratio = "16:9"
 video_reference_roles = ["source"]
+operations = ["edit"]
 expected_seconds = 2
 providers = [{ name = "vidgate", model = "procedural-v1", media = ["video"] }]
 """

@@ -26,6 +26,7 @@ default_resolution = "720p"
 default_aspect_ratio = "16:9"
 input_reference_roles = ["first_frame"]
 video_reference_roles = ["source"]
+operations = ["edit"]
 input_video_seconds = [1, 10]
 providers = [
   { name = "images-only", model = "a" },
@@ -42,10 +43,11 @@ def test_the_built_in_model_lists_what_it_takes() -> None:
     assert set(detail) == set(names)
     duration = detail["duration"]
     assert (duration.min, duration.max, duration.default, duration.aliases) == (1, 20, 4, ["duration_seconds"])
-    assert detail["input_references"].roles == {"image": ["first_frame"]}
-    assert detail["frame_images"].values == ["first_frame"]
+    roles = {"image": ["first_frame", "last_frame", "reference"], "video": ["source"], "audio": ["reference"]}
+    assert detail["input_references"].roles == roles
+    assert detail["frame_images"].values == ["first_frame", "last_frame"]
     assert detail["seed"].providers == ["vidgate"]
-    assert capabilities.input_types(BUILT_IN) == ["text", "image"]
+    assert capabilities.input_types(BUILT_IN) == ["text", "image", "video", "audio"]
     assert capabilities.output_types(BUILT_IN) == ["video"]
 
 

@@ -63,6 +63,10 @@ PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEh
 IMAGE = "https://example.com/a.png"
 
 
+# A model that takes a first_frame image and nothing else (the built-in takes every kind of input).
+FIRST_FRAME_ONLY = "minimax/hailuo-2.3"
+
+
 def refused(**fields: Any) -> VidgateError:
     with pytest.raises(VidgateError) as exc:
         validate(body(**fields), CATALOG)
@@ -91,7 +95,7 @@ def test_frame_images_are_first_and_last_frame_references() -> None:
     assert (got.kind, got.role, got.url) == ("image", "first_frame", IMAGE)
     (got,) = validate(body(frame_images=[{"image_url": IMAGE, "frame_type": "first_frame"}]), CATALOG).references
     assert got.url == IMAGE
-    exc = refused(frame_images=[{"image_url": IMAGE, "frame_type": "last_frame"}])
+    exc = refused(model=FIRST_FRAME_ONLY, frame_images=[{"image_url": IMAGE, "frame_type": "last_frame"}])
     assert (exc.code, exc.param) == ("unsupported_parameter", "frame_images[0].frame_type")
     both = [{"type": "image", "url": IMAGE, "role": "first_frame"}]
     exc = refused(input_references=both, frame_images=[{"image_url": IMAGE, "frame_type": "first_frame"}])
@@ -114,7 +118,7 @@ def test_frame_images_are_first_and_last_frame_references() -> None:
     ],
 )
 def test_references_the_model_does_not_take_are_unsupported(ref: dict[str, Any], param: str) -> None:
-    exc = refused(input_references=[ref])
+    exc = refused(model=FIRST_FRAME_ONLY, input_references=[ref])
     assert exc.code == "unsupported_parameter" and exc.param is not None and exc.param.endswith(param), exc
     assert "first_frame" in str(exc)  # names what the model does take
 

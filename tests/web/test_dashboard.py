@@ -29,6 +29,21 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is mi
 MODEL = "vidgate/procedural"
 SMALL = {"model": MODEL, "duration": 1, "size": "64x64"}
 LONG = {"model": MODEL, "duration": 20, "size": "1920x1080"}
+# The playground's fields for a model, built in the page by form.js from the live listing.
+FIELDS_OF = """async (id) => {
+  const { paramFields } = await import("/web/form.js");
+  const key = sessionStorage.getItem("vidgate.apiKey");
+  const { data } = await (await fetch("/v1/videos/models", { headers: { Authorization: `Bearer ${key}` } })).json();
+  const box = document.createElement("div");
+  box.append(...paramFields(data.find((m) => m.id === id), null, () => {}).elements);
+  const values = (sel) => [...box.querySelectorAll(sel)].map((o) => o.value);
+  return {
+    testids: [...box.querySelectorAll("[data-testid]")].map((e) => e.dataset.testid),
+    durations: values("[data-testid=duration] option"),
+    sizes: values("[data-testid=size] option"),
+    hidden: [...box.querySelectorAll(".field[hidden] [data-param]")].map((e) => e.dataset.testid),
+  };
+}"""
 PLAYER_READY = "document.querySelector('[data-testid=player]')?.readyState >= 1"  # HAVE_METADATA: duration known
 
 
@@ -75,20 +90,31 @@ def test_sign_in_generate_and_play(gateway: GatewayProcess, page: Any) -> None:
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(f"{ws.url} {payload}")))
     sign_in(page, gateway.base_url, key)
     assert page.evaluate("sessionStorage.getItem('vidgate.apiKey')") == key
-    assert page.evaluate("localStorage.length") == 0 and key not in page.url
+    # The form is remembered in localStorage, the key never is (nor in the URL).
+    assert not page.evaluate(
+        "k => Object.keys(localStorage).concat(Object.values(localStorage)).some(v => v.includes(k))", key
+    )
+    assert key not in page.url
 
     form = page.get_by_test_id("playground-form")
     expect(page.get_by_test_id("model-select")).to_have_value(MODEL)
     for testid in ("duration", "resolution", "aspect-ratio", "seed", "audio", "first-frame"):
         expect(form.get_by_test_id(testid)).to_be_visible()  # what vidgate/procedural supports
-    # Another model shows its own parameters only: Hailuo 2.3 has fixed sizes and no seed or negative prompt.
-    page.get_by_test_id("model-select").select_option("minimax/hailuo-2.3")
-    expect(form.get_by_test_id("seed")).to_have_count(0)
-    expect(form.get_by_test_id("negative-prompt")).to_have_count(0)
-    expect(form.locator('[data-testid="duration"] option')).to_have_text(["6", "10"])
-    expect(form.locator('[data-testid="size"] option')).to_have_text(["Model default", "1366x768", "1920x1080"])
-    page.get_by_test_id("model-select").select_option(MODEL)
-    expect(form.get_by_test_id("seed")).to_be_visible()
+    # A model with no configured provider is listed but cannot be picked.
+    hailuo = page.locator('[data-testid="model-select"] option[value="minimax/hailuo-2.3"]')
+    expect(hailuo).to_be_disabled()
+    expect(hailuo.locator("xpath=..")).to_have_attribute("label", re.compile("unavailable"))
+    # Its fields, built by the page's own code from the listing, are its own: fixed sizes, no seed,
+    # no negative prompt, and a size list shown only once "Exact size" is picked.
+    built = page.evaluate(FIELDS_OF, "minimax/hailuo-2.3")
+    assert "seed" not in built["testids"] and "negative-prompt" not in built["testids"], built
+    assert built["durations"] == ["6", "10"] and built["sizes"] == ["1366x768", "1920x1080"], built
+    assert built["hidden"] == ["size"], built
+    form.get_by_test_id("frame-size").check()
+    expect(form.get_by_test_id("resolution")).to_be_hidden()
+    expect(form.get_by_test_id("size")).to_be_visible()
+    form.get_by_test_id("frame-preset").check()
+    expect(form.get_by_test_id("size")).to_be_hidden()
 
     page.get_by_test_id("prompt").fill("a paper boat on a pond")
     page.get_by_test_id("duration").select_option("1")
@@ -128,7 +154,8 @@ def test_sign_in_generate_and_play(gateway: GatewayProcess, page: Any) -> None:
 
 
 def test_first_frame_upload_and_polling_when_the_websocket_fails(gateway: GatewayProcess, page: Any) -> None:
-    """The first frame goes up as a ``data:`` URL; with websockets refused the page follows the job by polling."""
+    """The first frame goes up through ``POST /v1/files`` and is sent by file id; with websockets refused
+    the page follows the job by polling."""
     key = gateway.new_key("web-poll")
     page.route_web_socket(re.compile(r".*/ws$"), lambda ws: ws.close(code=1011))
     sent: list[dict[str, Any]] = []
@@ -144,22 +171,22 @@ def test_first_frame_upload_and_polling_when_the_websocket_fails(gateway: Gatewa
     sign_in(page, gateway.base_url, key)
     page.get_by_test_id("prompt").fill("a red square")
     page.get_by_test_id("duration").select_option("1")
+    page.get_by_test_id("frame-size").check()
     page.get_by_test_id("size").fill("64x64")
     png = png_bytes((220, 30, 30))
     page.get_by_test_id("first-frame").set_input_files({"name": "red.png", "mimeType": "image/png", "buffer": png})
+    expect(page.locator("[data-testid=chosen-files] li[data-file-id]")).to_have_count(1)
     page.get_by_test_id("submit").click()
     expect(page.get_by_test_id("job-status")).to_have_text("completed", timeout=30_000)
     wait_until(page, PLAYER_READY)
 
     (body,) = sent
-    assert body["input_references"] == [
-        {
-            "type": "image_url",
-            "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
-            "role": "first_frame",
-        }
-    ]
-    assert body["size"] == "64x64" and body["duration"] == 1
+    (ref,) = body["input_references"]
+    assert ref["type"] == "image" and ref["role"] == "first_frame"
+    with gateway.client(key) as api:
+        stored = api.get(f"/v1/files/{ref['file_id']}").json()
+    assert stored["sha256"] == hashlib.sha256(png).hexdigest()  # a small image goes up as it is
+    assert body["size"] == "64x64" and body["duration"] == 1 and "resolution" not in body
     assert polls, "no GET /v1/videos/{id} after the websocket was refused"
 
 
@@ -255,11 +282,17 @@ def test_api_errors_are_shown_as_the_api_words_them(gateway: GatewayProcess, pag
     rejected = r.json()["error"]
     page.get_by_test_id("prompt").fill(body["prompt"])
     page.get_by_test_id("duration").select_option("1")
+    page.get_by_test_id("frame-size").check()
     page.get_by_test_id("size").fill(body["size"])
+    # The quote refuses it before anything is sent, at the field.
+    expect(page.get_by_test_id("estimate")).to_contain_text(rejected["message"])
     page.get_by_test_id("submit").click()
-    expect(page.get_by_test_id("error-message")).to_have_text(rejected["message"])
-    expect(banner).to_contain_text(f"param: {rejected['param']}")
-    expect(page.get_by_test_id("size")).to_have_class(re.compile(r"\binvalid\b"))
+    # Next to Generate and at the field, with focus moved there; not only in a banner at the top.
+    expect(page.get_by_test_id("form-error-message")).to_have_text(rejected["message"])
+    expect(page.get_by_test_id("form-error")).to_contain_text(f"param: {rejected['param']}")
+    expect(page.get_by_test_id("size-error")).to_have_text(rejected["message"])
+    expect(page.get_by_test_id("size")).to_have_attribute("aria-invalid", "true")
+    assert page.evaluate("document.activeElement.dataset.testid") == "size"
 
     page.goto(gateway.base_url + "/#/jobs/vid_00000000000000000000000000")
     expect(page.get_by_test_id("page-failed")).to_be_visible()

@@ -110,7 +110,7 @@ export class Transport {
       let handedOver = false;
       try {
         const response = await config.fetch(url, { method, headers, body, signal: controller.signal });
-        if (response.ok) {
+        if (response.ok || response.status === 304) {
           if (call.raw) {
             // The body outlives this call: the caller's signal stays linked to it, the timeout does not.
             handedOver = true;

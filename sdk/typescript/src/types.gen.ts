@@ -34,6 +34,8 @@ export interface VideoGenerationRequest {
   input_audio_duration?: number;
   /** Seconds of the input video (advisory) */
   input_video_duration?: number;
+  /** With a source video: extend (continue it) or edit (re-make it under the prompt) */
+  operation?: "edit" | "extend";
   /** Accepted and ignored */
   debug?: DebugOptions;
   /** Accepted and ignored */
@@ -59,7 +61,7 @@ export interface InputReference {
   /** The bytes in base64 (with mime_type), or a data: URL */
   data?: string;
   mime_type?: string;
-  /** An output of one of your own completed jobs */
+  /** An output of one of your own completed jobs (ast_…), or such a job's id (vid_…) for its first output, or one of your uploads (file_…) */
   asset_id?: string;
   /** One of your own uploads (POST /v1/files) */
   file_id?: string;
@@ -78,12 +80,15 @@ export interface OutputConfig {
   access?: "both" | "bytes" | "signed_url";
 }
 
-/** Where a job's events go: `url` with its `secret`, or a registered endpoint's `endpoint_id`. */
+/** Where a job's events go: `url` (with an optional `secret`), or a registered endpoint's `endpoint_id`. */
 export interface WebhookConfig {
   url?: string;
+  /** Signs every delivery (Standard Webhooks and x-phaseo-* headers); 8 to 256 printable characters, kept sealed at rest. Without it deliveries go unsigned (no signature headers) and the job's webhook shows has_secret false */
   secret?: string;
   events?: string[];
   endpoint_id?: string;
+  /** Another name for endpoint_id */
+  endpointId?: string;
 }
 
 export interface ProviderRouting {
@@ -380,6 +385,15 @@ export interface ModelCapabilities {
   role_resolutions?: Record<string, string[]>;
   exclusive?: string[][];
   audio_always?: boolean;
+  operations?: string[];
+  /** @default [] */
+  video_reference_roles: string[];
+  /** @default [] */
+  audio_reference_roles: string[];
+  max_reference_images?: number;
+  extend_durations?: number[];
+  input_video_seconds?: number[];
+  input_audio_seconds?: number[];
 }
 
 /** A provider of a model: vidgate's `name` and state, and the reference's `id` and `supported_*`. */
@@ -427,6 +441,33 @@ export interface Price {
   /** @default 0 */
   per_request: number;
   tiers?: Array<Record<string, unknown>>;
+}
+
+/** What `POST /v1/videos` with the same body would hold now (`amount`, USD), and why. */
+export interface VideoQuote {
+  model: string;
+  amount: number;
+  seconds: number;
+  sample_count: number;
+  size: string;
+  resolution: string | null;
+  audio: boolean;
+  provider: string | null;
+  providers: string[];
+  lines: QuoteLine[];
+  /** @default "USD" */
+  currency: string;
+  /** @default "video.quote" */
+  object: string;
+}
+
+/** One line of the price: `unit_price` (USD) times `quantity` is `amount`. */
+export interface QuoteLine {
+  kind: "audio_seconds" | "gateway_fee_seconds" | "request" | "video_seconds";
+  description: string;
+  unit_price: number;
+  quantity: number;
+  amount: number;
 }
 
 export interface ErrorEnvelope {
@@ -538,6 +579,111 @@ export interface UsageModel {
   model: string | null;
   cost: number;
   jobs: number;
+}
+
+/** A key's limits as they apply to it (its own, else the gateway's defaults; null: none) and use now. */
+export interface UsageLimits {
+  rate_per_second: number | null;
+  rate_burst: number | null;
+  max_concurrent_jobs: number | null;
+  live_jobs: number;
+  daily: SpendWindow;
+  monthly: SpendWindow;
+  /** @default "USD" */
+  currency: string;
+  /** @default "usage.limits" */
+  object: string;
+}
+
+/**
+ * One calendar window (UTC) of a spend limit; a create is refused when spent + held + its price
+ * would pass `limit`.
+ */
+export interface SpendWindow {
+  limit: number | null;
+  spent: number;
+  held: number;
+  remaining: number | null;
+  resets_at: string;
+}
+
+export interface KeyAccountList {
+  data: KeyAccount[];
+  /** @default "list" */
+  object: string;
+}
+
+/** An API key (never its secret) with its account: funds, limits and jobs under way. */
+export interface KeyAccount {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: number;
+  revoked_at: number | null;
+  balance: number;
+  held: number;
+  available: number;
+  limits: KeyLimits;
+  live_jobs: number;
+  /** @default "key_account" */
+  object: string;
+}
+
+/** A key's limits as set (`null`: none set; the gateway's defaults may still apply). */
+export interface KeyLimits {
+  daily_limit: number | null;
+  monthly_limit: number | null;
+  rate_per_second: number | null;
+  rate_burst: number | null;
+  max_concurrent_jobs: number | null;
+}
+
+export interface LedgerPage {
+  data: LedgerLine[];
+  has_more: boolean;
+  last_id: string | null;
+  /** @default "list" */
+  object: string;
+}
+
+/** One ledger entry of any key; `amount` in USD (negative takes from the balance or the hold). */
+export interface LedgerLine {
+  id: string;
+  key_id: string;
+  job_id: string | null;
+  kind: "adjust" | "charge" | "hold" | "release" | "topup";
+  amount: number;
+  model: string | null;
+  created_at: number;
+  memo: string | null;
+}
+
+export interface JobPage {
+  data: JobLine[];
+  has_more: boolean;
+  first_id: string | null;
+  last_id: string | null;
+  /** @default "list" */
+  object: string;
+}
+
+/**
+ * One job of any key as the request log shows it; `cost` is the charge once settled, the amount
+ * held while held, and 0 for a hold voided (failed, cancelled) or a job that held nothing.
+ */
+export interface JobLine {
+  id: string;
+  key_id: string;
+  model: string;
+  provider: string | null;
+  status: string;
+  billing_state: string;
+  cost: number;
+  created_at: number;
+  completed_at: number | null;
+  error_code: string | null;
+  error_message: string | null;
+  is_byok: boolean;
 }
 
 export interface StreamTokenRequest {
@@ -717,6 +863,7 @@ export const operations = {
   listVideos: { method: "GET", path: "/v1/videos" },
   createVideo: { method: "POST", path: "/v1/videos" },
   listVideoModels: { method: "GET", path: "/v1/videos/models" },
+  quoteVideo: { method: "POST", path: "/v1/videos/quote" },
   getVideo: { method: "GET", path: "/v1/videos/{video_id}" },
   deleteVideo: { method: "DELETE", path: "/v1/videos/{video_id}" },
   getVideoContent: { method: "GET", path: "/v1/videos/{video_id}/content" },
@@ -740,6 +887,7 @@ export const operations = {
   deleteFile: { method: "DELETE", path: "/v1/files/{file_id}" },
   videoWebsocket: { method: "GET", path: "/v1/async/video/{video_id}/ws" },
   getUsage: { method: "GET", path: "/v1/usage" },
+  getUsageLimits: { method: "GET", path: "/v1/usage/limits" },
   listKeys: { method: "GET", path: "/v1/admin/keys" },
   createKey: { method: "POST", path: "/v1/admin/keys" },
   revokeKey: { method: "DELETE", path: "/v1/admin/keys/{key_id}" },
@@ -747,11 +895,15 @@ export const operations = {
   getKeyLedger: { method: "GET", path: "/v1/admin/keys/{key_id}/ledger" },
   postKeyLimits: { method: "POST", path: "/v1/admin/keys/{key_id}/limits" },
   patchKeyLimits: { method: "PATCH", path: "/v1/admin/keys/{key_id}/limits" },
+  listKeyAccounts: { method: "GET", path: "/v1/admin/accounts" },
+  listLedgerEntries: { method: "GET", path: "/v1/admin/ledger" },
+  listAllJobs: { method: "GET", path: "/v1/admin/jobs" },
   healthz: { method: "GET", path: "/healthz" },
   readyz: { method: "GET", path: "/readyz" },
   listVideosAlias: { method: "GET", path: "/v1/video/generations" },
   createVideoAlias: { method: "POST", path: "/v1/video/generations" },
   listVideoModelsAlias: { method: "GET", path: "/v1/video/generations/models" },
+  quoteVideoAlias: { method: "POST", path: "/v1/video/generations/quote" },
   getVideoAlias: { method: "GET", path: "/v1/video/generations/{video_id}" },
   deleteVideoAlias: { method: "DELETE", path: "/v1/video/generations/{video_id}" },
   getVideoContentAlias: { method: "GET", path: "/v1/video/generations/{video_id}/content" },
@@ -783,6 +935,8 @@ export interface Operations {
       limit?: number;
       after?: string;
       order?: "asc" | "desc";
+      model?: string;
+      q?: string;
     };
     headers: Record<string, never>;
     body: never;
@@ -810,13 +964,27 @@ export interface Operations {
     body: never;
     response: VideoModelList;
   };
-  /** A video job's status */
+  /** What a create with this body would hold, with the price card's lines (validated as a create; no job) */
+  quoteVideo: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: {
+      "X-Provider-Key"?: string;
+    };
+    body: VideoGenerationRequest;
+    response: VideoQuote;
+  };
+  /** A video job's status; with wait, held until the job changes (a long poll) */
   getVideo: {
     path: {
       video_id: string;
     };
-    query: Record<string, never>;
-    headers: Record<string, never>;
+    query: {
+      wait?: number;
+    };
+    headers: {
+      "If-None-Match"?: string;
+    };
     body: never;
     response: Video;
   };
@@ -1057,6 +1225,14 @@ export interface Operations {
     body: never;
     response: UsageReport;
   };
+  /** Your rate, concurrency and spend limits, and how much of each is in use now */
+  getUsageLimits: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: UsageLimits;
+  };
   /** Every API key (no secrets) */
   listKeys: {
     path: Record<string, never>;
@@ -1125,6 +1301,42 @@ export interface Operations {
     body: SetLimits;
     response: Balance;
   };
+  /** Every API key with its balance, limits and jobs under way (no secrets) */
+  listKeyAccounts: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: KeyAccountList;
+  };
+  /** Ledger entries of every key (or one), newest first (keyset pagination) */
+  listLedgerEntries: {
+    path: Record<string, never>;
+    query: {
+      key_id?: string;
+      kind?: "topup" | "hold" | "release" | "charge" | "adjust";
+      limit?: number;
+      after?: string;
+    };
+    headers: Record<string, never>;
+    body: never;
+    response: LedgerPage;
+  };
+  /** Jobs of every key (or one), newest first, with model, provider, status and cost (keyset pagination) */
+  listAllJobs: {
+    path: Record<string, never>;
+    query: {
+      key_id?: string;
+      status?: string;
+      model?: string;
+      provider?: string;
+      limit?: number;
+      after?: string;
+    };
+    headers: Record<string, never>;
+    body: never;
+    response: JobPage;
+  };
   /** Liveness (no I/O) */
   healthz: {
     path: Record<string, never>;
@@ -1149,6 +1361,8 @@ export interface Operations {
       limit?: number;
       after?: string;
       order?: "asc" | "desc";
+      model?: string;
+      q?: string;
     };
     headers: Record<string, never>;
     body: never;
@@ -1176,13 +1390,27 @@ export interface Operations {
     body: never;
     response: VideoModelList;
   };
-  /** A video job's status (alias of /v1/videos/{video_id}) */
+  /** What a create with this body would hold, with the price card's lines (validated as a create; no job) (alias of /v1/videos/quote) */
+  quoteVideoAlias: {
+    path: Record<string, never>;
+    query: Record<string, never>;
+    headers: {
+      "X-Provider-Key"?: string;
+    };
+    body: VideoGenerationRequest;
+    response: VideoQuote;
+  };
+  /** A video job's status; with wait, held until the job changes (a long poll) (alias of /v1/videos/{video_id}) */
   getVideoAlias: {
     path: {
       video_id: string;
     };
-    query: Record<string, never>;
-    headers: Record<string, never>;
+    query: {
+      wait?: number;
+    };
+    headers: {
+      "If-None-Match"?: string;
+    };
     body: never;
     response: Video;
   };

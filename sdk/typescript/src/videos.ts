@@ -54,7 +54,7 @@ export interface WebsocketUrlOptions {
 }
 
 export interface WaitOptions extends RequestOptions {
-  /** Called with the job after every poll. */
+  /** Called with the job on the first poll and on every change a later poll finds. */
   onProgress?: (video: Video) => void;
   /** Throw `JobFailedError` when the job ends failed, cancelled or expired (default: return it). */
   throwOnFailure?: boolean;
@@ -70,6 +70,8 @@ export interface VideosContext extends StreamContext {
 }
 
 const DEFAULT_POLL_SECONDS = 2;
+/** A held poll's longest wait: under the idle timeouts of common proxies. */
+const LONG_POLL_SECONDS = 25;
 
 export class Videos {
   constructor(private readonly ctx: VideosContext) {}
@@ -224,18 +226,54 @@ export class Videos {
   }
 
   /**
-   * Poll until the job is terminal, sleeping as long as its `poll_after_seconds` says. Abort with
-   * `signal` (for a deadline: `AbortSignal.timeout(ms)`).
+   * Poll until the job is terminal. After a first look, each poll is a long poll (`?wait=` with
+   * `If-None-Match`): the gateway holds it until the job changes. Where polls are not held (no
+   * ETag comes back, as from the hosted reference) it sleeps as long as `poll_after_seconds` says
+   * between polls. Abort with `signal` (for a deadline: `AbortSignal.timeout(ms)`).
    */
   async wait(videoId: string, options: WaitOptions = {}): Promise<Video> {
     const { onProgress, throwOnFailure = false, maxIntervalMs } = options;
+    const baseTimeoutMs = options.timeoutMs ?? this.ctx.transport.config.timeoutMs;
+    let last: Video | undefined;
+    let etag: string | null = null;
     while (true) {
-      const video = await this.get(videoId, options);
-      onProgress?.(video);
+      let waitSeconds: number | undefined;
+      let headers: Record<string, string> | undefined;
+      if (last !== undefined && etag !== null) {
+        waitSeconds = Math.max(0.1, Math.min(LONG_POLL_SECONDS, (maxIntervalMs ?? Infinity) / 1000));
+        headers = { "If-None-Match": etag };
+      }
+      const started = Date.now();
+      const response = await this.ctx.transport.send(
+        {
+          operation: "getVideo",
+          path: { video_id: videoId },
+          query: waitSeconds === undefined ? undefined : { wait: waitSeconds.toFixed(1) },
+          headers,
+          idempotent: true,
+        },
+        { ...options, timeoutMs: baseTimeoutMs + (waitSeconds ?? 0) * 1000 },
+      );
+      const took = Date.now() - started;
+      let video: Video;
+      let news: boolean;
+      if (response.status === 304 && last !== undefined) {
+        video = last;
+        news = false;
+      } else {
+        video = this.ctx.absolutize(JSON.parse(await response.text()) as Video);
+        const tag = response.headers.get("etag");
+        news = last === undefined || tag === null || tag !== etag;
+        etag = tag;
+        last = video;
+      }
+      if (news) onProgress?.(video);
       if (TERMINAL_STATUSES.has(video.status)) {
         if (throwOnFailure && video.status !== "completed") throw new JobFailedError(video);
         return video;
       }
+      // A held poll that brought news, or ran its course, is followed at once by the next.
+      if (etag !== null && (news || (waitSeconds !== undefined && took >= waitSeconds * 900))) continue;
       let ms = (video.poll_after_seconds ?? DEFAULT_POLL_SECONDS) * 1000;
       if (maxIntervalMs !== undefined) ms = Math.min(ms, maxIntervalMs);
       await sleep(ms, options.signal);

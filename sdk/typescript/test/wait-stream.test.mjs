@@ -48,35 +48,6 @@ function assertLifecycle(events, id) {
   assert.ok(last.content_url.startsWith(gw.baseUrl), "URLs in events are absolute");
 }
 
-test("wait follows poll_after_seconds and reports every poll", { timeout: 60_000 }, async () => {
-  const job = await client.generateVideo({ model: MODEL, prompt: prompt(), ...SMALL });
-  const done = await client.videos.wait(job.id, { onProgress: () => undefined });
-  assert.equal(done.status, "completed");
-
-  // A long render: two polls, then stop; the second came only after the wait the first asked for.
-  const long = await client.generateVideo({ model: MODEL, prompt: prompt(), ...LONG });
-  try {
-    const controller = new AbortController();
-    const polls = [];
-    const waiting = client.videos.wait(long.id, {
-      signal: controller.signal,
-      onProgress: (video) => {
-        polls.push({ at: Date.now(), video });
-        if (polls.length === 2) controller.abort();
-      },
-    });
-    // Aborted after the second poll, unless that poll found the render done (then wait returned it).
-    const outcome = await waiting.catch((err) => err);
-    assert.ok(outcome?.name === "AbortError" || outcome?.status === "completed", String(outcome));
-    assert.equal(polls.length, 2);
-    const asked = polls[0].video.poll_after_seconds * 1000;
-    assert.ok(asked >= 1000, "a running job comes with a poll_after_seconds hint");
-    assert.ok(polls[1].at - polls[0].at >= asked - 20, `the second poll waited the ${asked} ms the gateway asked for`);
-  } finally {
-    await client.videos.cancel(long.id).catch(() => undefined);
-  }
-});
-
 test("createAndWait returns the finished job; throwOnFailure turns a cancel into JobFailedError", { timeout: 60_000 }, async () => {
   const done = await client.videos.createAndWait({ model: MODEL, prompt: prompt(), ...SMALL }, { maxIntervalMs: 250 });
   assert.equal(done.status, "completed");

@@ -21,16 +21,18 @@ storage_app = typer.Typer(
 )
 SHOWN = 50  # rows per table; --json has them all
 RECONCILE_HELP = paragraphs(
-    "Compare the object store with the database: objects no job owns (orphans) and completed jobs whose "
-    "output object is missing. Without --repair nothing is changed.",
+    "Compare the object store with the database: objects no job or upload owns (orphans, among them the "
+    "objects of uploads with no row), completed jobs whose output object is missing, uploads whose object is "
+    "missing, and uploads past their expiry whose row is still kept. Without --repair nothing is changed.",
     "With --repair, orphans older than the grace period are removed (the rule the worker's orphan sweep "
     "applies, run now), as are objects a delete or retention already asked to remove (their retries are not "
     "waited for), and removal records whose object is already gone are forgotten. Younger orphans are kept, "
-    "as the sweep keeps them, so a write racing its job's last step is never removed under it.",
-    "Missing outputs are reported, never changed, with or without --repair: the gateway cannot recreate the "
-    "bytes, and a missing object is as often a store configured or mounted wrong (another bucket, prefix or "
-    "disk) as a real loss, which marking the jobs would make permanent. Restore the objects, or delete those "
-    "jobs.",
+    "as the sweep keeps them, so a write racing its job's last step or its upload's row is never removed "
+    "under it. Expired uploads lose their row and their object, as the retention sweep would take them.",
+    "Missing outputs and uploads are reported, never changed, with or without --repair: the gateway cannot "
+    "recreate the bytes, and a missing object is as often a store configured or mounted wrong (another "
+    "bucket, prefix or disk) as a real loss, which marking the rows would make permanent. Restore the "
+    "objects, or delete those jobs and files.",
     "Exits 1 when the store or the database cannot be read, or a repair stopped or was refused.",
 )
 
@@ -38,7 +40,10 @@ RECONCILE_HELP = paragraphs(
 @storage_app.command("reconcile", help=RECONCILE_HELP)
 def reconcile(
     repair: Annotated[
-        bool, typer.Option("--repair", help="Remove orphans past the grace period and forget finished removals.")
+        bool,
+        typer.Option(
+            "--repair", help="Remove orphans past the grace period and expired uploads; forget finished removals."
+        ),
     ] = False,
     grace_seconds: Annotated[
         float | None,
@@ -51,7 +56,7 @@ def reconcile(
     data_dir: DataDir = None,
     config: Config = None,
 ) -> None:
-    """Report orphans and missing outputs; with --repair, remove what the orphan sweep would."""
+    """Report orphans, missing outputs and uploads, expired uploads; with --repair, remove what the sweeps would."""
     from vidgate.gateway.storage.blobs import BlobStore
     from vidgate.gateway.storage.db import open_database
     from vidgate.gateway.storage.migrate import migrate
@@ -98,7 +103,7 @@ def _show(report: Report) -> None:
     out = Console()
     out.print(f"{report.store}: {report.objects} objects, {_size(report.bytes)}")
     if report.orphans:
-        table = Table("key", "job", "age", "size", "state", title=f"orphans ({len(report.orphans)})")
+        table = Table("key", "job or upload", "age", "size", "state", title=f"orphans ({len(report.orphans)})")
         for o in report.orphans[:SHOWN]:
             if o.key in report.removed:
                 what = "removed"
@@ -107,6 +112,8 @@ def _show(report: Report) -> None:
             else:
                 what = "removable" if o.removable else "within grace"
             job = f"{o.job_id} ({o.job_status or 'no row'})" if o.job_id else "-"
+            if o.upload_id:
+                job = f"{o.upload_id} (no row)"
             table.add_row(o.key, job, f"{o.age_seconds:.0f} s", _size(o.bytes), what)
         out.print(table)
     if report.missing:
@@ -116,17 +123,34 @@ def _show(report: Report) -> None:
         for m in report.missing[:SHOWN]:
             table.add_row(m.job_id, m.owner_id, str(m.index), m.key)
         out.print(table)
-    hidden = max(0, len(report.orphans) - SHOWN) + max(0, len(report.missing) - SHOWN)
+    if report.missing_uploads:
+        table = Table("file", "owner", "key", title=f"uploads with a missing object ({len(report.missing_uploads)})")
+        for u in report.missing_uploads[:SHOWN]:
+            table.add_row(u.file_id, u.owner_id, u.key)
+        out.print(table)
+    if report.expired_uploads:
+        table = Table(
+            "file", "owner", "expired", "object", title=f"expired uploads still kept ({len(report.expired_uploads)})"
+        )
+        for e in report.expired_uploads[:SHOWN]:
+            table.add_row(
+                e.file_id, e.owner_id, f"{e.expired_seconds:.0f} s ago", "present" if e.object_present else "gone"
+            )
+        out.print(table)
+    lists = (report.orphans, report.missing, report.missing_uploads, report.expired_uploads)
+    hidden = sum(max(0, len(rows) - SHOWN) for rows in lists)
     if hidden:
         out.print(f"… and {hidden} more rows (--json shows them all)")
     removable = sum(o.removable for o in report.orphans)
     line = f"{len(report.orphans)} orphans ({removable} removable), {len(report.missing)} missing outputs, "
+    line += f"{len(report.missing_uploads)} missing uploads, {len(report.expired_uploads)} expired uploads, "
     line += f"{report.pending_removals} removals pending ({report.stale_records} already done)"
     if report.repair:
         line += f"; removed {len(report.removed)}, forgot {report.forgotten_records} records"
-    elif removable or report.stale_records:
+        line += f", expired {report.expired_removed} uploads"
+    elif removable or report.stale_records or report.expired_uploads:
         line += "; run with --repair to clean up"
-    out.print(line)
+    out.print(line, soft_wrap=True)  # one line whatever the width, for scripts that look for it
 
 
 def register(app: typer.Typer) -> None:

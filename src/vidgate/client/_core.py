@@ -74,6 +74,7 @@ class Call(Generic[T]):
     params: dict[str, Any] | None = None
     body: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    timeout: float | None = None  # seconds, when this call needs longer than the client's own
 
 
 def _raw(content: bytes) -> bytes:
@@ -192,6 +193,7 @@ def build_request(
         params=call.params,
         content=call.body,
         headers={**config.headers(), **call.headers, **(headers or {})},
+        timeout=httpx.USE_CLIENT_DEFAULT if call.timeout is None else call.timeout,
     )
 
 
@@ -274,6 +276,56 @@ class Waiter:
     def timed_out(self) -> errors.WaitTimeoutError:
         status = self.last.status if self.last is not None else "unknown"
         return errors.WaitTimeoutError(f"video {self.video_id} is still {status} after {self.timeout:g}s")
+
+
+LONG_POLL_SECONDS = 25.0  # a held poll's longest wait: under the idle timeouts of common proxies
+
+
+class LongPoll:
+    """The state of ``wait`` by long polls: the last job seen, its ETag, and how long the poll asked for.
+
+    After a first plain look, each poll asks the gateway to hold it (``?wait=``) until the job moves
+    past the version ``If-None-Match`` names. A gateway that answers without an ETag does not know
+    long polls (the hosted reference), and one that answers early with no change (its cap of held
+    polls is reached) should not be asked again at once: both go back to the ``poll_after_seconds`` pace.
+    """
+
+    def __init__(self, video_id: str, timeout: float) -> None:
+        self.video_id = video_id
+        self.timeout = timeout
+        self.video: Video | None = None
+        self.etag: str | None = None
+        self.asked = 0.0
+
+    def call(self, left: float) -> Call[bytes]:
+        """The next poll: held for up to ``left`` seconds (at most ``LONG_POLL_SECONDS``) once there is a tag."""
+        path = f"/v1/videos/{self.video_id}"
+        if self.video is None or self.etag is None:
+            self.asked = 0.0
+            return Call("GET", path, _raw)
+        self.asked = max(0.1, min(left, LONG_POLL_SECONDS))
+        params = {"wait": f"{self.asked:.1f}"}
+        headers = {"If-None-Match": self.etag}
+        return Call("GET", path, _raw, params=params, headers=headers, timeout=self.asked + self.timeout)
+
+    def answer(self, response: httpx.Response) -> tuple[Video, bool]:
+        """The job a poll found, and whether it is news (the first look, or a new version)."""
+        if response.status_code == 304 and self.video is not None:
+            return self.video, False
+        raise_for_error(response)
+        video = _video(response.content)
+        tag = response.headers.get("etag")
+        news = self.video is None or tag is None or tag != self.etag
+        self.video, self.etag = video, tag
+        return video, news
+
+    def pause(self, waiter: Waiter, video: Video, news: bool, took: float) -> float:
+        """Seconds to sleep before the next poll: none after news or a hold that ran its course."""
+        if self.etag is not None and (news or (self.asked > 0 and took >= self.asked * 0.9)):
+            if waiter.left() <= 0:
+                raise waiter.timed_out()
+            return 0.0
+        return waiter.pause(video)
 
 
 class StreamMessage(msgspec.Struct):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -173,19 +174,25 @@ class AsyncVideos:
         max_interval: float = 20.0,
         websocket: bool = True,
     ) -> Video:
-        """Wait until the job is terminal: on its websocket when the gateway has one, else by polling
-        at the ``poll_after_seconds`` pace. Raises ``WaitTimeoutError`` past ``timeout``."""
+        """Wait until the job is terminal: on its websocket when the gateway has one, else by long
+        polls (``?wait=`` with ``If-None-Match``), or by polling at the ``poll_after_seconds`` pace
+        where the gateway does not hold polls. Raises ``WaitTimeoutError`` past ``timeout``."""
         waiter = core.Waiter(video_id, timeout, raise_on_failure, min_interval, max_interval)
         if websocket:
             done = await self._listen(waiter, on_progress)
             if done is not None:
                 return done
+        poll = core.LongPoll(video_id, self._c.config.timeout)
         while True:
-            video = await self.get(video_id)
-            await _report(on_progress, video)
+            started = time.monotonic()
+            video, news = poll.answer(await self._c._send(poll.call(waiter.left())))
+            if news:
+                await _report(on_progress, video)
             if (done := waiter.finished(video)) is not None:
                 return done
-            await asyncio.sleep(waiter.pause(video))
+            pause = poll.pause(waiter, video, news, time.monotonic() - started)
+            if pause > 0:
+                await asyncio.sleep(pause)
 
     async def _listen(self, waiter: core.Waiter, on_progress: ProgressCallback | None) -> Video | None:
         """The terminal job from the lifecycle websocket, or None when there is none to use (then poll).

@@ -159,20 +159,25 @@ class Videos:
         max_interval: float = 20.0,
         websocket: bool = True,
     ) -> Video:
-        """Wait until the job is terminal: on its websocket when the gateway has one, else by polling
-        at the ``poll_after_seconds`` pace. Raises ``WaitTimeoutError`` past ``timeout``."""
+        """Wait until the job is terminal: on its websocket when the gateway has one, else by long
+        polls (``?wait=`` with ``If-None-Match``), or by polling at the ``poll_after_seconds`` pace
+        where the gateway does not hold polls. Raises ``WaitTimeoutError`` past ``timeout``."""
         waiter = core.Waiter(video_id, timeout, raise_on_failure, min_interval, max_interval)
         if websocket:
             done = self._listen(waiter, on_progress)
             if done is not None:
                 return done
+        poll = core.LongPoll(video_id, self._c.config.timeout)
         while True:
-            video = self.get(video_id)
-            if on_progress is not None:
+            started = time.monotonic()
+            video, news = poll.answer(self._c._send(poll.call(waiter.left())))
+            if news and on_progress is not None:
                 on_progress(video)
             if (done := waiter.finished(video)) is not None:
                 return done
-            time.sleep(waiter.pause(video))
+            pause = poll.pause(waiter, video, news, time.monotonic() - started)
+            if pause > 0:
+                time.sleep(pause)
 
     def _listen(self, waiter: core.Waiter, on_progress: Callable[[Video], None] | None) -> Video | None:
         """The terminal job from the lifecycle websocket, or None when there is none to use (then poll)."""

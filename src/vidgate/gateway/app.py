@@ -10,11 +10,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from vidgate.gateway.api.content import ContentFastPath
 from vidgate.gateway.api.edge import ClientLimits
 from vidgate.gateway.api.http import RequestIdMiddleware, exception_handlers
 from vidgate.gateway.api.poll import PollFastPath
 from vidgate.gateway.api.routes import document, starlette_routes
 from vidgate.gateway.events import drain
+from vidgate.gateway.events.sockets import ServerSend
 from vidgate.gateway.ids import token
 from vidgate.gateway.logs import configure as configure_logging
 from vidgate.gateway.metrics import MetricsMiddleware
@@ -32,6 +34,7 @@ CORS_REQUEST_HEADERS = (
     "Range",
     "If-Range",
     "Last-Event-ID",
+    "If-None-Match",
 )
 CORS_EXPOSED_HEADERS = (
     "X-Request-Id",
@@ -47,7 +50,8 @@ CORS_EXPOSED_HEADERS = (
 
 
 class GatewayApp(Starlette):
-    """The Starlette app behind, outermost first: per-client limits, the poll's fast path, CORS (when set)."""
+    """The Starlette app behind, outermost first: per-client limits, the fast paths of content ranges and
+    the poll, CORS (when set)."""
 
     settings: Settings
 
@@ -55,7 +59,7 @@ class GatewayApp(Starlette):
         app = super().build_middleware_stack()
         cors = cors_middleware(app, self.settings.cors_origins)
         return ClientLimits(
-            PollFastPath(cors or app, cors),
+            ContentFastPath(PollFastPath(ServerSend(cors or app), cors), cors),
             max_in_flight=self.settings.max_in_flight_per_client,
             body_seconds=self.settings.body_timeout_seconds,
         )

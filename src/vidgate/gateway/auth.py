@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from vidgate.errors import AuthenticationError, NotFoundError, PermissionDeniedError, RateLimitError
 from vidgate.gateway.billing import ledger
-from vidgate.gateway.billing.limits import RateLimiter
+from vidgate.gateway.billing.limits import Limiter, RateLimiter
+from vidgate.gateway.billing.rate_buckets import SharedRateLimiter
 from vidgate.gateway.events.outbox import CHANNEL, NOTIFY_ORIGIN
 from vidgate.gateway.ids import new_id, now_ms, token
 from vidgate.gateway.secret import Secret, secret
@@ -74,7 +75,8 @@ class Keys:
         self.admin_key = secret(admin_key)
         self.default_rate = default_rate
         self.default_burst = default_burst
-        self.limiter = RateLimiter()
+        # On PostgreSQL every API process takes from one bucket per key; SQLite is one process's own.
+        self.limiter: Limiter = SharedRateLimiter(db) if db.dialect == "postgresql" else RateLimiter()
         self._cache: dict[str, tuple[Principal, float]] = {}
         self._revoke_hooks: list[Callable[[str], None]] = []
 
@@ -130,12 +132,12 @@ class Keys:
         for hook in self._revoke_hooks:
             hook(owner_id)
 
-    def throttle(self, principal: Principal) -> None:
+    async def throttle(self, principal: Principal) -> None:
         """Per-key token bucket: 429 with Retry-After when the key sends faster than its rate."""
         if principal.rate_per_second <= 0:
             return
         burst = principal.rate_burst or self.default_burst or max(1, int(principal.rate_per_second))
-        wait = self.limiter.check(principal.key_id, principal.rate_per_second, burst)
+        wait = await self.limiter.take(principal.key_id, principal.rate_per_second, burst)
         if wait > 0:
             raise RateLimitError(
                 f"this key is limited to {principal.rate_per_second:g} requests a second (burst {burst})",

@@ -25,7 +25,8 @@ class Plan:
 
 
 def features(spec: VideoSpec) -> frozenset[str]:
-    """The request features a provider must support to take this job."""
+    """The request features a provider must support to take this job (``op:extend`` / ``op:edit``
+    for a job on a source video)."""
     used = set()
     used.add("audio" if spec.audio else AUDIO_OFF)
     if spec.seed is not None:
@@ -35,6 +36,8 @@ def features(spec: VideoSpec) -> frozenset[str]:
     if spec.sample_count > 1:
         used.add("sample_count")
     used.update(r.feature for r in spec.references)
+    if spec.operation is not UNSET:
+        used.add(f"op:{spec.operation}")
     used.update(spec.extras.names())
     return frozenset(used)
 

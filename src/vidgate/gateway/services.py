@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from vidgate.gateway.catalog.configured import configured_catalog
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.notify import PgListener
 from vidgate.gateway.events.stream_slots import Streams
+from vidgate.gateway.events.waiters import JobWaiters
 from vidgate.gateway.events.webhooks import Deliverer
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.service import JobService
@@ -24,6 +26,8 @@ from vidgate.gateway.storage.space import DiskSpace
 
 if TYPE_CHECKING:
     from vidgate.gateway.worker.runner import Worker
+
+log = logging.getLogger("vidgate.worker")
 
 
 class Gateway:
@@ -42,6 +46,7 @@ class Gateway:
             db, settings.admin_key, default_rate=settings.rate_limit_per_second, default_burst=settings.rate_limit_burst
         )
         self.streams = Streams(self.keys, db, settings.max_websockets_per_key)
+        self.waiters = JobWaiters(self.bus, settings.long_poll_max_waiters)
         self.lifecycle = Lifecycle(db, catalog, self.bus, settings.signing_secret)
         self.jobs = JobService(
             db,
@@ -81,6 +86,7 @@ class Gateway:
         providers = Providers(
             settings.providers, procedural=settings.procedural_enabled, render_parallel=settings.render_parallel
         )
+        providers.share_health(db)
         catalog = catalog or configured_catalog(settings.models, settings.providers)
         gateway = cls(settings, db, catalog, BlobStore(settings.blob_url, db), providers)
         await gateway.jobs.load_stats()
@@ -113,13 +119,24 @@ class Gateway:
         self.jobs.wake_worker = self.worker.wake
         self.jobs.on_cancel = self.worker.signal_cancel
         # The all-in-one server owns its data dir: leases its previous run held are its own to take back.
-        self._tasks.append(asyncio.create_task(self.worker.run(self._stop, reclaim_own=stable), name="worker"))
+        self._tasks.append(asyncio.create_task(self._run_worker(self.worker, stable), name="worker"))
+        # The worker calls the upstreams: it writes their health for every process, and reads theirs.
+        self._tasks.append(asyncio.create_task(self.providers.shared_health.run(self._stop), name="provider health"))
         # Its http client is closed when run() returns, on close().
         self.deliverer = Deliverer(self.db, self.settings)
         # Every sink the bus hands committed events to, besides the streams subscribed to it.
         self.bus.add_sink(self.deliverer)
         self._tasks.append(asyncio.create_task(self.deliverer.run(self._stop), name="webhooks"))
         return self.worker
+
+    async def _run_worker(self, worker: Worker, reclaim_own: bool) -> None:
+        """The worker, once it knows the circuits other workers opened: a worker just started must not
+        send its first jobs to a provider the others have found down."""
+        try:
+            await asyncio.wait_for(self.providers.shared_health.refresh(0), timeout=10)
+        except Exception as exc:  # the database is away: the health task reads it again later
+            log.warning("provider health not read before the worker started: %s", type(exc).__name__)
+        await worker.run(self._stop, reclaim_own=reclaim_own)
 
     async def close(self) -> None:
         self._stop.set()

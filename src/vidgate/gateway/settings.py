@@ -53,6 +53,9 @@ class Settings:
     allow_private_urls: bool = False
     retention_days: float = 30.0
     download_ttl_default: int = 900
+    # On an object store, GET /content answers 307 to a presigned URL of the object (valid for
+    # download_ttl_default) instead of streaming it through the API; a local store always serves.
+    content_redirect: bool = False
     worker_enabled: bool = True
     worker_concurrency: int = 32
     lease_seconds: float = 15.0
@@ -80,6 +83,8 @@ class Settings:
     disk_min_free_bytes: int = 64 << 20
     disk_reserve_bytes: int = 16 << 20
     max_websockets_per_key: int = 50
+    # Long polls (GET /v1/videos/{id}?wait=N) held at once per server process; past it a poll answers at once.
+    long_poll_max_waiters: int = 2000
     # The server's edge, against slow or greedy clients: a request head must arrive within
     # header_timeout_seconds and its body within body_timeout_seconds; one server process holds at most
     # max_connections connections; one client address has at most max_in_flight_per_client requests and

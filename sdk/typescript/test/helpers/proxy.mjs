@@ -1,10 +1,11 @@
 // A tiny HTTP proxy in front of the gateway that misbehaves on request: answer with a status once,
 // drop the connection before or after forwarding, cut a body short, or never answer. It records
-// every request it sees.
+// every request it sees. With `noLongPolls` it answers as the hosted reference does: `wait` is
+// dropped from the query, `If-None-Match` from the request and `ETag` from the answer.
 
 import { createServer, request as forward } from "node:http";
 
-export async function startProxy(targetBaseUrl) {
+export async function startProxy(targetBaseUrl, { noLongPolls = false } = {}) {
   const target = new URL(targetBaseUrl);
   const faults = [];
   const requests = [];
@@ -35,8 +36,16 @@ export async function startProxy(targetBaseUrl) {
       req.resume();
       return; // the socket is destroyed when the proxy closes
     }
+    let path = req.url;
+    const headers = { ...req.headers };
+    if (noLongPolls) {
+      const url = new URL(req.url, "http://proxy");
+      url.searchParams.delete("wait");
+      path = url.pathname + url.search;
+      delete headers["if-none-match"];
+    }
     const upstream = forward(
-      { hostname: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      { hostname: target.hostname, port: target.port, method: req.method, path, headers },
       (up) => {
         seen.status = up.statusCode;
         if (fault?.kind === "lose-response") {
@@ -44,7 +53,9 @@ export async function startProxy(targetBaseUrl) {
           up.on("end", () => req.socket.destroy()); // the gateway acted; the client never hears of it
           return;
         }
-        res.writeHead(up.statusCode, up.headers);
+        const answer = { ...up.headers };
+        if (noLongPolls) delete answer.etag;
+        res.writeHead(up.statusCode, answer);
         if (fault?.kind === "cut") {
           let sent = 0;
           up.on("data", (chunk) => {

@@ -1,4 +1,4 @@
-"""Admin routes, guarded by the admin key: API keys and balances."""
+"""Admin routes, guarded by the admin key: API keys, balances, limits, and listings across keys."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from vidgate.gateway.api import admin_lists
 from vidgate.gateway.api.http import decode, int_param, json_response, read_body
 from vidgate.gateway.billing import accounts
 from vidgate.gateway.billing.pricing import micros
@@ -84,3 +85,39 @@ async def limits(request: Request) -> Response:
         if values.get(money) is not None:
             values[money] = micros(values[money])
     return json_response(await accounts.set_limits(g.db, request.path_params["key_id"], values))
+
+
+async def key_accounts(request: Request) -> Response:
+    g = services(request)
+    await g.keys.require_admin(request.headers.get("authorization"))
+    return json_response(await admin_lists.key_accounts(g.db))
+
+
+async def ledger_entries(request: Request) -> Response:
+    g = services(request)
+    await g.keys.require_admin(request.headers.get("authorization"))
+    q = request.query_params
+    page = await admin_lists.ledger_page(
+        g.db,
+        key_id=q.get("key_id"),
+        kind=q.get("kind"),
+        limit=int_param(request, "limit", 50, 1, 500),
+        after=q.get("after"),
+    )
+    return json_response(page)
+
+
+async def jobs(request: Request) -> Response:
+    g = services(request)
+    await g.keys.require_admin(request.headers.get("authorization"))
+    q = request.query_params
+    page = await admin_lists.job_page(
+        g.db,
+        key_id=q.get("key_id"),
+        status=q.get("status"),
+        model=q.get("model"),
+        provider=q.get("provider"),
+        limit=int_param(request, "limit", 50, 1, 500),
+        after=q.get("after"),
+    )
+    return json_response(page)

@@ -87,7 +87,7 @@ async def _authenticate(ws: WebSocket, g: Gateway, job_id: str) -> str:
     """The owner the socket is for; opening it counts against the key's request rate."""
     try:
         principal = await _principal(ws, g, job_id)
-        g.keys.throttle(principal)
+        await g.keys.throttle(principal)
     except RateLimitError as exc:
         raise Refused(CLOSE_TOO_MANY, exc.message) from None
     return principal.owner_id

@@ -195,7 +195,7 @@ async def caller(request: Request) -> Principal:
     """The request's API key, authenticated and within its request rate."""
     keys = services(request).keys
     principal = await keys.authenticate(request.headers.get("authorization"))
-    keys.throttle(principal)
+    await keys.throttle(principal)
     return principal
 
 

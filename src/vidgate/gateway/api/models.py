@@ -9,7 +9,6 @@ listed with ``status: "retired"`` and the date.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from msgspec import UNSET
@@ -26,7 +25,6 @@ from vidgate.types import ModelCapabilities, ModelProvider, Price, VideoModel, V
 
 
 def model_view(model: Model, providers: Providers) -> VideoModel:
-    now = time.monotonic()
     caps = ModelCapabilities(
         durations=model.duration_list(),
         resolutions=list(model.resolutions),
@@ -39,8 +37,12 @@ def model_view(model: Model, providers: Providers) -> VideoModel:
         required_reference_roles=list(model.required_roles),
         extra_parameters=sorted(model.extra_params),
         cancellable=model.cancellable,
+        operations=capabilities.jobs(model),
+        video_reference_roles=list(model.video_reference_roles),
+        audio_reference_roles=list(model.audio_reference_roles),
     )
     _rules(model, caps)
+    _inputs(model, caps)
     if model.sizes:
         caps.sizes = list(model.sizes)
     if model.size_range:
@@ -64,7 +66,7 @@ def model_view(model: Model, providers: Providers) -> VideoModel:
                 name=p.name,
                 alpha=p.alpha,
                 available=providers.is_available(p.name),
-                healthy=not providers.health(p.name).is_open(now),
+                healthy=providers.is_healthy(p.name),
                 id=p.name,
                 supported_params=names,
                 supported_parameters=names,
@@ -107,6 +109,18 @@ def _rules(model: Model, caps: ModelCapabilities) -> None:
         caps.audio_always = True
 
 
+def _inputs(model: Model, caps: ModelCapabilities) -> None:
+    """The bounds on input media, where the model has them."""
+    if model.max_reference_images is not None:
+        caps.max_reference_images = model.max_reference_images
+    if model.extend_durations:
+        caps.extend_durations = list(model.extend_durations)
+    if model.input_video_seconds is not None:
+        caps.input_video_seconds = list(model.input_video_seconds)
+    if model.input_audio_seconds is not None:
+        caps.input_audio_seconds = list(model.input_audio_seconds)
+
+
 def wanted_params(request: Request) -> list[str]:
     """The ``params`` filter: every name given, comma-separated or in repeated parameters."""
     return [n.strip() for raw in request.query_params.getlist("params") for n in raw.split(",") if n.strip()]
@@ -115,6 +129,7 @@ def wanted_params(request: Request) -> list[str]:
 async def list_models(request: Request) -> Response:
     g = services(request)
     await g.keys.authenticate(request.headers.get("authorization"))
+    await g.providers.refresh_health()  # what the workers last wrote, read at most every couple of seconds
     wanted = wanted_params(request)
     retired = bool_param(request, "include_retired")
     models = [m for m in g.catalog.models if (retired or not m.retired) and capabilities.supports_all(m, wanted)]

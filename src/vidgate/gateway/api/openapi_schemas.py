@@ -8,6 +8,9 @@ import msgspec
 
 from vidgate import types as t
 from vidgate.gateway.api.admin import CreateKey, SetLimits, TopUp
+from vidgate.gateway.api.admin_lists import JobPage, KeyAccountList, LedgerPage
+from vidgate.gateway.api.quote import VideoQuote
+from vidgate.gateway.api.usage import UsageLimits
 from vidgate.gateway.events.stream_tokens import TOKEN_TTL_MAX, StreamTokenRequest
 
 
@@ -135,6 +138,7 @@ MODELS: list[Any] = [
     t.DownloadURLRequest,
     t.DownloadURL,
     t.VideoModelList,
+    VideoQuote,
     t.ErrorEnvelope,
     t.APIKey,
     APIKeyList,
@@ -144,6 +148,10 @@ MODELS: list[Any] = [
     Balance,
     Ledger,
     UsageReport,
+    UsageLimits,
+    KeyAccountList,
+    LedgerPage,
+    JobPage,
     StreamTokenRequest,
     StreamToken,
     WebhookDelivery,
@@ -172,7 +180,12 @@ CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "ttl_seconds": {"minimum": 60, "maximum": 3600},
     },
     "StreamTokenRequest": {"ttl_seconds": {"minimum": 1, "maximum": TOKEN_TTL_MAX}},
-    "WebhookConfig": {"url": {"maxLength": 2048}, "secret": SECRET, "endpoint_id": {"maxLength": 64}},
+    "WebhookConfig": {
+        "url": {"maxLength": 2048},
+        "secret": SECRET,
+        "endpoint_id": {"maxLength": 64},
+        "endpointId": {"maxLength": 64},
+    },
     "WebhookEndpointCreate": {"url": {"maxLength": 2048}, "name": {"maxLength": 200}, "secret": SECRET},
     "WebhookEndpointUpdate": {"url": {"maxLength": 2048}, "name": {"maxLength": 200}},
     "WebhookSecretRotation": {"overlap_seconds": {"minimum": 0, "maximum": 7 * 24 * 3600}},

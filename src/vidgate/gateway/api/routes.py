@@ -33,6 +33,7 @@ from vidgate.gateway.api import (
     openai_compat,
     openapi,
     poll,
+    quote,
     usage,
     videos,
     webhook_endpoints,
@@ -76,8 +77,14 @@ RANGE = header("Range", {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"})
 VARIANT = {"type": "string", "enum": list(videos.VARIANTS), "default": "video"}
 VARIANT_TYPES = "video/mp4,image/webp,image/jpeg"
 VIDEO = Reply("200", "Video")
+# Seconds to hold the poll until the job moves past the version the client has (If-None-Match, else
+# the one at the request); a finished job, or a process at its cap of held polls, answers at once.
+LONG_POLL_WAIT = query("wait", {"type": "number", "exclusiveMinimum": 0, "maximum": 30})
+# An ETag of an earlier answer: 304 while the job is still that version.
+IF_NONE_MATCH = header("If-None-Match", {"type": "string"})
 CREATE_EXAMPLE = {"model": "vidgate/procedural", "prompt": "a lighthouse at dusk", "duration": 1, "size": "128x72"}
 OPENAI = Hidden("the OpenAI video dialect, documented by OpenAI")
+ADMIN_PAGE = (query("limit", {"type": "integer", "minimum": 1, "maximum": 500}), query("after", {"type": "string"}))
 
 ENDPOINTS: tuple[Endpoint | Files, ...] = (
     Endpoint(
@@ -112,6 +119,8 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
                 query("limit", {"type": "integer", "minimum": 1, "maximum": 100}),
                 query("after", {"type": "string"}),
                 query("order", {"type": "string", "enum": ["asc", "desc"]}),
+                query("model", {"type": "string", "description": "only this model's jobs"}),
+                query("q", {"type": "string", "maxLength": 200, "description": "prompt contains (any case)"}),
             ),
         ),
     ),
@@ -128,10 +137,31 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         ),
     ),
     Endpoint(
+        "/v1/videos/quote",
+        ("POST",),
+        quote.quote_video,
+        Operation(
+            "quoteVideo",
+            "What a create with this body would hold, with the price card's lines (validated as a create; no job)",
+            Reply("200", "VideoQuote"),
+            body="VideoGenerationRequest",
+            example=CREATE_EXAMPLE,
+            errors=(*KEYED, "400", "413", "415", "503"),
+            params=(header("X-Provider-Key", {"type": "string", "description": "provider=key pairs (your own keys)"}),),
+        ),
+    ),
+    Endpoint(
         "/v1/videos/{video_id}",
         ("GET",),
         poll.get_video,
-        Operation("getVideo", "A video job's status", VIDEO, params=(VIDEO_ID,), errors=(*KEYED, "404")),
+        Operation(
+            "getVideo",
+            "A video job's status; with wait, held until the job changes (a long poll)",
+            VIDEO,
+            params=(VIDEO_ID, LONG_POLL_WAIT, IF_NONE_MATCH),
+            errors=(*KEYED, "404"),
+            also=(Reply("304", None, "Not modified: the job is still the version If-None-Match names"),),
+        ),
     ),
     Endpoint(
         "/v1/videos/{video_id}",
@@ -414,6 +444,17 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         ),
     ),
     Endpoint(
+        "/v1/usage/limits",
+        ("GET",),
+        usage.limits,
+        Operation(
+            "getUsageLimits",
+            "Your rate, concurrency and spend limits, and how much of each is in use now",
+            Reply("200", "UsageLimits"),
+            errors=KEYED,
+        ),
+    ),
+    Endpoint(
         "/v1/admin/keys",
         ("POST",),
         admin.create_key,
@@ -487,6 +528,54 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         ),
     ),
     Endpoint(
+        "/v1/admin/accounts",
+        ("GET",),
+        admin.key_accounts,
+        Operation(
+            "listKeyAccounts",
+            "Every API key with its balance, limits and jobs under way (no secrets)",
+            Reply("200", "KeyAccountList"),
+            errors=ADMIN,
+            auth="admin",
+        ),
+    ),
+    Endpoint(
+        "/v1/admin/ledger",
+        ("GET",),
+        admin.ledger_entries,
+        Operation(
+            "listLedgerEntries",
+            "Ledger entries of every key (or one), newest first (keyset pagination)",
+            Reply("200", "LedgerPage"),
+            params=(
+                query("key_id", {"type": "string"}),
+                query("kind", {"type": "string", "enum": ["topup", "hold", "release", "charge", "adjust"]}),
+                *ADMIN_PAGE,
+            ),
+            errors=(*ADMIN, "400"),
+            auth="admin",
+        ),
+    ),
+    Endpoint(
+        "/v1/admin/jobs",
+        ("GET",),
+        admin.jobs,
+        Operation(
+            "listAllJobs",
+            "Jobs of every key (or one), newest first, with model, provider, status and cost (keyset pagination)",
+            Reply("200", "JobPage"),
+            params=(
+                query("key_id", {"type": "string"}),
+                query("status", {"type": "string"}),
+                query("model", {"type": "string"}),
+                query("provider", {"type": "string"}),
+                *ADMIN_PAGE,
+            ),
+            errors=(*ADMIN, "400"),
+            auth="admin",
+        ),
+    ),
+    Endpoint(
         "/healthz",
         ("GET",),
         health.healthz,
@@ -505,6 +594,9 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
     Endpoint("/docs", ("GET",), openapi.docs, Hidden("a page that renders the document")),
     Endpoint(f"{openai_compat.PREFIX}/videos", ("POST",), openai_compat.create_video, OPENAI),
     Endpoint(f"{openai_compat.PREFIX}/videos", ("GET",), openai_compat.list_videos, OPENAI),
+    Endpoint(f"{openai_compat.PREFIX}/videos/edits", ("POST",), openai_compat.edit_video, OPENAI),
+    Endpoint(f"{openai_compat.PREFIX}/videos/extensions", ("POST",), openai_compat.extend_video, OPENAI),
+    Endpoint(f"{openai_compat.PREFIX}/videos/{{video_id}}/remix", ("POST",), openai_compat.remix_video, OPENAI),
     Endpoint(f"{openai_compat.PREFIX}/videos/{{video_id}}", ("GET",), openai_compat.retrieve_video, OPENAI),
     Endpoint(f"{openai_compat.PREFIX}/videos/{{video_id}}", ("DELETE",), openai_compat.delete_video, OPENAI),
     Endpoint(

@@ -27,7 +27,7 @@ from vidgate.gateway.jobs.records import JobRecord, StoredImage, StoredOutput
 from vidgate.gateway.jobs.signing import sign_path, verify
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.services import Gateway, services
-from vidgate.types import DownloadURL, DownloadURLRequest
+from vidgate.types import DownloadURL, DownloadURLRequest, Video, VideoList
 
 MIN_TTL, MAX_TTL = 60, 3600
 # What ``variant`` selects: the output itself, or one of the images made from it when it was stored.
@@ -71,15 +71,53 @@ async def list_videos(request: Request) -> Response:
     if order not in ("asc", "desc"):
         raise ValidationError("order must be asc or desc", param="order")
     after = request.query_params.get("after") or request.query_params.get("starting_after")
-    result = await g.jobs.list(
-        who,
-        status=request.query_params.get("status"),
-        limit=int_param(request, "limit", 20, 1, 100),
-        after=after,
-        order=order,
-        base=g.settings.base_url.of(request.scope),
+    status, limit = request.query_params.get("status"), int_param(request, "limit", 20, 1, 100)
+    base = g.settings.base_url.of(request.scope)
+    model, q = request.query_params.get("model") or None, (request.query_params.get("q") or "").strip().lower()
+    if len(q) > 200:
+        raise ValidationError("q must be at most 200 characters", param="q")
+    if model is None and not q:
+        return json_response(await g.jobs.list(who, status=status, limit=limit, after=after, order=order, base=base))
+    return json_response(await _filtered(g, who, status, limit, after, order, base, model, q))
+
+
+SCAN_LIMIT = 1000  # jobs one filtered page reads at most; the cursor goes on from the last one read
+
+
+async def _filtered(
+    g: Gateway,
+    who: str,
+    status: str | None,
+    limit: int,
+    after: str | None,
+    order: str,
+    base: str,
+    model: str | None,
+    q: str,
+) -> VideoList:
+    """A page of the jobs with ``model`` whose prompt holds ``q`` (case-insensitive), read in keyset order.
+
+    ``last_id`` is the last job read, matched or not, so a page that stops at ``SCAN_LIMIT`` with few
+    or no matches still continues where it stopped.
+    """
+    found: list[Video] = []
+    scanned = 0
+    cursor = after
+    more = True
+    while more and len(found) < limit and scanned < SCAN_LIMIT:
+        page = await g.jobs.list(who, status=status, limit=100, after=cursor, order=order, base=base)
+        more = page.has_more
+        for i, video in enumerate(page.data):
+            scanned += 1
+            cursor = video.id
+            if (model is None or video.model == model) and (not q or q in (video.prompt or "").lower()):
+                found.append(video)
+            if len(found) == limit or scanned == SCAN_LIMIT:
+                more = more or i < len(page.data) - 1
+                break
+    return VideoList(
+        data=found, has_more=more, first_id=found[0].id if found else None, last_id=cursor if more else None
     )
-    return json_response(result)
 
 
 def _output(row: JobRecord, index: int) -> StoredOutput:
@@ -140,6 +178,10 @@ async def serve(request: Request, row: JobRecord, index: int, disposition: str, 
         return FileResponse(
             path, headers=headers, media_type=out.mime_type, filename=filename, content_disposition_type=disposition
         )
+    if g.settings.content_redirect and (url := await g.blobs.presign(out.key, g.settings.download_ttl_default)):
+        # The store serves the bytes (and any Range) itself; the link is the caller's alone.
+        headers.update({"Location": url, "Cache-Control": "private, no-store"})
+        return Response(status_code=307, headers=headers)
     return await _stream_object(request, g, out, headers, filename, disposition)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 
 @dataclass
@@ -28,17 +29,28 @@ class TokenBucket:
         return (1 - self.tokens) / self.rate
 
 
+class Limiter(Protocol):
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        """Take one token from ``key``'s bucket: 0 when taken, else the seconds until one is there."""
+        ...
+
+
 class RateLimiter:
-    """One bucket per key in this process (each API process limits on its own)."""
+    """One bucket per key in this process: for the embedded database, which one process serves
+    (on PostgreSQL every API process takes from the same buckets: ``billing/rate_buckets.py``)."""
 
     def __init__(self) -> None:
         self._buckets: dict[str, TokenBucket] = {}
 
     def check(self, key: str, rate: float, burst: int) -> float:
+        burst = max(1, burst)
         bucket = self._buckets.get(key)
         if bucket is None or bucket.rate != rate or bucket.burst != burst:
-            bucket = self._buckets[key] = TokenBucket(rate=rate, burst=max(1, burst))
+            bucket = self._buckets[key] = TokenBucket(rate=rate, burst=burst)
         return bucket.take()
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        return self.check(key, rate, burst)
 
 
 def day_start(now_ms: int) -> int:

@@ -84,11 +84,25 @@ def supported(model: Model, provider: ModelProviderRef | None = None) -> list[st
     names += ["frame_images"] if set(roles.get("image", ())) & set(FRAME_ROLES) else []
     names += ["input_video_duration"] if model.input_video_seconds else []
     names += ["input_audio_duration"] if model.input_audio_seconds else []
+    names += ["operation"] if operations(model, provider) else []
     names += sorted(model.extra_params)
     if provider is None:
         return names
     cannot = {FEATURE_FIELD.get(f, f) for f in provider.unsupported}
     return [n for n in names if n not in cannot]
+
+
+def operations(model: Model, provider: ModelProviderRef | None = None) -> list[str]:
+    """What the model (through ``provider``) does with a source video: ``extend``, ``edit``."""
+    cannot = provider.unsupported if provider is not None else frozenset()
+    if "video:source" in cannot:
+        return []
+    return [op for op in model.operations if f"op:{op}" not in cannot]
+
+
+def jobs(model: Model) -> list[str]:
+    """Every kind of job the model runs: ``generate`` unless it needs a source, then its operations."""
+    return ([] if model.requires_source else ["generate"]) + list(model.operations)
 
 
 def supports_all(model: Model, names: Iterable[str]) -> bool:
@@ -150,6 +164,8 @@ def _detail(model: Model, name: str, provider: ModelProviderRef | None) -> Param
         bounds = model.input_video_seconds if name == "input_video_duration" else model.input_audio_seconds
         assert bounds is not None
         d.type, d.min, d.max = "number", bounds[0], bounds[1]
+    elif name == "operation":
+        d.type, d.values = "enum", operations(model, provider)
     else:
         d.type = _EXTRA_TYPES.get(name, "string")
     return d

@@ -10,7 +10,9 @@ Input references are declared per kind of medium: ``input_reference_roles`` for 
 image with the role ``mask``), ``video_reference_roles`` and ``audio_reference_roles`` for the others.
 A provider sends only images unless its ``media`` names the other kinds it takes; routing never gives
 it a job with a video or audio reference otherwise. ``input_video_seconds`` and ``input_audio_seconds``
-bound the ``input_video_duration`` and ``input_audio_duration`` a request may state.
+bound the ``input_video_duration`` and ``input_audio_duration`` a request may state, and the inputs
+themselves once measured. ``operations``, ``max_reference_images`` and ``extend_durations`` say what a
+model does with a ``source`` video and how many reference images it takes (see ``operations``).
 
 Rules the upstreams enforce, so a create breaking one is refused at once rather than upstream:
 ``durations_by_resolution`` (the durations a resolution is made at), ``role_durations`` and
@@ -29,6 +31,9 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+
+from vidgate.gateway.catalog.operations import CatalogKeyError, model_problem, parse_keys
+from vidgate.types import Operation
 
 AUDIO_OFF = "audio_off"  # the feature of a job made without audio
 
@@ -106,6 +111,9 @@ class Model:
     role_resolutions: dict[str, tuple[str, ...]] = field(default_factory=dict)
     exclusive: tuple[tuple[str, ...], ...] = ()
     retired: str | None = None  # the date its maker stopped serving it
+    operations: tuple[Operation, ...] = ()  # what it does with a source video: extend, edit
+    max_reference_images: int | None = None  # images with the role reference (None: only the overall cap)
+    extend_durations: tuple[int, ...] = ()  # the seconds an extend adds, where not its durations
 
     @property
     def audio_always(self) -> bool:
@@ -129,12 +137,21 @@ class Model:
         """The kinds of input reference the model takes, in ``MEDIA_KINDS`` order."""
         return tuple(k for k in MEDIA_KINDS if self.reference_roles(k))
 
-    def supports_duration(self, seconds: int) -> bool:
+    @property
+    def requires_source(self) -> bool:
+        """It only extends or edits: every job names a source video."""
+        return "source" in self.required_roles and bool(self.operations)
+
+    def supports_duration(self, seconds: int, operation: str = "generate") -> bool:
+        if operation == "extend" and self.extend_durations:
+            return seconds in self.extend_durations
         if self.duration_range:
             return self.durations[0] <= seconds <= self.durations[1]
         return seconds in self.durations
 
-    def duration_text(self) -> str:
+    def duration_text(self, operation: str = "generate") -> str:
+        if operation == "extend" and self.extend_durations:
+            return ", ".join(str(d) for d in self.extend_durations)
         if self.duration_range:
             return f"any whole number of seconds from {self.durations[0]} to {self.durations[1]}"
         return ", ".join(str(d) for d in self.durations)
@@ -203,7 +220,8 @@ def _provider(raw: dict[str, Any], model: dict[str, Any]) -> ModelProviderRef:
 def _model(raw: dict[str, Any]) -> Model:
     durations = raw.get("durations", [raw.get("default_duration", 4)])
     is_range = bool(raw.get("duration_range", False))
-    return Model(
+    operations, max_reference_images, extend_durations = parse_keys(raw)
+    model = Model(
         id=raw["id"],
         name=raw.get("name", raw["id"]),
         description=raw.get("description", ""),
@@ -239,7 +257,19 @@ def _model(raw: dict[str, Any]) -> Model:
         role_resolutions=_by_key(raw, "role_resolutions", str),
         exclusive=tuple(tuple(group) for group in raw.get("exclusive", ())),
         retired=str(raw["retired"]) if raw.get("retired") else None,
+        operations=operations,
+        max_reference_images=max_reference_images,
+        extend_durations=extend_durations,
     )
+    if problem := operations_problem(model):
+        raise CatalogKeyError(model.id, *problem)
+    return model
+
+
+def operations_problem(model: Model) -> tuple[str, str] | None:
+    """The first of the model's operations keys that contradicts another, and why."""
+    unsupported = [p.unsupported for p in model.providers]
+    return model_problem(model.operations, model.extend_durations, model.video_reference_roles, unsupported)
 
 
 def _by_key(raw: dict[str, Any], key: str, kind: type) -> dict[str, Any]:
@@ -271,8 +301,11 @@ def load_catalog(path: Path | None = None) -> Catalog:
 
 
 def catalog_tables(path: Path | None = None) -> list[dict[str, Any]]:
-    """The catalogue's ``[[models]]`` tables as read, in listing order (before ``build_catalog``)."""
-    return _tables(path.read_text()) if path is not None else _shipped(resources.files(__package__))
+    """The catalogue's ``[[models]]`` tables as read, in listing order (before ``build_catalog``); a
+    table that does not make a model is a ``ValueError`` naming its file, its model and the key."""
+    if path is not None:
+        return _tables(path.read_text(), str(path))
+    return _shipped(resources.files(__package__))
 
 
 def build_catalog(tables: list[dict[str, Any]]) -> Catalog:
@@ -288,15 +321,31 @@ def model_from_table(raw: dict[str, Any]) -> Model:
     return _model(raw)
 
 
-def _tables(text: str) -> list[dict[str, Any]]:
-    return list(tomllib.loads(text).get("models", ()))
+def _tables(text: str, source: str) -> list[dict[str, Any]]:
+    tables = list(tomllib.loads(text).get("models", ()))
+    for table in tables:
+        _check_table(table, source)
+    return tables
+
+
+def _check_table(table: dict[str, Any], source: str) -> None:
+    """Parse ``table`` once as read, so a mistake names the file it is in."""
+    model_id = table.get("id", "?")
+    try:
+        _model(table)
+    except KeyError as exc:
+        raise ValueError(f"{source}: model {model_id}: {exc.args[0]} is required") from None
+    except (ValueError, TypeError, IndexError) as exc:
+        text = str(exc)
+        where = "" if text.startswith(f"model {model_id}") else f"model {model_id}: "
+        raise ValueError(f"{source}: {where}{text}") from None
 
 
 def _shipped(folder: Traversable) -> list[dict[str, Any]]:
     """Every maker's file beside this module, in the listing's order; models it does not name come
     after, by file name and then in file order."""
     files = sorted((f for f in folder.iterdir() if f.name.endswith(".toml") and f.name != LISTING), key=_name)
-    tables = [t for f in files for t in _tables(f.read_text())]
+    tables = [t for f in files for t in _tables(f.read_text(), f.name)]
     listing = tomllib.loads(folder.joinpath(LISTING).read_text())["order"]
     if stale := sorted(set(listing) - {t["id"] for t in tables}):
         raise ValueError(f"{LISTING} names models no catalogue file has: {stale}")

@@ -25,6 +25,7 @@ from vidgate.gateway.catalog.catalog import (
     catalog_tables,
     model_from_table,
 )
+from vidgate.gateway.catalog.operations import CatalogKeyError
 from vidgate.gateway.providers.base import ProviderConfig
 
 
@@ -102,6 +103,9 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "role_resolutions": (_table_of(_STRS), "a table of lists of strings"),
     "exclusive": (_each(_STRS), "a list of lists of strings"),
     "retired": (lambda v: _str(v) or v is False, "a date (YYYY-MM-DD) or false"),
+    "operations": (_STRS, "a list of strings (extend, edit)"),
+    "max_reference_images": (lambda v: _int(v) and v >= 1, "a whole number of at least 1"),
+    "extend_durations": (_INTS, "a list of integers"),
 }
 _PROVIDER_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "name": (_str, "a string"),
@@ -171,6 +175,8 @@ def configured_catalog(
             merged.pop("retired")
         try:
             model = model_from_table(merged)
+        except CatalogKeyError as exc:
+            raise ConfigError(f"{where}.{exc.key}: {exc.message}") from None
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if problem := check_model(model):

@@ -7,7 +7,8 @@ The shapes: ``{type: image_url, image_url: {url}}``, ``{type: video_url | audio_
 its shape (``validation_error``), then whether the model takes its kind of medium in its role
 (``unsupported_parameter``, naming what the model takes), then its source (the URL and inline-data
 bounds of ``inputs``). An ``asset_id`` or ``file_id`` is checked for its form here; whose it is, by
-``jobs.assets`` and ``jobs.files``. An ``asset_id`` that is an upload's id (``file_…``) names that upload.
+``jobs.assets`` and ``jobs.files``. An ``asset_id`` that is an upload's id (``file_…``) names that upload;
+one that is a video's id (``vid_…``, as ``POST /v1/videos`` returns it) names that job's first output.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MIME_TYPES: dict[str, frozenset[str]] = {
 }
 ASSET_ID = re.compile(r"^ast_[0-9A-Za-z]{1,64}$")
 FILE_ID = re.compile(r"^file_[0-9A-Za-z]{1,64}$")
+VIDEO_ID = re.compile(r"^vid_[0-9A-Za-z]{1,64}$")
 _SOURCES = ("url", "data", "asset_id", "file_id")
 # The fields each shape may carry beside ``type``, ``role`` and ``reference_type``.
 _FIELDS = {
@@ -63,8 +65,11 @@ def references(req: VideoGenerationRequest, model: Model, *, allow_http: bool) -
     out = [_reference(ref, f"input_references[{i}]", model, allow_http) for i, ref in enumerate(refs)]
     out += [_frame(frame, f"frame_images[{i}]", model, allow_http) for i, frame in enumerate(frames)]
     for role in model.required_roles:
-        if all(r.role != role or r.kind != "image" for r in out):
-            raise ValidationError(f"{model.id} needs a {role} image in input_references", param="input_references")
+        kinds = [kind for kind in model.reference_kinds if role in model.reference_roles(kind)] or ["image"]
+        if all(r.role != role or r.kind not in kinds for r in out):
+            raise ValidationError(
+                f"{model.id} needs a {role} {' or '.join(kinds)} in input_references", param="input_references"
+            )
     roles = [r.role for r in out if r.role != "reference"]
     if len(roles) != len(set(roles)):
         raise ValidationError(
@@ -107,8 +112,17 @@ def _reference(ref: InputReference, at: str, model: Model, allow_http: bool) -> 
     if ref.asset_id is not UNSET:
         if FILE_ID.match(ref.asset_id):
             return Reference(role, "", kind=kind, file=ref.asset_id)
-        if not ASSET_ID.match(ref.asset_id):
-            raise ValidationError(f"asset_id {clip(ref.asset_id)} is not an asset id (ast_…)", param=f"{at}.asset_id")
+        if VIDEO_ID.match(ref.asset_id) and kind != "video":
+            raise ValidationError(
+                f"asset_id {clip(ref.asset_id)} is a video's id; {kind} references take an asset id (ast_…) "
+                "or a file id (file_…)",
+                param=f"{at}.asset_id",
+            )
+        if not ASSET_ID.match(ref.asset_id) and not VIDEO_ID.match(ref.asset_id):
+            raise ValidationError(
+                f"asset_id {clip(ref.asset_id)} is not an asset id (ast_…), a video id (vid_…) or a file id (file_…)",
+                param=f"{at}.asset_id",
+            )
         return Reference(role, "", kind=kind, asset=ref.asset_id)
     if ref.url is not UNSET:
         return _by_url(kind, role, ref.url, f"{at}.url", allow_http)
@@ -150,6 +164,11 @@ def _check_shape(ref: InputReference, at: str) -> None:
 def _check_taken(model: Model, kind: str, role: str, at: str, role_param: str) -> None:
     """The model takes ``kind`` references in ``role``, or the refusal names what it does take."""
     roles = model.reference_roles(kind)
+    if kind == "video" and role == "source" and not model.operations:
+        param = f"{at}.type" if model.reference_kinds and not roles else role_param
+        raise UnsupportedParameterError(
+            f"{model.id} does not extend or edit videos, so it takes no source video; {takes(model)}", param=param
+        )
     if not model.reference_kinds:
         raise UnsupportedParameterError(f"{model.id} takes no input references", param=role_param)
     if not roles:

@@ -24,7 +24,8 @@ def check(model: Model, spec: VideoSpec, duration_param: str = "duration") -> No
         )
     given = f"({duration_param} {spec.duration} given)"
     allowed = model.durations_by_resolution.get(spec.resolution or "")
-    if allowed is not None and spec.duration not in allowed:
+    own_durations = spec.op == "extend" and bool(model.extend_durations)  # an extend's are its own
+    if allowed is not None and not own_durations and spec.duration not in allowed:
         raise ValidationError(
             f"{model.id} makes {spec.resolution} only at {seconds(allowed)} {given}", param=duration_param
         )
@@ -65,6 +66,8 @@ def describe(feature: str) -> str:
     """A feature (in ``unsupported``'s terms) as a request would give it."""
     if feature == "audio":
         return "generate_audio"
+    if feature.startswith("op:"):
+        return f"operation {feature[3:]}"
     if ":" in feature:
         kind, role = feature.split(":", 1)
         return _medium(role, "image" if kind == "role" else kind)
@@ -74,4 +77,6 @@ def describe(feature: str) -> str:
 def param_of(feature: str) -> str:
     if feature == "audio":
         return "generate_audio"
+    if feature.startswith("op:"):
+        return "operation"
     return "input_references" if ":" in feature else feature

@@ -15,6 +15,7 @@ import msgspec
 from msgspec import UnsetType
 
 from vidgate.errors import ModelNotFoundError, ModelRetiredError, UnsupportedParameterError, ValidationError
+from vidgate.gateway.catalog import operations
 from vidgate.gateway.catalog.catalog import RESOLUTION_SHORT_SIDE, Catalog, Model
 from vidgate.gateway.catalog.inputs import FREE_FORM, check_free_form, check_nesting, clip, cut, too_deep
 from vidgate.gateway.catalog.references import references
@@ -179,10 +180,15 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
             f"{model.id} was retired on {model.retired}: its maker no longer serves it; see GET /v1/videos/models",
             param="model",
         )
-    duration, duration_param = _duration(req, model)
-    if not model.supports_duration(duration):
+    refs = references(req, model, allow_http=allow_http)
+    operation = operations.resolve(model.id, model.operations, refs, req.operation)
+    op = "generate" if operation is msgspec.UNSET else operation
+    operations.check_reference_images(model.id, model.max_reference_images, refs)
+    duration, duration_param = _duration(req, model, op)
+    if not model.supports_duration(duration, op):
+        what = "an extend" if op == "extend" and model.extend_durations else model.id
         raise ValidationError(
-            f"{duration_param} {duration} is not supported by {model.id}; supported: {model.duration_text()}",
+            f"{duration_param} {duration} is not supported by {what}; supported: {model.duration_text(op)}",
             param=duration_param,
         )
     width, height, resolution, ratio = _resolve_size(model, req)
@@ -219,7 +225,6 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
             raise UnsupportedParameterError(f"{model.id} does not take {name}", param=name)
         extras[name] = value
 
-    refs = references(req, model, allow_http=allow_http)
     params = dict(req.provider_params) if req.provider_params is not msgspec.UNSET else {}
     _check_provider_fields(params, "provider_params")
     options = _provider_options(req, catalog.provider_names)
@@ -245,14 +250,16 @@ def normalize(req: VideoGenerationRequest, catalog: Catalog, *, allow_http: bool
         provider_options=options,
         input_audio_duration=_input_seconds(req.input_audio_duration, "input_audio_duration", model),
         input_video_duration=_input_seconds(req.input_video_duration, "input_video_duration", model),
+        operation=operation,
     )
     check_rules(model, spec, duration_param)
     return spec
 
 
-def _duration(req: VideoGenerationRequest, model: Model) -> tuple[int, str]:
+def _duration(req: VideoGenerationRequest, model: Model, op: str = "generate") -> tuple[int, str]:
     """The duration and the name it was given under: ``duration``, or ``duration_seconds`` (the
-    reference SDK's spelling); both may be given only with one value."""
+    reference SDK's spelling); both may be given only with one value. An extend left without one adds
+    the model's default where an extend may, else the first of its ``extend_durations``."""
     given, alias = req.duration, req.duration_seconds
     if given is not msgspec.UNSET and alias is not msgspec.UNSET and given != alias:
         raise ValidationError(
@@ -262,6 +269,8 @@ def _duration(req: VideoGenerationRequest, model: Model) -> tuple[int, str]:
         return given, "duration"
     if alias is not msgspec.UNSET:
         return alias, "duration_seconds"
+    if op == "extend" and model.extend_durations and model.default_duration not in model.extend_durations:
+        return model.extend_durations[0], "duration"
     return model.default_duration, "duration"
 
 

@@ -70,23 +70,45 @@ def endpoint_events(names: Sequence[str], param: str = "events") -> tuple[str, .
 
 def job_webhook(hook: WebhookConfig | msgspec.UnsetType, *, allow_http: bool) -> Webhook | None:
     """A create's ``webhook`` as the job keeps it. One naming an endpoint holds only its id (and the
-    events it overrides) until the job service fills in the endpoint's url and events."""
+    events it overrides) until the job service fills in the endpoint's url and events. One with a
+    url and no secret is taken, as the reference takes it: its deliveries go unsigned."""
     if hook is msgspec.UNSET:
         return None
     events = job_events(hook.events) if hook.events is not msgspec.UNSET else ()
-    if hook.endpoint_id is not msgspec.UNSET:
+    endpoint_id = _endpoint_id(hook)
+    if endpoint_id is not None:
         if hook.url is not msgspec.UNSET or hook.secret is not msgspec.UNSET:
             raise ValidationError(
-                "give webhook.endpoint_id or webhook.url with webhook.secret, not both: "
+                "give webhook.endpoint_id or webhook.url (with webhook.secret), not both: "
                 "the endpoint brings its own url and secret",
                 param="webhook.endpoint_id",
             )
-        if not 1 <= len(hook.endpoint_id) <= MAX_ENDPOINT_ID:
-            raise ValidationError(f"no webhook endpoint {clip(hook.endpoint_id)}", param="webhook.endpoint_id")
-        return Webhook("", None, events, endpoint_id=hook.endpoint_id)
+        if not 1 <= len(endpoint_id) <= MAX_ENDPOINT_ID:
+            raise ValidationError(f"no webhook endpoint {clip(endpoint_id)}", param="webhook.endpoint_id")
+        return Webhook("", None, events, endpoint_id=endpoint_id)
     if hook.url is msgspec.UNSET:
         raise ValidationError("webhook.url is required (or webhook.endpoint_id)", param="webhook.url")
     check_webhook_url(hook.url, "webhook.url", allow_http=allow_http)
-    secret = check_secret(hook.secret if hook.secret is not msgspec.UNSET else None)
-    # Held as a Secret from here on; the job's stored spec has it in the clear for the deliverer.
-    return Webhook(hook.url, Secret(secret), events)
+    if hook.secret is msgspec.UNSET:
+        return Webhook(hook.url, None, events)
+    if not hook.secret:
+        raise ValidationError(
+            f"webhook.secret is empty: leave it out for unsigned deliveries, or give any string of "
+            f"{MIN_SECRET} to {MAX_SECRET} printable characters",
+            param="webhook.secret",
+        )
+    # Held as a Secret from here on; the job's row keeps it sealed, and only the deliverer opens it.
+    return Webhook(hook.url, Secret(check_secret(hook.secret)), events)
+
+
+def _endpoint_id(hook: WebhookConfig) -> str | None:
+    """The endpoint a webhook names, under either spelling (``endpoint_id`` or ``endpointId``)."""
+    snake, camel = hook.endpoint_id, hook.endpointId
+    if snake is not msgspec.UNSET and camel is not msgspec.UNSET and snake != camel:
+        raise ValidationError(
+            "webhook.endpoint_id and webhook.endpointId name different endpoints; give one",
+            param="webhook.endpoint_id",
+        )
+    if snake is not msgspec.UNSET:
+        return snake
+    return None if camel is msgspec.UNSET else camel

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from vidgate.types import JobEvent
@@ -43,6 +44,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
         self._sinks: list[EventSink] = []
+        self._watchers: list[Callable[[str | None], None]] = []
         self.draining = False
 
     def subscribe(self, job_id: str) -> asyncio.Queue[Any]:
@@ -62,9 +64,16 @@ class EventBus:
         """Hand every event published from now on to ``sink`` too."""
         self._sinks.append(sink)
 
+    def watch(self, watcher: Callable[[str | None], None]) -> None:
+        """Call ``watcher(job_id)`` on each change published for a job (its deletion too), and
+        ``watcher(None)`` when any job may have changed unseen (a resync) or the process drains."""
+        self._watchers.append(watcher)
+
     def publish(self, event: JobEvent) -> None:
         for queue in self._subs.get(event.data.id, ()):
             _put(queue, event)
+        for watcher in self._watchers:
+            watcher(event.data.id)
         for sink in self._sinks:
             try:
                 sink.publish(event)
@@ -74,6 +83,8 @@ class EventBus:
     def publish_deleted(self, job_id: str) -> None:
         for queue in self._subs.get(job_id, ()):
             _put(queue, None)
+        for watcher in self._watchers:
+            watcher(job_id)
 
     def resync(self) -> None:
         """Tell every subscriber that events may have been missed, so it re-reads the events table."""
@@ -89,3 +100,5 @@ class EventBus:
         for subs in self._subs.values():
             for queue in subs:
                 _put(queue, marker)
+        for watcher in self._watchers:
+            watcher(None)

@@ -3,15 +3,23 @@
 Bus events, a client message, a due heartbeat and the periodic re-read of the events table all wake
 the pump through the job's bus queue, so a socket costs one reader task and two timers however many
 messages pass.
+
+Messages go out through the server's own ``send`` (kept in the scope by ``ServerSend``), not through
+the framework's wrappers, and the wait for one send to finish is deferred to the next send (or the
+end of the pump): a server whose ``send`` starts the write when called (Granian returns a future)
+then costs the pump one wake-up per message instead of two. With 2,000 sockets that was about a
+third of the server's CPU per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from starlette.types import Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from vidgate.gateway.events import catchup
@@ -21,6 +29,19 @@ BEAT_SLACK = 0.01  # a heartbeat this close to due is sent rather than re-armed 
 _encoder = msgspec.json.Encoder()
 
 CLIENT, HEARTBEAT = object(), object()  # put on the job's bus queue to wake the pump
+SERVER_SEND = "vidgate.server_send"  # the scope key of the server's own ``send``
+
+
+class ServerSend:
+    """Keeps a websocket's ``send`` as the server gave it in the scope, beneath the framework's wrappers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
 
 
 class Socket:
@@ -41,10 +62,29 @@ class Socket:
         self._reader: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._check: asyncio.TimerHandle | None = None
+        self._server_send: Callable[[Message], Awaitable[None]] | None = ws.scope.get(SERVER_SEND)
+        self._sending: Awaitable[None] | None = None  # the last send, started and not yet waited for
 
     async def send_text(self, text: str) -> None:
-        await self.ws.send_text(text)
+        """Send ``text``; a failure of the send before it is raised here (the socket is gone either way)."""
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            await sending
+        if self._server_send is None:
+            await self.ws.send_text(text)
+        else:
+            sending = self._server_send({"type": "websocket.send", "text": text})
+            if inspect.iscoroutine(sending):  # a server whose send only runs when awaited
+                await sending
+            else:
+                self._sending = sending
         self.last_sent = self.loop.time()
+
+    async def flush(self) -> None:
+        """Wait for the last send: before a close, or before handing the socket back."""
+        if self._sending is not None:
+            sending, self._sending = self._sending, None
+            await sending
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.send_text(_encoder.encode(message).decode())

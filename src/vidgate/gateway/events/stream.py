@@ -11,6 +11,7 @@ another process and resume there; a revoked key's streams end too (``stream_slot
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -129,13 +130,38 @@ async def pump(
     """Relay the job's events until it ends; True when the server should close the socket.
 
     A refresh answers with the job's URLs on ``base`` (the snapshot's). Raises ``Refused`` when
-    ``stream``'s key is revoked meanwhile, or the process is draining.
+    ``stream``'s key is revoked meanwhile, or the process is draining. Every message has left (or
+    failed) when it returns, so the caller's close follows them.
     """
+    try:
+        return await _pump(sock, g, who, job_id, queue, snapshot, close_on_terminal, stream, start, base)
+    finally:
+        with contextlib.suppress(Exception):  # a failed send: the close that follows fails alike
+            await sock.flush()
+
+
+async def _pump(
+    sock: _Socket,
+    g: Gateway,
+    who: str,
+    job_id: str,
+    queue: asyncio.Queue[Any],
+    snapshot: Video,
+    close_on_terminal: bool,
+    stream: Stream | None,
+    start: Start | None,
+    base: str | None,
+) -> bool:
     start = start or Start(None)
     cursor = start.cursor
 
     async def relay(item: Any) -> bool:
         check_open(stream, item)
+        if isinstance(item, JobEvent):  # the common case, without a coroutine for ``catchup.updates``
+            if cursor is not None and not cursor.fresh(item):
+                return False
+            await sock.send_text(_update(item)[1])
+            return close_on_terminal and item.data.status in TERMINAL
         for update in await catchup.updates(cursor, item):
             if update is None:
                 await sock.send(_deleted(job_id))

@@ -134,7 +134,7 @@ def public_state(hook: Webhook, shown: Shown | None) -> WebhookState:
     return WebhookState(
         url=hook.url or None,
         events=list(hook.events or DEFAULT_EVENTS),
-        has_secret=bool(hook.secret) or endpoint_id is not None,
+        has_secret=hook.signed,
         delivery=cast(Any, shown.delivery) if shown is not None else _NONE_YET,
         attempts=cast(Any, shown.attempts) if shown is not None else [],
         endpoint_id=endpoint_id,

@@ -1,11 +1,13 @@
 """Webhook delivery: signed twice (Standard Webhooks and the reference's ``x-phaseo-*`` headers),
 retries with backoff, a delivery log, and the job's delivery summary.
 
-Delivery rows are queued by the outbox in the job's own transaction; the deliverer claims due
-rows with a lease, so a crash mid-send only delays a delivery and another process may take it
-over. The ``webhook-id`` (and ``x-phaseo-event-id``) header is the event id on every attempt, so
-receivers can deduplicate. Each attempt is folded into the job's ``webhook_state`` in the
-transaction that records it, so the job's view shows it without a second read.
+A job's own secret sits sealed in its spec and is opened only here, per attempt; a webhook given
+without one is delivered unsigned. Delivery rows are queued by the outbox in the job's own
+transaction; the deliverer claims due rows with a lease, so a crash mid-send only delays a delivery
+and another process may take it over. The ``webhook-id`` (and ``x-phaseo-event-id``) header is the
+event id on every attempt, so receivers can deduplicate. Each attempt is folded into the job's
+``webhook_state`` in the transaction that records it, so the job's view shows it without a second
+read.
 
 Receivers are independent: each endpoint (scheme, host, port) has a few slots per process, and a
 row claimed for a full endpoint is parked (its next attempt moved past the time a slot should
@@ -77,7 +79,7 @@ _EVENT_TYPE = Q("SELECT type FROM events WHERE id = :id")
 _JOB_STATE = Q(
     "SELECT webhook_state FROM jobs WHERE id = :id", pg="SELECT webhook_state FROM jobs WHERE id = :id FOR UPDATE"
 )
-_SET_JOB_STATE = Q("UPDATE jobs SET webhook_state = :state WHERE id = :id")
+_SET_JOB_STATE = Q("UPDATE jobs SET webhook_state = :state, version = version + 1 WHERE id = :id")
 _RECORD = Q(
     "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, next_attempt_at = :next, "
     "lease_until = NULL, last_status_code = :code, last_error = :error, log = :log, delivered_at = :delivered "
@@ -130,7 +132,8 @@ class Deliverer:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.settings = settings
-        self.endpoints = Endpoints(db, settings.secret_box, allow_http=settings.allow_private_urls)
+        self.box = settings.secret_box  # opens the jobs' own secrets and the endpoints'
+        self.endpoints = Endpoints(db, self.box, allow_http=settings.allow_private_urls)
         self.attempt_seconds = settings.webhook_timeout_seconds
         self.lease_ms = int(self.attempt_seconds * 1000) + LEASE_MARGIN_MS
         self.per_endpoint = max(1, settings.webhook_max_in_flight_per_endpoint)
@@ -289,10 +292,10 @@ class Deliverer:
         if hook.endpoint_id:
             endpoint = await self.endpoints.for_delivery(row["owner_id"], hook.endpoint_id)
             url, secrets = self._endpoint_target(endpoint)
-        elif hook.secret:
-            secrets = [hook.secret]
         else:
-            raise _Permanent("the video no longer has a webhook")
+            # Opened here only, for this attempt; a webhook given without a secret goes unsigned.
+            own = hook.signing_secret(self.box, row["job_id"])
+            secrets = [own] if own else []
         body = orjson.dumps(
             {
                 "id": event["id"],

@@ -18,7 +18,7 @@ from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.outbox import emit
 from vidgate.gateway.ids import now_ms
 from vidgate.gateway.jobs import state
-from vidgate.gateway.jobs.records import JobRecord, column_json
+from vidgate.gateway.jobs.records import JobRecord, JobView, column_json
 from vidgate.gateway.jobs.views import render
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.db import Database, Q, Tx
@@ -27,6 +27,8 @@ from vidgate.types import JobEvent
 log = logging.getLogger("vidgate.jobs")
 
 JSON_FIELDS = frozenset({"error", "attempts", "outputs"})
+# A write to any column the public view shows bumps ``version``, which a poll's ETag is made from.
+VISIBLE = frozenset(JobView.__struct_fields__)
 _RESCHEDULE = Q(
     "UPDATE jobs SET lease_owner = NULL, lease_until = NULL, next_run_at = :next, "
     "poll_failures = COALESCE(:failures, poll_failures) WHERE id = :id AND lease_owner = :lease"
@@ -53,6 +55,8 @@ class Lifecycle:
         q = self._updates.get(key)
         if q is None:
             sets = ", ".join(f"{f} = :{f}" for f in fields)
+            if VISIBLE.intersection(fields):
+                sets += ", version = version + 1"
             where = "id = :id"
             if sources:
                 where += " AND status IN (" + ", ".join(f"'{s}'" for s in sources) + ")"

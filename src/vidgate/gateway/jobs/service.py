@@ -9,16 +9,14 @@ from typing import Any
 import msgspec
 import orjson
 
-from vidgate.errors import ConflictError, NoProviderAvailableError, NotFoundError, ValidationError
-from vidgate.gateway import routing
-from vidgate.gateway.billing import accounts, ledger, pricing
+from vidgate.errors import ConflictError, NotFoundError, ValidationError
+from vidgate.gateway.billing import accounts, ledger
 from vidgate.gateway.catalog.catalog import Catalog
-from vidgate.gateway.catalog.validate import validate
 from vidgate.gateway.events.bus import EventBus
 from vidgate.gateway.events.outbox import emit
-from vidgate.gateway.events.webhook_endpoints import resolve_job_webhook
 from vidgate.gateway.ids import new_id, now_ms
-from vidgate.gateway.jobs import assets, files, state
+from vidgate.gateway.jobs import assets, create_pg, state
+from vidgate.gateway.jobs.intake import intake
 from vidgate.gateway.jobs.lifecycle import Lifecycle
 from vidgate.gateway.jobs.records import VIEW_COLUMNS, JobRecord, JobView
 from vidgate.gateway.jobs.spec import encode_spec
@@ -147,50 +145,29 @@ class JobService:
         """
         if self.space is not None:
             self.space.check()
-        spec = validate(body, self.catalog, allow_http=self.allow_http_urls)
-        spec = await resolve_job_webhook(self.db, owner, spec)
-        await assets.check_references(self.db, owner, spec)
-        await files.check_references(self.db, owner, spec)
-        model = self.catalog.by_id[spec.model]
-        available = self.providers.available
-        if byok:
-            for name in byok:
-                if not self.providers.byok_capable(name):
-                    raise ValidationError(f"{name} takes no key of one's own", param="X-Provider-Key")
-            asked = byok if spec.routing.only is msgspec.UNSET else spec.routing.only
-            only = tuple(p for p in asked if p in byok)
-            spec = msgspec.structs.replace(spec, routing=msgspec.structs.replace(spec.routing, only=only))
-            available = available | frozenset(byok)
+        taken = await intake(
+            self.db,
+            self.catalog,
+            self.providers,
+            owner,
+            body,
+            byok=byok,
+            allow_http=self.allow_http_urls,
+            byok_fee=self.byok_fee,
+        )
+        spec, model, plan, quote = taken.spec, taken.model, taken.plan, taken.amount
         if base:  # the base of the create's URLs, for the job's events and webhooks
             spec = msgspec.structs.replace(spec, base_url=base)
-        plan = routing.plan(model, spec, available=available, unhealthy=self.providers.unhealthy())
-        if not plan.candidates:
-            reasons = "; ".join(f"{p}: {why}" for p, why in plan.skipped) or "no provider serves it"
-            raise NoProviderAvailableError(
-                f"no provider can run {model.id} now ({reasons})",
-                details={"skipped": [{"provider": p, "reason": why} for p, why in plan.skipped]},
-            )
         digest = request_hash(body)
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 255:
                 raise ValidationError("Idempotency-Key must be 1 to 255 characters", param="Idempotency-Key")
             if (existing := await self._replay(owner, idempotency_key, digest)) is not None:
                 return existing, False
-        quote = (
-            pricing.byok_quote(self.byok_fee, spec.duration, spec.sample_count)
-            if byok
-            else pricing.quote(
-                model,
-                seconds=spec.duration,
-                resolution=spec.resolution,
-                audio=spec.audio,
-                sample_count=spec.sample_count,
-                size=spec.size,
-                providers=tuple(c.provider for c in plan.candidates),
-            )
-        )
         now = now_ms()
         job_id = new_id("vid")
+        if spec.webhook is not None:  # the row keeps the webhook's secret sealed, never in the clear
+            spec = msgspec.structs.replace(spec, webhook=spec.webhook.sealed(self.box, job_id))
         params = {
             "id": job_id,
             "owner": owner,
@@ -208,6 +185,15 @@ class JobService:
             "is_byok": 1 if byok else 0,
             "byok": self._sealed(job_id, byok) if byok else None,
         }
+        if self.db.dialect == "postgresql":  # one round trip, the account row locked only inside it
+            created = await create_pg.insert(
+                self.db, params, spec, secret=self.secret, default_cap=self.max_concurrent_jobs
+            )
+            if created.job is None:
+                return await self._replayed(owner, idempotency_key, digest)
+            self.bus.publish(created.event)
+            self.wake_worker()
+            return created.job, True
         try:
             async with self.db.transaction() as tx:
                 row = await tx.fetchone(_INSERT, params)
@@ -225,10 +211,7 @@ class JobService:
                     webhook=spec.webhook,
                 )
         except _IdempotencyRace:
-            existing = await self._replay(owner, idempotency_key or "", digest)
-            if existing is None:
-                raise ConflictError("a request with this Idempotency-Key is in flight; retry") from None
-            return existing, False
+            return await self._replayed(owner, idempotency_key, digest)
         self.bus.publish(event)
         self.wake_worker()
         return job, True
@@ -238,6 +221,13 @@ class JobService:
         if self.box is None:
             raise RuntimeError("JobService.box is not set: a request's own provider keys cannot be stored")
         return seal_keys(self.box, job_id, byok)
+
+    async def _replayed(self, owner: str, key: str | None, digest: str) -> tuple[JobRecord, bool]:
+        """The job another create with this key wrote while this one ran."""
+        existing = await self._replay(owner, key or "", digest)
+        if existing is None:
+            raise ConflictError("a request with this Idempotency-Key is in flight; retry") from None
+        return existing, False
 
     async def _replay(self, owner: str, key: str, digest: str) -> JobRecord | None:
         row = await self.db.fetchone(_BY_IDEMPOTENCY, {"owner": owner, "key": key})

@@ -13,8 +13,8 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from vidgate.gateway.secret import Secret
-from vidgate.types import OutputAccess
+from vidgate.gateway.secret import Secret, SecretBox
+from vidgate.types import Operation, OutputAccess
 
 MediaKind = Literal["image", "video", "audio"]
 
@@ -62,13 +62,44 @@ class Extras(msgspec.Struct, frozen=True):
 
 
 class Webhook(msgspec.Struct, frozen=True):
-    """Where the job's events go. The column keeps the secret in the clear: the deliverer signs with it.
-    A job sent to a registered endpoint keeps only its id: the endpoint's sealed secrets sign."""
+    """Where the job's events go, and what signs them.
+
+    The request's secret is held as a ``Secret`` until the job is made; the column then keeps it only
+    sealed (``secret_sealed``, bound to the job's id), and only the deliverer opens it. Rows written
+    before sealing keep ``secret`` in the clear and still deliver. A job sent to a registered endpoint
+    keeps only its id: the endpoint's sealed secrets sign. With none of these, deliveries go unsigned.
+    """
 
     url: str
     secret: Secret | None = None
     events: tuple[str, ...] = ()
     endpoint_id: str | UnsetType = UNSET
+    secret_sealed: Secret | UnsetType = UNSET  # the sealed text, itself kept out of any repr
+
+    @property
+    def signed(self) -> bool:
+        """Whether deliveries carry signatures (the job's own secret, or its endpoint's)."""
+        return bool(self.secret) or self.secret_sealed is not UNSET or bool(self.endpoint_id)
+
+    def sealed(self, box: SecretBox | None, job_id: str) -> Webhook:
+        """This webhook as the job's row keeps it: its secret sealed for ``job_id``, never in the clear."""
+        if not self.secret:
+            return self
+        if box is None:
+            raise RuntimeError("no SecretBox: a webhook's secret cannot be stored")
+        token = box.seal(self.secret.reveal().encode(), context=_sealing_context(job_id))
+        return msgspec.structs.replace(self, secret=None, secret_sealed=Secret(token))
+
+    def signing_secret(self, box: SecretBox, job_id: str) -> Secret | None:
+        """The job's own secret, opened for signing (``SealError`` when it does not open); None when it has none."""
+        if self.secret_sealed is not UNSET:
+            return Secret(box.open(self.secret_sealed.reveal(), context=_sealing_context(job_id)).decode())
+        return self.secret or None
+
+
+def _sealing_context(job_id: str) -> str:
+    # Not the bare job id the row's provider keys are sealed under: neither opens in the other's place.
+    return f"{job_id}/webhook"
 
 
 class Routing(msgspec.Struct, frozen=True):
@@ -107,6 +138,13 @@ class VideoSpec(msgspec.Struct, frozen=True):
     # The base of the URLs the job was created through: its events and webhooks, which have no
     # request to take one from, show the same absolute URLs as the create's answer.
     base_url: str | UnsetType = UNSET
+    # Set only for a job on a ``source`` video; a job without one generates.
+    operation: Operation | UnsetType = UNSET
+
+    @property
+    def op(self) -> str:
+        """``generate``, ``extend`` or ``edit``: what the job does."""
+        return "generate" if self.operation is UNSET else self.operation
 
     @property
     def size(self) -> str:
@@ -130,7 +168,7 @@ def _from_json(kind: type, value: object) -> object:
     raise NotImplementedError(f"cannot decode {kind.__name__}")
 
 
-_ENCODER = msgspec.json.Encoder(enc_hook=_to_json)  # a webhook's secret revealed for the column only
+_ENCODER = msgspec.json.Encoder(enc_hook=_to_json)  # a sealed secret (or an old row's clear one) for the column
 _DECODER = msgspec.json.Decoder(VideoSpec, dec_hook=_from_json)
 
 

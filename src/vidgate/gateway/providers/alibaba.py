@@ -1,3 +1,6 @@
+# Follows providers.md §10 and, for the audio input, Alibaba's Wan 2.1-2.6 text-to-video API reference
+# https://www.alibabacloud.com/help/en/model-studio/legacy-wan-text-to-video-api-reference (checked
+# 2026-12-04); that image-to-video takes the same ``audio_url`` is [unverified].
 """Alibaba Wan through DashScope (Model Studio): ``POST /services/aigc/video-generation/video-synthesis``
 with ``X-DashScope-Async: enable``, ``GET /tasks/{task_id}``, ``POST /tasks/{task_id}/cancel``.
 
@@ -7,6 +10,10 @@ parameters: {size | resolution, duration, seed, prompt_extend, audio}}``. Text-t
 ``W*H`` size; image-to-video takes an upper-case resolution tier and follows the image's shape.
 The catalogue names the text-to-video model; a job with a first frame goes to its image-to-video
 twin, one with first and last frames to its keyframe twin (fal's convention, see fal.py).
+Wan 2.5 and 2.6 take an audio track (``input.audio_url``: wav or mp3, 3-30 s, up to 15 MB) that the
+video is made to match (lip sync, rhythm); it is read by URL only, so an audio reference without an
+https URL (one of the owner's assets or uploads) is refused before any call. Wan has no extend or
+edit on this protocol; such jobs are refused.
 
 DashScope documents no idempotency key, so none is sent: a retried submit may create a second
 task. Its generic task list (``GET /tasks`` by time, model and status) echoes nothing of the
@@ -41,12 +48,12 @@ from vidgate.gateway.providers.http import make_client, request, request_id_of, 
 from vidgate.gateway.providers.mapping import (
     image_link,
     nearest_shape,
-    other_roles,
     refuse_set,
     resolution_label,
     unsupported,
 )
 from vidgate.gateway.providers.reconcile import find_without_lookup
+from vidgate.gateway.providers.sources import of_kind, other_inputs
 
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com/api/v1"
 SYNTHESIS = "/services/aigc/video-generation/video-synthesis"
@@ -109,6 +116,20 @@ def image_ref(ref: ReferenceImage) -> str:
     return image_link(ref, MAX_DATA_URI_BYTES, oversize="{role} image is too large to inline and has no URL")
 
 
+def audio_url(job: JobSpec, model: str, info: _Model | None) -> str | None:
+    """The job's audio track as Wan reads it (an https URL), or None when it has none."""
+    tracks = of_kind(job, "audio")
+    if not tracks:
+        return None
+    if len(tracks) > 1:
+        raise unsupported("wan takes one audio track")
+    if info is None or not info.audio:
+        raise unsupported(f"wan model {model} takes no audio track")
+    if not tracks[0].url.startswith("https://"):
+        raise unsupported("wan reads an audio track by https URL only")
+    return tracks[0].url
+
+
 def body_error(data: Any, *, phase: str, request_id: str | None) -> ProviderError:
     """DashScope sometimes answers 200 with ``code``/``message`` and no ``output``: an error."""
     error_cls = Rejected if phase == "submit" else PollFailed
@@ -163,8 +184,12 @@ class AlibabaProvider:
 
     def build_request(self, job: JobSpec) -> dict[str, Any]:
         """The create body for ``job``; inputs Wan cannot take are refused before any call."""
-        if unknown_roles := other_roles(job, ("first_frame", "last_frame")):
-            raise unsupported(f"wan takes first_frame and last_frame images, not {', '.join(unknown_roles)}")
+        if job.op != "generate":
+            raise unsupported(f"wan has no {job.op} operation here")
+        if unknown_roles := other_inputs(job, {"role:first_frame", "role:last_frame", "audio:reference"}):
+            raise unsupported(
+                f"wan takes first_frame and last_frame images and an audio track, not {', '.join(unknown_roles)}"
+            )
         if job.sample_count != 1:
             raise unsupported("wan makes one video per task")
         refuse_set(job, ("person_generation", "compression_quality", "resize_mode"), "wan")
@@ -200,6 +225,8 @@ class AlibabaProvider:
             if key in _RESERVED:
                 continue
             (inputs if key in _INPUT_KEYS else params)[key] = value
+        if audio := audio_url(job, model, info):
+            inputs["audio_url"] = audio  # an audio reference wins over one in provider_params
         if kind == "t2v":
             params["size"] = (
                 pick_size(tier, job.width, job.height) if tier in TIER_SIZES else f"{job.width}*{job.height}"

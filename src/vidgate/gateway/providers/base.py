@@ -23,11 +23,21 @@ from vidgate.gateway.secret import Secret, reveal, secret
 UpstreamStatus = Literal["queued", "processing", "completed", "failed", "cancelled"]
 
 
+class Origin(msgspec.Struct, frozen=True):
+    """The job that made an input named as one of the owner's outputs: which provider ran it, and that
+    provider's own id for it. An upstream that extends only a video it made takes that id, not bytes."""
+
+    provider: str
+    native_id: str
+
+
 class ReferenceImage(Reference, frozen=True):
-    """An input reference already fetched and checked by the gateway."""
+    """An input reference already fetched and checked by the gateway; ``origin`` is set for an asset
+    whose job is known."""
 
     data: bytes
     mime_type: str
+    origin: Origin | None = None
 
     def data_url(self) -> str:
         import base64
@@ -168,6 +178,9 @@ class ProviderConfig:
     poll_interval_seconds: float = 5.0
     # How long the upstream keeps a finished job's outputs: storing them is retried no longer than this.
     output_ttl_seconds: float = 3600.0
+    # Failed calls in a row (across every worker) that open the provider's circuit, and for how long.
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 30.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -1,8 +1,18 @@
+# Follows providers.md §9. Seedance 2.0's reference video and audio items (``video_url`` /
+# ``audio_url`` with roles ``reference_video`` / ``reference_audio``) and their limits are as Ark
+# clients in public code send them and hosts of the same model document them (checked 2026-12-04);
+# BytePlus's own pages are rendered by script and could not be read here [unverified].
 """ByteDance Seedance through BytePlus ModelArk ("Ark"): ``POST /contents/generations/tasks``,
 ``GET /contents/generations/tasks/{id}``, ``DELETE /contents/generations/tasks/{id}``.
 
 Wire format per providers.md §9 (medium confidence). The request is a ``content`` array: one text
-item plus image items with a ``role``. Generation settings were historically ``--flag value`` pairs
+item plus image items with a ``role``; Seedance 2.0 also takes up to 3 reference videos
+(``{"type": "video_url", "video_url": {"url"}, "role": "reference_video"}``, 2-15 s in all) and up
+to 3 reference audios (``audio_url``, ``reference_audio``, 15 s in all; only beside an image or a
+video), which cannot be combined with first or last frames. Ark reads those by URL only, so a video
+or audio reference without an https URL (one of the owner's assets or uploads) is refused before
+any call. An extend or an edit, which Seedance 2.0 does only as prompted use of a reference video,
+is not mapped: it is refused. Generation settings were historically ``--flag value`` pairs
 at the end of the text; newer models also take them as top-level JSON fields. Seedance 1.0 models
 get flags (their documented form), 1.5/2.0 get fields (``generate_audio`` exists only as a field);
 ``[providers.byteplus] param_style = "flags" | "fields"`` overrides that. Flags a caller typed into
@@ -42,12 +52,12 @@ from vidgate.gateway.providers.http import make_client, request, request_id_of, 
 from vidgate.gateway.providers.mapping import (
     image_link,
     nearest_shape,
-    other_roles,
     refuse_set,
     resolution_label,
     unsupported,
 )
 from vidgate.gateway.providers.reconcile import asking, listed, pick, recent, window_start
+from vidgate.gateway.providers.sources import of_kind, other_inputs
 
 DEFAULT_BASE_URL = "https://ark.ap-southeast.bytepluses.com/api/v3"
 MAX_DATA_URI_BYTES = 10 * 1024 * 1024  # Ark's image cap [unverified]; larger images go by URL
@@ -56,6 +66,9 @@ TASKS = "/contents/generations/tasks"
 RESOLUTIONS = ("480p", "720p", "1080p")
 RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
 _ROLES = {"first_frame": "first_frame", "last_frame": "last_frame", "reference": "reference_image"}
+_IMAGES = {f"role:{role}" for role in _ROLES}
+_MEDIA = {"video:reference", "audio:reference"}
+MAX_MEDIA_REFERENCES = 3  # of each of video and audio
 _RESOLUTION_BY_SHORT_SIDE = {480: "480p", 720: "720p", 1080: "1080p"}
 
 # Top-level fields that set what we price on: ``provider_params`` may not override them.
@@ -76,6 +89,7 @@ class _Family:
     text_alone: bool = True  # False: the model needs an image
     audio: bool = False
     fields: bool = False  # settings as top-level fields rather than text flags
+    media: bool = False  # takes reference videos and audios
 
 
 # Matched in order against the model id (ids carry date suffixes and doubao-/dreamina- prefixes).
@@ -84,7 +98,7 @@ _FAMILIES: tuple[tuple[str, _Family], ...] = (
     ("seedance-1-0-lite-t2v", _Family()),
     ("seedance-1-0-lite-i2v", _Family(text_alone=False)),
     ("seedance-1-5-pro", _Family(audio=True, fields=True)),
-    ("seedance-2-0", _Family(audio=True, fields=True)),
+    ("seedance-2-0", _Family(audio=True, fields=True, media=True)),
 )
 
 
@@ -106,6 +120,26 @@ def ark_resolution(job: JobSpec) -> str | None:
 def image_ref(ref: ReferenceImage) -> str:
     """Ark takes URLs or ``data:image/...;base64`` content; small images go inline."""
     return image_link(ref, MAX_DATA_URI_BYTES, oversize="{role} image is too large to inline and has no URL")
+
+
+def media_items(job: JobSpec) -> list[dict[str, Any]]:
+    """The job's reference videos, then audios, as Ark content items; what Ark would refuse is refused here."""
+    videos, audios = of_kind(job, "video"), of_kind(job, "audio")
+    if not videos and not audios:
+        return []
+    if job.reference("first_frame") or job.reference("last_frame"):
+        raise unsupported("seedance takes reference video or audio only without first and last frames")
+    if audios and not videos and not of_kind(job, "image"):
+        raise unsupported("seedance takes reference audio only beside a reference image or video")
+    items = []
+    for kind, refs in (("video", videos), ("audio", audios)):
+        if len(refs) > MAX_MEDIA_REFERENCES:
+            raise unsupported(f"seedance takes at most {MAX_MEDIA_REFERENCES} reference {kind}s, not {len(refs)}")
+        for ref in refs:
+            if not ref.url.startswith("https://"):
+                raise unsupported(f"seedance reads a reference {kind} by https URL only")
+            items.append({"type": f"{kind}_url", f"{kind}_url": {"url": ref.url}, "role": f"reference_{kind}"})
+    return items
 
 
 def _created(task: dict[str, Any]) -> float | None:
@@ -139,9 +173,13 @@ class BytePlusProvider:
         """The create body for ``job``; inputs Seedance cannot take are refused before any call."""
         model = job.provider_model
         family = family_of(model)
-        if unknown_roles := other_roles(job, _ROLES):
+        if job.op != "generate":
+            raise unsupported(f"seedance has no {job.op} operation")
+        media = family is not None and family.media
+        if unknown_roles := other_inputs(job, _IMAGES | _MEDIA if media else _IMAGES):
+            what = "images, and reference video and audio" if media else "images"
             raise unsupported(
-                f"seedance takes first_frame, last_frame and reference images, not {', '.join(unknown_roles)}"
+                f"seedance takes first_frame, last_frame and reference {what}, not {', '.join(unknown_roles)}"
             )
         if job.negative_prompt:
             raise unsupported("seedance takes no negative prompt")
@@ -182,8 +220,9 @@ class BytePlusProvider:
         if family is not None and family.audio:
             body["generate_audio"] = job.audio  # some models default to audio on (and bill for it)
         content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-        for ref in job.references:
+        for ref in of_kind(job, "image"):
             content.append({"type": "image_url", "image_url": {"url": image_ref(ref)}, "role": _ROLES[ref.role]})
+        content.extend(media_items(job))
         body["content"] = content
         return body
 

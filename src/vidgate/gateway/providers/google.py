@@ -44,6 +44,9 @@ from vidgate.gateway.providers.reconcile import find_without_lookup
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 
 SUPPORTED_ROLES = frozenset({"first_frame", "last_frame", "reference"})
+# Veo 3.1 extends a video it made by 7 s, at 720p only, from the video alone: no images with it.
+EXTEND_MODELS = ("veo-3.1-",)
+EXTEND_RESOLUTION = "720p"
 
 # google.rpc.Code numbers as the operation ``error.code`` carries them (which ones Veo uses is
 # [unverified]; the fallback is the number itself).
@@ -89,12 +92,17 @@ def is_veo2(model: str) -> bool:
     return model.removeprefix("models/").startswith("veo-2")
 
 
-def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
+def veo_instance(job: JobSpec, provider: str, *, vertex: bool = False) -> dict[str, Any]:
     """``instances[0]`` of a Veo ``predictLongRunning`` body, shared by the Gemini and Vertex adapters.
 
     Images go inline (``bytesBase64Encoded``), which both APIs accept; reference images are
-    ``asset`` references. Roles other than first/last frame and reference are refused locally.
+    ``asset`` references. Roles other than first/last frame and reference are refused locally. An
+    extend sends only the prompt and the source video, inline in each API's own field names.
     """
+    if job.op == "extend":
+        return {"prompt": job.prompt, "video": _source_video(job, provider, vertex=vertex)}
+    if job.op != "generate":
+        raise unsupported(f"{provider} cannot {job.op} a video with Veo")
     if other := other_roles(job, SUPPORTED_ROLES):
         raise unsupported(f"{provider} accepts first_frame, last_frame and reference images, not {', '.join(other)}")
     instance: dict[str, Any] = {"prompt": job.prompt}
@@ -109,10 +117,27 @@ def veo_instance(job: JobSpec, provider: str) -> dict[str, Any]:
     return instance
 
 
+def _source_video(job: JobSpec, provider: str, *, vertex: bool) -> dict[str, str]:
+    """The video an extend continues, inline: ``{encodedVideo, encoding}`` on the Gemini API,
+    ``{bytesBase64Encoded, mimeType}`` on Vertex (the official SDK's two wire forms)."""
+    model = job.provider_model.removeprefix("models/")
+    if not model.startswith(EXTEND_MODELS):
+        raise unsupported(f"{provider} extends videos with Veo 3.1 only, not {model}")
+    source = job.reference("source")
+    if source is None or source.kind != "video":
+        raise unsupported(f"{provider} needs a source video to extend")
+    if other := other_roles(job, ("source",)):
+        raise unsupported(f"{provider} extends a video from the video alone, without {', '.join(other)}")
+    if vertex:
+        return {"bytesBase64Encoded": base64_text(source.data), "mimeType": source.mime_type}
+    return {"encodedVideo": base64_text(source.data), "encoding": source.mime_type}
+
+
 def veo_parameters(job: JobSpec, provider: str) -> dict[str, Any]:
     """The ``parameters`` both Veo APIs take alike, mapped from the job (provider_params not merged).
 
-    Veo 2 takes no ``resolution`` (it makes 720p only); 1080p and 4k need an 8 s clip.
+    Veo 2 takes no ``resolution`` (it makes 720p only); 1080p and 4k need an 8 s clip. An extend
+    sends no duration (Veo adds its fixed 7 s) and is made at 720p only.
     """
     mapped: dict[str, Any] = {
         "aspectRatio": _aspect_ratio(job),
@@ -120,7 +145,12 @@ def veo_parameters(job: JobSpec, provider: str) -> dict[str, Any]:
         "sampleCount": job.sample_count,
     }
     resolution = _resolution(job)
-    if is_veo2(job.provider_model):
+    if job.op == "extend":
+        if resolution not in (None, EXTEND_RESOLUTION):
+            raise unsupported(f"{provider} extends videos at {EXTEND_RESOLUTION} only, not {resolution}")
+        del mapped["durationSeconds"]
+        mapped["resolution"] = EXTEND_RESOLUTION
+    elif is_veo2(job.provider_model):
         if resolution not in (None, "720p"):
             raise unsupported(f"{provider} makes {job.provider_model} video at 720p only, not {resolution}")
     elif resolution:

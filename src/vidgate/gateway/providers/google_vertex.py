@@ -248,7 +248,7 @@ class VertexProvider(CannotCancel):
         """
         if job.compression_quality is not None:
             raise unsupported("google-vertex takes compressionQuality as OPTIMIZED or LOSSLESS (provider_params)")
-        instance = veo_instance(job, self.name)
+        instance = veo_instance(job, self.name, vertex=True)
         mapped = veo_parameters(job, self.name)
         if not is_veo2(job.provider_model):
             # Veo 3.x makes audio on request; Veo 2 has no audio and no such parameter.

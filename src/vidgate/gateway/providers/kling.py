@@ -1,4 +1,7 @@
-"""Kling's official API: ``POST /v1/videos/{text2video|image2video}``, ``GET …/{task_id}``.
+# Video extend follows Kling's video-extend request as generated clients of its API type it
+# (``video_id``, ``prompt``, ``negative_prompt``, ``cfg_scale``, ``callback_url``; no
+# ``external_task_id``) and hosts' copies of Kling's docs (checked 2026-12-04).
+"""Kling's official API: ``POST /v1/videos/{text2video|image2video|video-extend}``, ``GET …/{task_id}``.
 
 Wire format per providers.md §7. Auth is a short-lived HS256 JWT made from the access key
 (``config.api_key``) and the secret key (``config.extra["secret_key"]``), built here with the
@@ -16,6 +19,14 @@ account, which its single-task query also accepts in place of the task id. That 
 reads a task back after a lost answer. A repeated create makes no second task: Kling refuses the
 reused id (with an error, not the first task), so reconcile with ``find``, never by re-submitting.
 Kling documents no cancel endpoint [unverified], so this provider is not cancellable.
+
+Extend continues a video Kling made, named by its *video* id (``task_result.videos[].id``), never by
+bytes; Kling adds 4-5 s in the source's own model and mode. The gateway keeps the task's native id,
+not the video id, so the extend first reads the source's task back (a query, nothing is made) and
+takes its video id from the result; a source no Kling job of the owner made is refused before any
+call, so routing moves on, and a task Kling no longer holds (deleted after 30 days, or made under
+another Kling account) is a final refusal. Kling's extend takes no ``external_task_id``, so a lost
+answer to one cannot be looked up: ``find`` answers "unknown" and the worker does not resend it.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
 from vidgate.gateway.providers.mapping import base64_text, other_roles, refuse_set, resolution_label, unsupported
 from vidgate.gateway.providers.reconcile import asking, unknown
+from vidgate.gateway.providers.sources import other_inputs, source_video
 from vidgate.gateway.secret import Secret, reveal
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
@@ -57,6 +69,9 @@ MODES = {"720p": "std", "1080p": "pro"}
 RESOLUTION_OF = {mode: label for label, mode in MODES.items()}
 # Models with the ``sound`` switch (2.6 and later); audio needs pro mode there.
 SOUND_MODELS = ("kling-v2-6", "kling-v3")
+EXTEND = "video-extend"
+EXTEND_SECONDS = 5  # Kling adds "4-5 s" per extend; priced and stated as 5
+ENDPOINTS = ("text2video", "image2video", EXTEND)
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ class Capability:
 _PRO = ("pro",)
 _BOTH = ("std", "pro")
 CAPABILITIES: dict[str, Capability] = {
+    "kling-v1-6": Capability(text=_BOTH, image=_BOTH, first_last=_PRO),
     # The Master models have no std mode: they make 1080p only.
     "kling-v2-master": Capability(text=_PRO, image=_PRO, first_last=()),
     "kling-v2-1-master": Capability(text=_PRO, image=_PRO, first_last=()),
@@ -161,12 +177,17 @@ class KlingProvider(CannotCancel):
         return {"Authorization": f"Bearer {make_jwt(self.access_key.reveal(), self.secret_key.reveal())}"}
 
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
-        """The endpoint (``text2video``/``image2video``) and body; mapped fields win over ``provider_params``."""
+        """The endpoint (``text2video``/``image2video``/``video-extend``) and body; mapped fields win over
+        ``provider_params``. An extend's ``video_id`` is added by ``submit``, which reads it upstream."""
         if job.seed is not None:
             raise unsupported("kling takes no seed")
         if job.sample_count != 1:
             raise unsupported("kling makes one video per task")
         refuse_set(job, ("enhance_prompt", "person_generation", "compression_quality", "resize_mode"), "kling")
+        if job.op == "edit":
+            raise unsupported("kling edits no video here; it extends one it made")
+        if job.op == "extend":
+            return EXTEND, self._extend(job)
         if job.duration not in DURATIONS:
             raise unsupported(f"kling makes 5 s or 10 s videos, not {job.duration} s")
         if other := other_roles(job, ("first_frame", "last_frame")):
@@ -204,6 +225,52 @@ class KlingProvider(CannotCancel):
                 body["image_tail"] = _image(last.data, "last_frame")
         return endpoint, {**dict(job.provider_params), **body}
 
+    def _extend(self, job: JobSpec) -> dict[str, Any]:
+        """An extend's body, but for the ``video_id`` that ``submit`` reads from the source's task."""
+        if other := other_inputs(job, {"video:source"}):
+            raise unsupported(f"kling extends a video from the video alone, without {', '.join(other)}")
+        if job.duration != EXTEND_SECONDS:
+            raise unsupported(f"kling extends a video by about {EXTEND_SECONDS} s, not {job.duration} s")
+        if job.audio:
+            raise unsupported("kling extends a video without sound")
+        source_task(job)
+        body: dict[str, Any] = {"prompt": job.prompt}
+        if job.negative_prompt:
+            body["negative_prompt"] = job.negative_prompt
+        return {**dict(job.provider_params), **body}
+
+    async def _video_id(self, job: JobSpec) -> str:
+        """The id of the video the source's Kling task made, read back from that task."""
+        endpoint, task_id = source_task(job)
+        try:
+            data, response = await request(
+                self._client,
+                "GET",
+                f"/v1/videos/{endpoint}/{quote(task_id, safe='')}",
+                phase="source",
+                expect=(200, 404),
+                headers=self._auth(),
+            )
+        except PollFailed as exc:  # nothing was made: another provider may try
+            raise Rejected(f"kling could not read the source's task: {exc.message}", retryable=True) from exc
+        rid = request_id_of(response) or (data.get("request_id") if isinstance(data, dict) else None)
+        code = data.get("code") if isinstance(data, dict) else None
+        if response.status_code == 404 or code == 1203:
+            raise Rejected(
+                f"kling holds no task {task_id} to extend (deleted after 30 days, or made with another Kling key)",
+                retryable=False,
+                request_id=rid,
+                code="invalid_reference",
+            )
+        task = data.get("data") if isinstance(data, dict) and code == 0 else None
+        result = task.get("task_result") if isinstance(task, dict) else None
+        videos = result.get("videos") if isinstance(result, dict) else None
+        video = videos[0] if isinstance(videos, list) and videos and isinstance(videos[0], dict) else {}
+        video_id = video.get("id")
+        if not isinstance(video_id, str | int) or isinstance(video_id, bool) or not str(video_id):
+            raise Rejected(f"kling's task {task_id} holds no finished video to extend", retryable=True, request_id=rid)
+        return str(video_id)
+
     async def submit(self, job: JobSpec) -> Accepted:
         if not self.secret_key:
             raise Rejected(
@@ -212,6 +279,8 @@ class KlingProvider(CannotCancel):
                 code="provider_misconfigured",
             )
         endpoint, body = self.build_request(job)
+        if endpoint == EXTEND:
+            body = {**body, "video_id": await self._video_id(job)}
         data, response = await request(
             self._client,
             "POST",
@@ -243,6 +312,8 @@ class KlingProvider(CannotCancel):
             return None  # refused before sending: nothing was created
         if not self.secret_key:
             return None
+        if endpoint == EXTEND:
+            raise unknown(self.name, "an extend carries no id of ours to look it up by", code="reconcile_unsupported")
         with asking(self.name):
             data, response = await request(
                 self._client,
@@ -267,7 +338,7 @@ class KlingProvider(CannotCancel):
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         endpoint, sep, task_id = native_id.partition("/")
-        if not sep or endpoint not in ("text2video", "image2video") or not task_id:
+        if not sep or endpoint not in ENDPOINTS or not task_id:
             raise PollFailed(f"not a kling native id: {native_id!r}", retryable=False)
         data, response = await request(
             self._client,
@@ -304,6 +375,19 @@ class KlingProvider(CannotCancel):
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def source_task(job: JobSpec) -> tuple[str, str]:
+    """The endpoint and task id of the Kling task that made the job's source video; a source Kling did
+    not make for one of the owner's jobs is refused (routing moves on)."""
+    origin = source_video(job, "kling").origin
+    if origin is None or origin.provider != "kling":
+        made = "a video from elsewhere" if origin is None else f"a video {origin.provider} made"
+        raise unsupported(f"kling extends only a video Kling made (an output of one of your kling jobs), not {made}")
+    endpoint, sep, task_id = origin.native_id.partition("/")
+    if not sep or endpoint not in ENDPOINTS or not task_id:
+        raise unsupported(f"kling cannot name the source's task from {origin.native_id!r}")
+    return endpoint, task_id
 
 
 def _seconds(video: Any) -> float | None:

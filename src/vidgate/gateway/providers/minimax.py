@@ -1,3 +1,6 @@
+# Re-checked 2026-12-04 against hosts' copies of MiniMax's video generation reference (model,
+# prompt up to 2000 characters, duration 6/10, resolution 512P/768P/1080P, first_frame_image,
+# last_frame_image, prompt_optimizer, fast_pretreatment, aigc_watermark, callback_url).
 """MiniMax Hailuo's v1 video API: ``POST /v1/video_generation``, ``GET /v1/query/video_generation``,
 ``GET /v1/files/retrieve``.
 
@@ -67,14 +70,19 @@ class _Model:
     last_frame: bool = False
     settings: bool = True  # False: older models take no duration/resolution fields
     i2v_only_resolutions: frozenset[str] = field(default_factory=frozenset)
+    no_last_frame_resolutions: frozenset[str] = field(default_factory=frozenset)
 
 
 # Hailuo-02/2.3: 6 or 10 s, 10 s only at 768P, 1080P for 6 s only (providers.md §8.1).
 _HAILUO = {"768P": (6, 10), "1080P": (6,)}
 _MODELS: dict[str, _Model] = {
     # 512P is documented for some image-to-video variants only [unverified]: allowed with a first frame.
+    # A last frame only at 768P and 1080P (hosts of the same API, checked 2026-12-04).
     "MiniMax-Hailuo-02": _Model(
-        {**_HAILUO, "512P": (6, 10)}, last_frame=True, i2v_only_resolutions=frozenset({"512P"})
+        {**_HAILUO, "512P": (6, 10)},
+        last_frame=True,
+        i2v_only_resolutions=frozenset({"512P"}),
+        no_last_frame_resolutions=frozenset({"512P"}),
     ),
     "MiniMax-Hailuo-2.3": _Model(_HAILUO),
     "MiniMax-Hailuo-2.3-Fast": _Model(_HAILUO, text_alone=False),
@@ -163,6 +171,8 @@ class MiniMaxProvider(CannotCancel):
             ):
                 allowed = ", ".join(r for r in info.durations if r not in info.i2v_only_resolutions or first)
                 raise unsupported(f"minimax model {model} makes {allowed} videos, not {resolution or job.size}")
+            if last is not None and resolution in info.no_last_frame_resolutions:
+                raise unsupported(f"minimax model {model} takes a last_frame image at 768P or 1080P, not {resolution}")
             if job.duration not in info.durations[resolution]:
                 allowed = " or ".join(str(d) for d in info.durations[resolution])
                 raise unsupported(f"minimax model {model} makes {allowed} s videos at {resolution}, not {job.duration}")

@@ -2,6 +2,9 @@
 
 Rendering is CPU-bound and synchronous, so it runs on a small thread pool: the event loop only hands
 work out and relays progress, and ``max_parallel_renders`` bounds how much CPU one worker spends.
+Every operation is rendered for real: ``extend`` and ``edit`` on the ``source`` video, a first and a
+last frame, reference images (their colours) and a reference sound (it moves the picture and is the
+soundtrack).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vidgate.gateway.providers.base import JobSpec, LocalOutput, ProgressFn, ProviderConfig
-from vidgate.gateway.render.procedural import RenderCancelled, RenderSpec, render
+from vidgate.gateway.providers.base import JobSpec, LocalOutput, ProgressFn, ProviderConfig, ReferenceImage
+from vidgate.gateway.render.procedural import RenderCancelled, RenderSpec, frame_total, render
+from vidgate.gateway.render.sources import MediaDecodeError
+from vidgate.gateway.render.spec import MAX_REFERENCES, Operation
 
 PROGRESS_INTERVAL_SECONDS = 0.1
 
@@ -43,7 +48,10 @@ class ProceduralProvider:
         def should_stop() -> bool:
             return abort.is_set() or self._closing.is_set() or cancelled()
 
-        relay = _ProgressRelay(loop, sum(spec.frame_count for spec in specs), progress)
+        # Samples differ only in their seed, so they all run as long (a source's length is read from it).
+        per_sample = await asyncio.to_thread(frame_total, specs[0]) if specs[0].source is not None else None
+        total = per_sample * len(specs) if per_sample is not None else sum(spec.frame_count for spec in specs)
+        relay = _ProgressRelay(loop, total, progress)
         futures: list[asyncio.Future[None]] = []
         try:
             for spec, path in zip(specs, paths, strict=True):
@@ -78,8 +86,17 @@ class ProceduralProvider:
 
 
 def _spec(job: JobSpec, index: int) -> RenderSpec:
-    """Sample ``index`` of ``job``; a missing seed means 0, so equal requests give equal videos."""
-    first_frame = job.reference("first_frame")
+    """Sample ``index`` of ``job``; a missing seed means 0, so equal requests give equal videos.
+
+    A source video with no ``operation`` is extended, as video models take a video input to continue.
+    """
+    source = _one(job, "video", "source")
+    operation: Operation = (
+        "edit" if job.op == "edit" else "extend" if job.op == "extend" or source is not None else "generate"
+    )
+    if source is None and operation != "generate":
+        raise MediaDecodeError(f"{operation} needs a source video (an input reference of type video, role source)")
+    sound = _one(job, "audio", "reference")
     return RenderSpec(
         prompt=job.prompt,
         seed=(job.seed or 0) + index,
@@ -87,9 +104,24 @@ def _spec(job: JobSpec, index: int) -> RenderSpec:
         height=job.height,
         duration=job.duration,
         audio=job.audio,
-        first_frame=first_frame.data if first_frame is not None else None,
+        first_frame=_data(_one(job, "image", "first_frame")),
         negative_prompt=job.negative_prompt,
+        operation=operation,
+        source=_data(source),
+        last_frame=_data(_one(job, "image", "last_frame")),
+        references=tuple(r.data for r in job.references if r.kind == "image" and r.role == "reference")[
+            :MAX_REFERENCES
+        ],
+        sound=_data(sound),
     )
+
+
+def _one(job: JobSpec, kind: str, role: str) -> ReferenceImage | None:
+    return next((r for r in job.references if r.kind == kind and r.role == role), None)
+
+
+def _data(ref: ReferenceImage | None) -> bytes | None:
+    return None if ref is None else ref.data
 
 
 def _render_one(

@@ -1,4 +1,5 @@
-"""The configured providers of one process, and their health (a circuit breaker each)."""
+"""The configured providers of one process, and their health (a circuit breaker each, shared through
+the database by every process: ``providers/health_store.py``)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import dataclasses
 import hashlib
 import importlib
-import time
-from dataclasses import dataclass
 
-from vidgate.gateway.providers.base import LocalProvider, ProviderConfig, RemoteProvider
+from vidgate.gateway.ids import now_ms
+from vidgate.gateway.providers.base import LocalProvider, ProviderConfig, ProviderError, RemoteProvider
+from vidgate.gateway.providers.health import HealthRecord, counts_against, error_class
+from vidgate.gateway.providers.health_store import SharedHealth
 from vidgate.gateway.secret import Secret
+from vidgate.gateway.storage.db import Database
 
 ADAPTERS: dict[str, str] = {
     "vidgate": "vidgate.gateway.providers.procedural:ProceduralProvider",
@@ -28,23 +31,10 @@ ADAPTERS: dict[str, str] = {
     "xai": "vidgate.gateway.providers.xai:XaiProvider",
     "ltx": "vidgate.gateway.providers.ltx:LtxProvider",
     "openrouter": "vidgate.gateway.providers.openrouter:OpenRouterProvider",
+    "gemini-omni": "vidgate.gateway.providers.gemini_omni:GeminiOmniProvider",
 }
 
-FAILURES_TO_OPEN = 5
 BYOK_ADAPTERS = 64  # adapters kept open for owners' own keys, least recently used closed first
-COOLDOWN_SECONDS = 30.0
-
-
-@dataclass
-class Health:
-    """Consecutive failures open the circuit for a cooldown; one success closes it."""
-
-    failures: int = 0
-    open_until: float = 0.0
-    last_error: str | None = None
-
-    def is_open(self, now: float) -> bool:
-        return self.open_until > now
 
 
 def load_adapter(name: str, config: ProviderConfig) -> RemoteProvider | LocalProvider:
@@ -63,7 +53,7 @@ class Providers:
         self._instances: dict[str, RemoteProvider | LocalProvider] = {}
         self._byok_instances: dict[str, RemoteProvider | LocalProvider] = {}
         self._closing: set[asyncio.Future[None]] = set()
-        self._health: dict[str, Health] = {}
+        self.shared_health = SharedHealth(self._circuit_policy)
 
     def is_available(self, name: str) -> bool:
         config = self.configs.get(name)
@@ -99,22 +89,33 @@ class Providers:
         """Whether a request may bring its own key for ``name`` (a remote adapter that exists)."""
         return name in ADAPTERS and name != "vidgate" and self.configs.get(name, ProviderConfig(name=name)).enabled
 
-    def health(self, name: str) -> Health:
-        return self._health.setdefault(name, Health())
+    def _circuit_policy(self, name: str) -> tuple[int, int]:
+        config = self.configs.get(name) or ProviderConfig(name=name)
+        return max(1, config.circuit_failures), int(config.circuit_cooldown_seconds * 1000)
+
+    def share_health(self, db: Database) -> None:
+        """Keep health in ``db``'s ``provider_health`` table, which every process reads."""
+        self.shared_health.attach(db)
+
+    async def refresh_health(self) -> None:
+        """Read the shared health again if this process's copy is more than a moment old."""
+        await self.shared_health.refresh()
+
+    def health(self, name: str) -> HealthRecord:
+        """``name``'s health as this process knows it: the shared record and its own calls since."""
+        return self.shared_health.view(name)
+
+    def is_healthy(self, name: str) -> bool:
+        return not self.shared_health.view(name).is_open(now_ms())
 
     def unhealthy(self) -> frozenset[str]:
-        now = time.monotonic()
-        return frozenset(n for n, h in self._health.items() if h.is_open(now))
+        """The providers whose circuit is open (here or in any process that shares its health)."""
+        return self.shared_health.open_circuits()
 
-    def record(self, name: str, ok: bool, error: str | None = None) -> None:
-        h = self.health(name)
-        if ok:
-            h.failures, h.open_until = 0, 0.0
-            return
-        h.failures += 1
-        h.last_error = error
-        if h.failures >= FAILURES_TO_OPEN:
-            h.open_until = time.monotonic() + COOLDOWN_SECONDS
+    def record(self, name: str, ok: bool, error: ProviderError | None = None) -> None:
+        """Note one upstream call's outcome; a refusal of the request itself counts neither way."""
+        if ok or counts_against(error):
+            self.shared_health.saw(name, ok, None if ok else error_class(error))
 
     async def aclose(self) -> None:
         for provider in (*self._instances.values(), *self._byok_instances.values()):

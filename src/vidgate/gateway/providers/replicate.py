@@ -1,3 +1,7 @@
+# Re-checked 2026-12-04 against Replicate's model API pages (input schemas of google/veo-3.1,
+# luma/ray-*-540p/-720p with start_image/end_image, kwaivgi/kling-v2.1 with start_image, end_image
+# in pro mode, mode standard/pro) and the HTTP API reference (create on a model, Cancel-After,
+# GET /predictions?created_after=). No drift found.
 """Replicate predictions: ``POST /v1/models/{owner}/{name}/predictions``, ``GET /v1/predictions/{id}``.
 
 Wire format per providers.md §5. Every model has its own ``input`` schema, so the mapping below

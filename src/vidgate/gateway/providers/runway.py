@@ -1,4 +1,18 @@
-"""Runway's task API (``/v1/text_to_video``, ``/v1/image_to_video``, ``/v1/tasks/{id}``).
+# Follows https://docs.dev.runwayml.com/api/ and the official SDK's request types
+# (github.com/runwayml/sdk-python: video_to_video_create_params.py, resources/uploads.py)
+# (checked 2026-12-04).
+"""Runway's task API (``/v1/text_to_video``, ``/v1/image_to_video``, ``/v1/video_to_video``,
+``/v1/tasks/{id}``).
+
+An edit (a job with a ``source`` video and ``operation`` edit) goes to ``/v1/video_to_video``:
+``aleph2`` (Aleph 2.0: ``videoUri``, optional ``promptText``, ``seed``; the output keeps the input's
+length and size, inputs up to 30 s) or ``gen4_aleph`` (the first Aleph, which the SDK stopped
+listing in June 2026: ``promptText`` and a ``ratio`` are required, and one ``references`` image is
+taken). Runway reads the video from an https URL, a ``data:`` URI of up to 16 MB, or a
+``runway://`` URI of an ephemeral upload: the source goes inline within the cap, else by its own
+https URL, else it is uploaded first (``POST /v1/uploads`` ``{filename, type: "ephemeral"}``
+answers ``{uploadUrl, fields, runwayUri}``; the file is POSTed as a form to ``uploadUrl`` with
+``fields``, without our key). Runway has no extend for these models: an extend is refused.
 
 Runway rejects unknown body fields and only accepts fixed ``W:H`` ratios and durations per model,
 so the mapping below snaps our width/height/duration onto what each model takes and only sends
@@ -15,6 +29,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+
 from vidgate.gateway.providers.base import (
     Accepted,
     JobSpec,
@@ -30,12 +46,17 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
-from vidgate.gateway.providers.mapping import image_link
+from vidgate.gateway.providers.mapping import image_link, unsupported
 from vidgate.gateway.providers.reconcile import find_without_lookup
+from vidgate.gateway.providers.sources import inline_or_url, other_inputs, source_video
 
 DEFAULT_BASE_URL = "https://api.dev.runwayml.com"
 API_VERSION = "2024-11-06"
 MAX_DATA_URI_BYTES = 5 * 1024 * 1024  # Runway's cap on a data: URI promptImage
+MAX_VIDEO_DATA_URI = 16 * 1024 * 1024  # and on a data: URI video
+# Stands in for a source video that must be uploaded before the create is sent.
+TO_UPLOAD = "runway-upload:source"
+_EXTENSIONS = {"video/mp4": "mp4", "video/quicktime": "mov", "video/webm": "webm"}
 
 _LANDSCAPE_PORTRAIT = ("1280:720", "720:1280")
 _GEN4_I2V = ("1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672")
@@ -66,6 +87,10 @@ _MODELS: dict[str, _Model] = {
 # seedance2* takes "many W:H values" that providers.md does not list: pass width:height through.
 _SEEDANCE = _Model(None, None, None, audio=True)
 _UNKNOWN = _Model(None, None, None)
+
+# The video-to-video models an edit maps onto: Aleph 2.0 and the first Aleph (whose ratio is required).
+_V2V_RATIOS = ("1280:720", "720:1280", "1104:832", "960:960", "832:1104", "1584:672", "848:480", "640:480")
+_EDIT_MODELS = {"aleph2": (), "gen4_aleph": _V2V_RATIOS}
 
 _STATUS: dict[str, UpstreamStatus] = {"PENDING": "queued", "THROTTLED": "queued", "RUNNING": "processing"}
 
@@ -123,7 +148,15 @@ class RunwayProvider:
         self._client = make_client(config, default_base_url=DEFAULT_BASE_URL, headers={"X-Runway-Version": API_VERSION})
 
     def build_request(self, job: JobSpec) -> tuple[str, dict[str, Any]]:
-        """The endpoint path and JSON body for ``job``."""
+        """The endpoint path and JSON body for ``job``; a source video still to upload is ``TO_UPLOAD``."""
+        if job.op == "extend":
+            raise unsupported("runway has no extend")
+        if job.op == "edit":
+            return "/v1/video_to_video", self._edit(job)
+        if job.provider_model in _EDIT_MODELS:
+            raise unsupported(f"runway model {job.provider_model} only edits a source video")
+        if other := other_inputs(job, {"role:first_frame", "role:last_frame"}):
+            raise unsupported(f"runway takes first_frame and last_frame images, not {', '.join(other)}")
         info = model_info(job.provider_model)
         first, last = job.reference("first_frame"), job.reference("last_frame")
         if last is not None and not info.last_frame:
@@ -164,8 +197,66 @@ class RunwayProvider:
         body.update(job.provider_params)
         return path, body
 
+    def _edit(self, job: JobSpec) -> dict[str, Any]:
+        ratios = _EDIT_MODELS.get(job.provider_model)
+        if ratios is None:
+            raise unsupported(f"runway model {job.provider_model} does not edit video")
+        aleph2 = not ratios
+        allowed = {"video:source"} if aleph2 else {"video:source", "role:reference"}
+        if other := other_inputs(job, allowed):
+            raise unsupported(f"runway {job.provider_model} takes no {', '.join(other)}")
+        video = source_video(job, "runway")
+        body: dict[str, Any] = {
+            "model": job.provider_model,
+            "videoUri": inline_or_url(video, MAX_VIDEO_DATA_URI) or TO_UPLOAD,
+        }
+        if job.prompt or not aleph2:
+            body["promptText"] = job.prompt
+        if not aleph2:
+            body["ratio"] = pick_ratio(ratios, job.width, job.height)
+            if refs := [r for r in job.references if r.kind == "image"]:
+                if len(refs) > 1:
+                    raise unsupported(f"runway {job.provider_model} takes one reference image")
+                body["references"] = [{"type": "image", "uri": image_ref(refs[0])}]
+        if job.seed is not None:
+            body["seed"] = job.seed
+        body.update(job.provider_params)
+        return body
+
+    async def _upload(self, job: JobSpec) -> str:
+        """The source video uploaded as an ephemeral file: its ``runway://`` URI. A failure here created
+        no task, so it is a refusal routing may fail over on."""
+        video = source_video(job, "runway")
+        name = f"{job.job_id}.{_EXTENSIONS.get(video.mime_type, 'mp4')}"
+        data, _ = await request(
+            self._client,
+            "POST",
+            "/v1/uploads",
+            phase="submit",
+            json={"filename": name, "type": "ephemeral"},
+            headers=self._auth,
+        )
+        upload_url, fields, uri = (require(data, key, phase="submit") for key in ("uploadUrl", "fields", "runwayUri"))
+        if not isinstance(upload_url, str) or not isinstance(fields, dict) or not isinstance(uri, str):
+            raise Rejected("runway answered an upload without its URL, fields or URI", retryable=True)
+        form = aiohttp.FormData(quote_fields=False)
+        for key, value in fields.items():
+            form.add_field(key, str(value))
+        form.add_field("file", video.data, filename=name, content_type=video.mime_type)
+        try:  # no default headers: the storage host gets neither our key nor Runway's version header
+            async with self._client.session(bare=True).post(upload_url, data=form, allow_redirects=False) as answer:
+                status = answer.status
+                await answer.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Rejected(f"runway upload failed: {exc or type(exc).__name__}", retryable=True) from exc
+        if not 200 <= status < 300:
+            raise Rejected(f"runway upload answered {status}", retryable=True, status_code=status)
+        return uri
+
     async def submit(self, job: JobSpec) -> Accepted:
         path, body = self.build_request(job)
+        if body.get("videoUri") == TO_UPLOAD:
+            body["videoUri"] = await self._upload(job)
         # Create's success code is unverified (200 expected): any of 200/201/202 is accepted.
         data, response = await request(self._client, "POST", path, phase="submit", json=body, headers=self._auth)
         task_id = require(data, "id", phase="submit")

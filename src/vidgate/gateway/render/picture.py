@@ -18,7 +18,7 @@ from vidgate.gateway.render.camera import Shot
 from vidgate.gateway.render.colour import Light, light_for
 from vidgate.gateway.render.dice import Dice
 from vidgate.gateway.render.effects import Precipitation, Waves
-from vidgate.gateway.render.image import decode_image
+from vidgate.gateway.render.image import ImageDecodeError, decode_image
 from vidgate.gateway.render.layers import landscape
 from vidgate.gateway.render.scene import Scene, describe
 from vidgate.gateway.render.spec import RenderSpec
@@ -71,7 +71,7 @@ class Picture:
         self.scratch = (
             [np.zeros((spec.height // s, spec.width // s), np.uint8) for s in (1, 2, 2)] if shot.zoom > 1 else None
         )
-        self.still = _still(spec.first_frame, spec.width, spec.height) if spec.first_frame is not None else None
+        self.still = still_planes(spec.first_frame, spec.width, spec.height) if spec.first_frame is not None else None
 
     def draw(self, index: int, planes: Sequence[np.ndarray]) -> None:
         t = index / self.fps
@@ -99,9 +99,14 @@ class Picture:
             np.copyto(plane, np.take(source[ys], xs, axis=1))
 
 
-def _still(data: bytes, w: int, h: int) -> list[np.ndarray]:
-    """The first-frame image as float yuv420p planes, converted with the stream's BT.709 matrix."""
-    rgb = av.VideoFrame.from_ndarray(decode_image(data, w, h), format="rgb24")
+def still_planes(data: bytes, w: int, h: int, what: str = "the first_frame image") -> list[np.ndarray]:
+    """An input image as float yuv420p planes, converted with the stream's BT.709 matrix; a picture
+    that cannot be decoded raises ``ImageDecodeError`` naming ``what`` it is."""
+    try:
+        pixels = decode_image(data, w, h)
+    except ImageDecodeError as exc:
+        raise ImageDecodeError(f"{what}: {exc}") from exc
+    rgb = av.VideoFrame.from_ndarray(pixels, format="rgb24")
     yuv = rgb.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG").to_ndarray()
     flat = yuv.reshape(-1)
     return [

@@ -18,12 +18,12 @@ from typing import Final, cast
 import av
 import numpy as np
 
-from vidgate.gateway.render.audio import AUDIO_RATE, Tune
-from vidgate.gateway.render.picture import Picture
+from vidgate.gateway.render.audio import AUDIO_RATE
+from vidgate.gateway.render.operations import Plan, frame_total
 from vidgate.gateway.render.probe import MediaInfo, probe
 from vidgate.gateway.render.spec import RenderSpec
 
-__all__ = ["AUDIO_RATE", "X264_OPTIONS", "RenderCancelled", "RenderSpec", "frames", "render"]
+__all__ = ["AUDIO_RATE", "X264_OPTIONS", "RenderCancelled", "RenderSpec", "frame_total", "frames", "render"]
 
 
 def _x264_options() -> dict[str, str]:
@@ -68,47 +68,63 @@ def render(
     ``on_frame(done, total)`` follows each frame handed to the encoder; ``should_stop`` is checked
     before each frame. Whatever goes wrong, no partial file is left behind.
     """
-    total = spec.frame_count
-    tune = Tune(spec) if spec.audio else None
     try:
-        # faststart puts ``moov`` first so players can start before the download ends.
-        with (
-            av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"}) as container,
-            closing(_ahead(frames(spec))) as pictures,  # on leaving, even by an error, drawing stops
-        ):
-            video = _add_video(container, spec)
-            audio = _add_audio(container) if tune is not None else None
-            for index, frame in enumerate(pictures):
-                if should_stop is not None and should_stop():
-                    raise RenderCancelled(f"render of {out_path.name} cancelled at frame {index}/{total}")
-                container.mux(video.encode(frame))
-                if audio is not None and tune is not None:
-                    # Interleave by hand: audio up to the end of this frame, so the muxer buffers little.
-                    start = index * AUDIO_RATE // spec.fps
-                    end = (index + 1) * AUDIO_RATE // spec.fps
-                    container.mux(audio.encode(tune.frame(start, end - start)))
-                if on_frame is not None:
-                    on_frame(index + 1, total)
-            container.mux(video.encode(None))
-            if audio is not None:
-                container.mux(audio.encode(None))
+        with closing(Plan(spec)) as plan:
+            _encode(plan, spec, out_path, on_frame, should_stop)
     except BaseException:
         out_path.unlink(missing_ok=True)
         raise
     return probe(out_path)
 
 
+def _encode(
+    plan: Plan,
+    spec: RenderSpec,
+    out_path: Path,
+    on_frame: Callable[[int, int], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    total = plan.frame_count
+    sound = plan.sound
+    # faststart puts ``moov`` first so players can start before the download ends.
+    with (
+        av.open(str(out_path), "w", format="mp4", options={"movflags": "+faststart"}) as container,
+        closing(_ahead(_pictures(plan, spec.width, spec.height))) as pictures,  # leaving stops the drawing
+    ):
+        video = _add_video(container, spec)
+        audio = _add_audio(container) if sound is not None else None
+        for index, frame in enumerate(pictures):
+            if should_stop is not None and should_stop():
+                raise RenderCancelled(f"render of {out_path.name} cancelled at frame {index}/{total}")
+            container.mux(video.encode(frame))
+            if audio is not None and sound is not None:
+                # Interleave by hand: audio up to the end of this frame, so the muxer buffers little.
+                start = index * AUDIO_RATE // spec.fps
+                end = (index + 1) * AUDIO_RATE // spec.fps
+                container.mux(audio.encode(sound.frame(start, end - start)))
+            if on_frame is not None:
+                on_frame(index + 1, total)
+        container.mux(video.encode(None))
+        if audio is not None:
+            container.mux(audio.encode(None))
+
+
 def frames(spec: RenderSpec) -> Iterator[av.VideoFrame]:
-    """Yield each picture of ``spec`` as a yuv420p ``VideoFrame`` with its ``pts`` set.
+    """Yield each picture of ``spec`` as a yuv420p ``VideoFrame`` with its ``pts`` set."""
+    with closing(Plan(spec)) as plan:
+        yield from _pictures(plan, spec.width, spec.height)
+
+
+def _pictures(plan: Plan, width: int, height: int) -> Iterator[av.VideoFrame]:
+    """Each picture of ``plan`` as a yuv420p ``VideoFrame`` with its ``pts`` set.
 
     Drawing straight into frames FFmpeg allocated is what keeps Python cheap next to x264: a numpy
     array would cost a conversion per frame, and the encoder takes these buffers by reference.
     """
-    picture = Picture(spec)
-    for index in range(spec.frame_count):
-        frame = av.VideoFrame(spec.width, spec.height, "yuv420p")
+    for index in range(plan.frame_count):
+        frame = av.VideoFrame(width, height, "yuv420p")
         frame.pts = index
-        picture.draw(index, [_plane_view(plane) for plane in frame.planes])
+        plan.draw(index, [_plane_view(plane) for plane in frame.planes])
         yield frame
 
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # Alembic and SQLAlchemy load only when a migration really ru
     from alembic.config import Config
 
 _LOCK = threading.Lock()
-HEAD = "0010"  # the newest revision; tests/unit/test_migrations.py keeps it equal to Alembic's head
+HEAD = "0011"  # the newest revision; tests/unit/test_migrations.py keeps it equal to Alembic's head
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 # pg_advisory_lock's key for schema upgrades: "vidgate" as a number, the same in every release.
 ADVISORY_KEY = int.from_bytes(b"vidgate", "big")

@@ -5,7 +5,7 @@ Times are integer epoch milliseconds, money integer micro-dollars, JSON is store
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, SmallInteger, Table, Text, text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, SmallInteger, Table, Text, text
 
 metadata = MetaData()
 
@@ -264,4 +264,30 @@ model_stats = Table(
     Column("mean_seconds", Integer, nullable=False),
     Column("samples", Integer, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Each provider's health as the workers saw it (written on a change, not per call), read by every
+# process: the models listing, and routing in every worker (providers/health.py).
+provider_health = Table(
+    "provider_health",
+    metadata,
+    Column("provider", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),  # the error's class and status code, never its message or body
+    Column("last_success_at", BigInteger),
+    Column("last_failure_at", BigInteger),
+    Column("open_until", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One token bucket per API key, taken from in one statement by every API process on PostgreSQL
+# (billing/shared_limits.py); UNLOGGED there: a bucket lost in a crash just starts full.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", BigInteger, nullable=False),
+    Column("taken", SmallInteger, nullable=False, server_default="0"),
 )

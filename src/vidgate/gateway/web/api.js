@@ -1,20 +1,48 @@
 // The gateway's HTTP API and live job updates, as the dashboard uses them.
 
 const KEY = "vidgate.apiKey";
+const ROLE = "vidgate.role";
 export const TERMINAL = new Set(["completed", "failed", "cancelled", "expired"]);
 
-// The key lives in this tab's sessionStorage only: never in the URL, never in localStorage.
+// The key lives in this tab's sessionStorage only: never in the URL, never in localStorage. The role
+// ("admin" for the gateway's admin key, else "key") only picks the pages shown; the API decides.
 export const session = {
   get key() {
     return sessionStorage.getItem(KEY);
   },
-  set(key) {
+  get admin() {
+    return sessionStorage.getItem(ROLE) === "admin";
+  },
+  set(key, role = "key") {
     sessionStorage.setItem(KEY, key);
+    sessionStorage.setItem(ROLE, role);
   },
   clear() {
     sessionStorage.removeItem(KEY);
+    sessionStorage.removeItem(ROLE);
   },
 };
+
+/**
+ * Which kind of key ``key`` is: "key" (an API key), "admin" (the admin key), or the API's refusal.
+ * API keys start ``vg_``, so each kind is asked first where it belongs: one request, no refusal logged.
+ */
+export async function roleOf(key) {
+  const probes = [["key", "/v1/usage?days=1"], ["admin", "/v1/admin/accounts"]];
+  if (!key.startsWith("vg_")) probes.reverse();
+  let first = null;
+  for (const [role, path] of probes) {
+    try {
+      await api(path, { key });
+      return role;
+    } catch (err) {
+      // The admin key is refused (403) by an API key's routes and an API key by the admin routes.
+      if (!(err instanceof ApiError) || err.status !== 403) throw first || err;
+      first = first || err;
+    }
+  }
+  throw first;
+}
 
 /** An error the API answered with: its envelope's message, code, param and request id. */
 export class ApiError extends Error {
@@ -44,8 +72,20 @@ export async function api(path, { method = "GET", body, key = session.key, signa
     });
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    throw new ApiError(0, { code: "network_error", message: `Cannot reach the gateway (${err.message})` });
+    throw networkError(err);
   }
+  return answer(res);
+}
+
+/** A request that never got an answer: the network, not the API. */
+function networkError(err) {
+  return new ApiError(0, {
+    code: "network_error",
+    message: `Network error: the gateway could not be reached (${err.message}). Check the connection and try again.`,
+  });
+}
+
+async function answer(res) {
   const text = await res.text();
   let data = null;
   try {
@@ -60,6 +100,25 @@ export async function api(path, { method = "GET", body, key = session.key, signa
     throw new ApiError(res.status, error, res.headers.get("x-request-id"));
   }
   return data;
+}
+
+/** Upload one file (``POST /v1/files``, multipart): the stored file's id, kind and size. */
+export async function upload(file, purpose = "input_reference") {
+  const form = new FormData();
+  form.append("purpose", purpose);
+  form.append("file", file, file.name);
+  let res;
+  try {
+    res = await fetch("/v1/files", {
+      method: "POST",
+      headers: { Accept: "application/json", Authorization: `Bearer ${session.key}` },
+      body: form,
+      cache: "no-store",
+    });
+  } catch (err) {
+    throw networkError(err);
+  }
+  return answer(res);
 }
 
 /** A signed link to one output of a completed job (works without the key, for ``<video>`` and downloads). */

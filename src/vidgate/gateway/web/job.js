@@ -1,6 +1,7 @@
 // One job: live status, the played output, a lifecycle timeline, attempts, webhooks, billing.
 
 import { api, signedLink, TERMINAL, watchJob } from "./api.js";
+import { jobInputs } from "./store.js";
 import {
   bytes,
   clear,
@@ -131,17 +132,21 @@ export async function renderResult(container, video, ctx) {
       ),
     );
   };
+  const select = (o) => {
+    for (const tab of tabs?.children || []) tab.setAttribute("aria-selected", String(tab.dataset.index === String(o.index)));
+    return show(o);
+  };
   const tabs = outputs.length > 1
     ? h(
         "div",
-        { class: "tabs" },
+        { class: "tabs", role: "tablist", "aria-label": "Outputs" },
         outputs.map((o) =>
-          h("button", { type: "button", class: "btn btn-sm", onclick: () => show(o).catch(ctx.fail) }, `Output ${o.index + 1}`),
+          h("button", { type: "button", role: "tab", class: "btn btn-sm", "data-index": o.index, "data-testid": "output-tab", "aria-selected": String(o.index === outputs[0].index), onclick: () => select(o).catch(ctx.fail) }, `Output ${o.index + 1}`),
         ),
       )
     : null;
   clear(container, tabs, player, info);
-  await show(outputs[0]);
+  await select(outputs[0]);
 }
 
 // ---- the job page ---------------------------------------------------------------------------------
@@ -182,7 +187,7 @@ export async function jobPage(view, ctx) {
   const attempts = h("div", { "data-testid": "attempts" });
   const billing = h("div", { "data-testid": "billing" });
   const webhooks = h("div", { "data-testid": "webhooks" }, h("p", { class: "muted" }, "Loading…"));
-  const raw = h("pre", { class: "raw" });
+  const raw = h("pre", { class: "raw", tabindex: "0", "aria-label": "The job as JSON" });
 
   // Deliveries settle after the job does: re-read them while any is pending (at most a minute).
   let webhookTimer = null;
@@ -193,7 +198,7 @@ export async function jobPage(view, ctx) {
     try {
       const { data } = await api(`/v1/videos/${encodeURIComponent(id)}/webhook_deliveries`);
       if (!ctx.alive) return;
-      renderWebhooks(webhooks, data);
+      renderWebhooks(webhooks, data, id, loadWebhooks);
       if (TERMINAL.has(video.status) && data.some((d) => d.status === "pending") && ++webhookReads < 30) {
         webhookTimer = setTimeout(loadWebhooks, 2000);
       }
@@ -240,7 +245,15 @@ export async function jobPage(view, ctx) {
       "header",
       { class: "page-head" },
       h("a", { href: "#/jobs", class: "back" }, "← Jobs"),
-      h("div", { class: "title-row" }, h("h1", { class: "mono", "data-testid": "job-id" }, id), badge, mode, actions),
+      h(
+        "div",
+        { class: "title-row" },
+        h("h1", { class: "mono", "data-testid": "job-id", tabindex: "-1" }, id),
+        badge,
+        mode,
+        actions,
+        h("a", { class: "btn btn-sm", href: `#/playground?from=${encodeURIComponent(id)}`, "data-testid": "use-settings" }, "Use these settings"),
+      ),
       h("p", { class: "muted prompt-line" }, first.prompt || ""),
     ),
     h("div", { class: "progress-row" }, bar, pct),
@@ -251,7 +264,7 @@ export async function jobPage(view, ctx) {
       h(
         "div",
         { class: "grid-2" },
-        h("div", { class: "stack" }, resultCard, section("Details", summary)),
+        h("div", { class: "stack" }, resultCard, section("Details", summary), section("Inputs", renderInputs(id))),
         h("div", { class: "stack" }, section("Timeline", timeline), section("Billing and usage", billing)),
       ),
       section("Provider attempts", attempts),
@@ -356,7 +369,41 @@ function renderAttempts(v) {
   );
 }
 
-function renderWebhooks(container, deliveries) {
+/** The files this job was made from, as remembered when it was created in this browser's playground. */
+function renderInputs(id) {
+  const kept = jobInputs.get(id);
+  if (!kept) return empty("This job was not made in this browser's playground: its inputs are not known here.", { "data-testid": "inputs-unknown" });
+  const b = kept.body;
+  const params = details(
+    [
+      ["Resolution", b.resolution],
+      ["Aspect ratio", b.aspect_ratio],
+      ["Exact size", b.size],
+      ["Seed", b.seed],
+      ["Samples", b.sample_count],
+      ["Negative prompt", b.negative_prompt],
+      ["Operation", b.operation],
+    ].filter(([, v]) => v !== undefined && v !== null),
+    { "data-testid": "input-params" },
+  );
+  const files = kept.inputs.length
+    ? h(
+        "ul",
+        { class: "inputs-list", "data-testid": "inputs" },
+        kept.inputs.map((f) =>
+          h(
+            "li",
+            { "data-testid": "input-file", "data-file-id": f.id, "data-role": f.role },
+            f.preview ? h("img", { class: "thumb", src: f.preview, alt: `${f.role.replace(/_/g, " ")}: ${f.name}` }) : null,
+            h("span", {}, h("strong", {}, f.role.replace(/_/g, " ")), ` ${f.kind} · ${f.name} · ${f.width ? `${f.width} × ${f.height} · ` : ""}${bytes(f.bytes)} · `, h("code", {}, f.id)),
+          ),
+        ),
+      )
+    : empty("No input files.");
+  return h("div", { class: "stack" }, params, files);
+}
+
+function renderWebhooks(container, deliveries, jobId, reload) {
   if (!deliveries.length) {
     clear(container, empty("No webhook deliveries: this job was created without a webhook."));
     return;
@@ -366,19 +413,46 @@ function renderWebhooks(container, deliveries) {
     container,
     h("p", { class: "muted hook-url", "data-testid": "webhook-url" }, "Sent to ", urls.map((u, i) => [i ? ", " : "", h("code", {}, u)])),
     table(
-      ["Event", "Status", "Attempts", "Last answer", "Delivered"],
+      ["Event", "Status", "Attempts", "Last answer", "Delivered", ""],
       deliveries.map((d) =>
         h(
           "tr",
           { "data-testid": "webhook-row", "data-url": d.url },
           h("td", {}, h("code", {}, d.event_type || d.event_id)),
           h("td", {}, h("span", { class: `badge delivery-${d.status}` }, d.status)),
-          h("td", {}, d.attempts),
+          h("td", { "data-testid": "webhook-attempts" }, d.attempts),
           h("td", { class: "wrap" }, d.last_status_code ? `HTTP ${d.last_status_code}` : d.last_error || "—"),
           h("td", { class: "nowrap", title: dateTime(d.delivered_at) }, d.delivered_at ? timeOfDay(d.delivered_at * 1000, false) : "—"),
+          // A delivery waiting out its backoff after a failed attempt may be sent now, too.
+          h("td", { class: "actions-cell" }, d.status === "pending" && !d.attempts ? null : redeliver(jobId, d, reload)),
         ),
       ),
     ),
+  );
+}
+
+/** Queue a delivery again, due now (a failed one above all); the table re-reads until it settles. */
+function redeliver(jobId, delivery, reload) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "btn btn-sm",
+      "data-testid": "redeliver",
+      "aria-label": `Redeliver ${delivery.event_type || delivery.event_id}`,
+      onclick: async (event) => {
+        const button = event.currentTarget;
+        button.disabled = true;
+        try {
+          await api(`/v1/videos/${encodeURIComponent(jobId)}/webhook_deliveries/${encodeURIComponent(delivery.id)}/redeliver`, { method: "POST" });
+          reload();
+        } catch (err) {
+          showError(err, "Could not redeliver");
+          button.disabled = false;
+        }
+      },
+    },
+    "Redeliver",
   );
 }
 

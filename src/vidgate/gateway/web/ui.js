@@ -1,5 +1,7 @@
 // DOM helpers, formatting and the error banner. Text always goes in as text nodes, never as HTML.
 
+import { session } from "./api.js";
+
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs || {})) {
@@ -128,7 +130,7 @@ export function statusBadge(status, attrs = {}) {
 
 export function progressBar(attrs = {}) {
   const fill = h("div", { class: "progress-fill" });
-  const el = h("div", { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, ...attrs }, fill);
+  const el = h("div", { class: "progress", role: "progressbar", "aria-label": "Progress", "aria-valuemin": 0, "aria-valuemax": 100, ...attrs }, fill);
   el.set = (pct, status) => {
     const v = Math.max(0, Math.min(100, Math.round(pct || 0)));
     fill.style.width = `${v}%`;
@@ -139,15 +141,43 @@ export function progressBar(attrs = {}) {
   return el;
 }
 
+let sections = 0;
+
 export function section(title, ...children) {
-  return h("section", { class: "card" }, h("h2", { class: "card-title" }, title), ...children);
+  const id = `section-${++sections}`;
+  return h("section", { class: "card", "aria-labelledby": id }, h("h2", { class: "card-title", id }, title), ...children);
+}
+
+// Poster frames fetched with the key (an <img> cannot send it), kept as blob: URLs for the tab's life.
+const thumbs = new Map();
+
+function thumbURL(id) {
+  if (!thumbs.has(id)) {
+    const url = fetch(`/v1/videos/${encodeURIComponent(id)}/content?variant=thumbnail`, {
+      headers: { Authorization: `Bearer ${session.key}` },
+    }).then((res) => (res.ok ? res.blob().then((b) => URL.createObjectURL(b)) : null), () => null);
+    thumbs.set(id, url);
+    url.then((u) => u || thumbs.delete(id)); // a job not yet completed may have one later
+  }
+  return thumbs.get(id);
+}
+
+/** A job's poster frame (completed jobs), or a placeholder of the same size. */
+export function thumbnail(id, status, label = "") {
+  const box = h("span", { class: "thumb-box", "data-testid": "thumbnail", "data-status": status || "" });
+  if (status === "completed") {
+    thumbURL(id).then((url) => {
+      if (url) box.replaceChildren(h("img", { class: "thumb-img", src: url, alt: label ? `Poster frame: ${label}` : "Poster frame" }));
+    });
+  }
+  return box;
 }
 
 /** A table; a header may be ``[text, class]`` (``"num"`` right-aligns a column of figures). */
 export function table(headers, rows, attrs = {}) {
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: "0", role: "region", "aria-label": attrs["aria-label"] || "Table" },
     h(
       "table",
       { class: "table", ...attrs },

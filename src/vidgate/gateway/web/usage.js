@@ -1,7 +1,8 @@
-// Usage: balance, held and available funds, spend per day (an inline SVG chart), spend by model.
+// Usage: balance, held and available funds, this key's limits and how much of each is in use,
+// spend per day (an inline SVG chart), spend by model.
 
 import { api } from "./api.js";
-import { clear, h, number, s, table, usd, empty } from "./ui.js";
+import { clear, dateTime, h, number, progressBar, s, table, usd, empty } from "./ui.js";
 
 const WINDOWS = [7, 30, 90];
 let days = 30;
@@ -14,7 +15,7 @@ export async function usagePage(view, ctx) {
   );
   const body = h("div", { class: "stack" });
   const load = async () => {
-    const u = await api(`/v1/usage?days=${days}`);
+    const [u, limits] = await Promise.all([api(`/v1/usage?days=${days}`), api("/v1/usage/limits")]);
     if (!ctx.alive) return;
     const total = u.by_day.reduce((sum, d) => sum + d.cost, 0);
     const jobs = u.by_day.reduce((sum, d) => sum + d.jobs, 0);
@@ -28,6 +29,7 @@ export async function usagePage(view, ctx) {
         stat("Available", usd(u.available, 4), "usage-available"),
         stat(`Spent in ${u.days} days`, usd(total, 4), "usage-total", `${number(jobs)} job${jobs === 1 ? "" : "s"}`),
       ),
+      limitsCard(limits),
       h(
         "section",
         { class: "card" },
@@ -60,11 +62,61 @@ export async function usagePage(view, ctx) {
       "header",
       { class: "page-head" },
       h("div", { class: "title-row" }, h("h1", {}, "Usage"), h("span", { class: "spacer" }), select),
-      h("p", { class: "muted" }, "Funds and spend of this key (days in UTC)."),
+      h("p", { class: "muted" }, "Funds, limits and spend of this key (days in UTC)."),
     ),
     body,
   );
   await load();
+}
+
+/** The key's limits as they apply to it, and how much of each is in use now. */
+function limitsCard(l) {
+  const item = (name, value, detail, testid, used) =>
+    h(
+      "li",
+      { class: "limit", "data-testid": testid },
+      h("span", { class: "limit-name" }, name),
+      h("span", { class: "limit-value", "data-testid": `${testid}-value` }, value),
+      used === undefined ? null : used,
+      detail ? h("p", { class: "limit-detail" }, detail) : null,
+    );
+  const bar = (label, share) => {
+    const el = progressBar({ class: "progress progress-sm", "aria-label": label });
+    el.set(share * 100, share >= 1 ? "failed" : "");
+    return el;
+  };
+  const spend = (name, w, testid) => {
+    if (w.limit === null) return item(name, "No limit", `${usd(w.spent, 4)} spent, ${usd(w.held, 4)} held`, testid);
+    const used = w.spent + w.held;
+    return item(
+      name,
+      `${usd(used, 4)} of ${usd(w.limit, 2)}`,
+      `${usd(w.spent, 4)} spent + ${usd(w.held, 4)} held · ${usd(w.remaining, 4)} left · resets ${dateTime(Date.parse(w.resets_at) / 1000)}`,
+      testid,
+      bar(`${name} used`, w.limit ? used / w.limit : 1),
+    );
+  };
+  const cap = l.max_concurrent_jobs;
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "limits-title", "data-testid": "usage-limits" },
+    h("h2", { class: "card-title", id: "limits-title" }, "Limits"),
+    h(
+      "ul",
+      { class: "limits" },
+      item(
+        "Requests",
+        l.rate_per_second === null ? "No limit" : `${number(l.rate_per_second)} a second`,
+        l.rate_per_second === null ? null : `bursts of up to ${number(l.rate_burst)}; more is answered 429`,
+        "limit-rate",
+      ),
+      cap === null
+        ? item("Jobs at once", "No limit", `${number(l.live_jobs)} queued or running`, "limit-concurrency")
+        : item("Jobs at once", `${number(l.live_jobs)} of ${number(cap)}`, "queued or running now", "limit-concurrency", bar("Jobs at once used", l.live_jobs / cap)),
+      spend("Daily spend", l.daily, "limit-daily"),
+      spend("Monthly spend", l.monthly, "limit-monthly"),
+    ),
+  );
 }
 
 function stat(label, value, testid, sub) {

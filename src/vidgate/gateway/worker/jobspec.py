@@ -1,21 +1,32 @@
 """A job made into what a provider sees: its references fetched and checked, its own keys opened, and
-the request's options for that provider over its ``provider_params``."""
+the request's options for that provider over its ``provider_params``.
+
+An input video or audio is measured once fetched (PyAV reads its length from the container) where the
+model bounds its length or the caller stated it; one out of bounds, or more than half a second from
+what was stated, fails the job as an undecodable image does: the input's fault, so at once, the hold
+voided.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import av
 import httpx
 import msgspec
 
+from vidgate.gateway.catalog.catalog import Model
+from vidgate.gateway.catalog.operations import describe_input, input_checks
 from vidgate.gateway.catalog.references import MIME_TYPES
 from vidgate.gateway.jobs.assets import AssetReader
 from vidgate.gateway.jobs.files import FileReader
 from vidgate.gateway.jobs.records import JobRecord
-from vidgate.gateway.jobs.spec import Reference
+from vidgate.gateway.jobs.spec import Reference, VideoSpec
 from vidgate.gateway.net import BlockedURL, fetch_image
-from vidgate.gateway.providers.base import JobSpec, ReferenceImage
+from vidgate.gateway.providers.base import JobSpec, Origin, ReferenceImage
 from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.render.imagesize import oversize, sniff
 from vidgate.gateway.secret import Secret, SecretBox, open_keys
@@ -30,6 +41,11 @@ ACCEPTED = {
     "video": (MIME_TYPES["video"], "a video (mp4, webm, quicktime)"),
     "audio": (MIME_TYPES["audio"], "an audio file (mpeg, wav, mp4, aac, ogg, flac)"),
 }
+
+
+class InputMediaError(ImageDecodeError):
+    """An input video or audio the job cannot use (its length out of bounds or not as stated, or no
+    length to be read): the input's own fault, failed at once like an image that cannot be decoded."""
 
 
 def job_spec(
@@ -105,9 +121,52 @@ async def _fetch(
             data, mime = await assets.read(ref.asset, limit)
         except (LookupError, ValueError) as exc:
             raise BlockedURL(str(exc)) from exc
-        return ReferenceImage(ref.role, "", data, mime, kind=ref.kind, asset=ref.asset)
+        made_by = await assets.made_by(ref.asset)
+        origin = None if made_by is None else Origin(*made_by)
+        return ReferenceImage(ref.role, "", data, mime, kind=ref.kind, asset=ref.asset, origin=origin)
     types, what = ACCEPTED[ref.kind]
     got = await fetch_image(
         http, ref.role, ref.url, allow_private=settings.allow_private_urls, max_bytes=limit, types=types, what=what
     )
     return got if ref.kind == "image" else msgspec.structs.replace(got, kind=ref.kind)
+
+
+async def fetch_job_references(w: WorkerContext, job: JobRecord) -> tuple[ReferenceImage, ...]:
+    """The job's references fetched (``fetch_references``), its input media's lengths checked."""
+    refs = await fetch_references(
+        w.http, job.spec.references, w.settings, assets=assets_of(w, job), files=files_of(w, job)
+    )
+    model = w.catalog.by_id.get(job.model)
+    if model is not None:
+        await check_lengths(job.spec, model, refs)
+    return refs
+
+
+async def check_lengths(spec: VideoSpec, model: Model, refs: Sequence[ReferenceImage]) -> None:
+    """Measure each input video or audio that has a length to be checked; ``InputMediaError`` on the
+    first that fails it."""
+    for check in input_checks(spec, model.input_video_seconds, model.input_audio_seconds):
+        what = describe_input(check.index, check.ref)
+        measured = await asyncio.to_thread(media_seconds, refs[check.index].data)
+        if measured is None:
+            raise InputMediaError(f"{what}: its length cannot be read; send an {_FILES[check.ref.kind]}")
+        if (why := check.problem(measured, model.id)) is not None:
+            raise InputMediaError(why)
+
+
+_FILES = {"video": "mp4, webm or quicktime video", "audio": "mpeg, wav, mp4, aac, ogg or flac audio file"}
+
+
+def media_seconds(data: bytes) -> float | None:
+    """How long a video or audio file lasts, from its container (or its first stream); None when PyAV
+    cannot open it or it states no length. Blocking: run it off the event loop."""
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if container.duration is not None:
+                return round(container.duration / av.time_base, 3)
+            stream = next(iter(container.streams.video or container.streams.audio), None)
+            if stream is not None and stream.duration is not None and stream.time_base is not None:
+                return round(float(stream.duration * stream.time_base), 3)
+    except (av.error.FFmpegError, ValueError):
+        return None
+    return None

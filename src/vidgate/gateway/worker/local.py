@@ -19,7 +19,7 @@ from vidgate.gateway.jobs.records import JobRecord, StoredOutput, job_error
 from vidgate.gateway.providers.base import JobSpec, LocalProvider
 from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.worker.context import WorkerContext
-from vidgate.gateway.worker.jobspec import assets_of, fetch_references, files_of, job_spec
+from vidgate.gateway.worker.jobspec import fetch_job_references, job_spec
 from vidgate.gateway.worker.outputs import StoreFailed, ingest
 from vidgate.gateway.worker.store import OutputStore
 
@@ -107,9 +107,7 @@ class LocalRender:
         job_id = job.id
         if jobspec is None:
             ref = next(p for p in w.catalog.by_id[job.model].providers if p.name == provider.name)
-            refs = await fetch_references(
-                w.http, job.spec.references, w.settings, assets=assets_of(w, job), files=files_of(w, job)
-            )
+            refs = await fetch_job_references(w, job)
             jobspec = job_spec(job, ref.model, refs, provider=provider.name)
         shutil.rmtree(workdir, ignore_errors=True)  # what a render cut short left is of no use
         workdir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +124,7 @@ class LocalRender:
             outputs = await provider.run(jobspec, workdir, on_progress, lambda: job_id in w.cancelled)
         except ImageDecodeError as exc:  # retrying cannot fix the image: fail now, void the hold
             shutil.rmtree(workdir, ignore_errors=True)
-            await w.fail(job_id, job_error("input_reference_invalid", f"the first_frame image cannot be used: {exc}"))
+            await w.fail(job_id, job_error("input_reference_invalid", f"an input reference cannot be used: {exc}"))
             return None
         except BaseException as exc:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -49,7 +49,7 @@ from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.db import Q
 from vidgate.gateway.worker.context import WorkerContext
-from vidgate.gateway.worker.jobspec import assets_of, fetch_references, files_of, job_spec, own_keys
+from vidgate.gateway.worker.jobspec import fetch_job_references, job_spec, own_keys
 from vidgate.gateway.worker.leases import MAX_RETRY_SECONDS, retry_delay
 from vidgate.gateway.worker.local import LocalRender
 
@@ -118,9 +118,7 @@ class Submitter:
             await self._reschedule(job_id, attempts, wait)
             return
         try:
-            refs = await fetch_references(
-                w.http, job.spec.references, w.settings, assets=assets_of(w, job), files=files_of(w, job)
-            )
+            refs = await fetch_job_references(w, job)
         except (BlockedURL, httpx.HTTPError, ImageDecodeError) as exc:
             if open_ is not None and isinstance(exc, httpx.HTTPError):
                 raise  # the job may exist upstream already: a failed step, tried again, not a failed job
@@ -223,7 +221,7 @@ class Submitter:
             accepted = await provider.submit(jobspec)
         except UnknownOutcome as exc:
             observe_upstream(cand.provider, "submit", time.perf_counter() - started, exc)
-            w.providers.record(cand.provider, False, exc.message)
+            w.providers.record(cand.provider, False, exc)
             attempts[-1] = replace(attempt, outcome="unknown", message=exc.message, reason=exc.message)
             log.warning(
                 "job %s: the answer to its create at %s was lost (%s); looking for it in %.0f s",
@@ -236,7 +234,7 @@ class Submitter:
             return None
         except Rejected as exc:
             observe_upstream(cand.provider, "submit", time.perf_counter() - started, exc)
-            w.providers.record(cand.provider, False, exc.message)
+            w.providers.record(cand.provider, False, exc)
             code = exc.status_code if exc.status_code else UNSET
             attempts[-1] = Attempt(cand.provider, "rejected", _now_s(), message=exc.message, status_code=code)
             await w.lifecycle.set_fields(job_id, {"attempts": attempts}, lease=w.worker_id)

@@ -36,7 +36,7 @@ class Tracker:
             observe_upstream(provider.name, "poll", time.perf_counter() - started)
         except PollFailed as exc:
             observe_upstream(provider.name, "poll", time.perf_counter() - started, exc)
-            w.providers.record(provider.name, False, exc.message)
+            w.providers.record(provider.name, False, exc)
             failures = job.poll_failures + 1
             await w.release(
                 job_id, delay=min(60.0, interval * 2 ** min(failures, 5)), failures=failures, last_error=exc.message
