@@ -1,68 +1,30 @@
-"""The Vertex AI (Veo) adapter against its fake on loopback: mapping, lifecycle, bytes, failures."""
+"""The Vertex AI (Veo) adapter against its fake on loopback: mapping, lifecycle, bytes, failures.
+
+Service-account credentials are in ``test_vertex_credentials``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-import json
-import logging
-import time
 from collections.abc import AsyncIterator
-from functools import cache, partial
-from pathlib import Path
 
 import av
 import httpx
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from fakes.server import free_port, small_mp4
 from fakes.vertex_fake import FAILURE_MESSAGE, VertexFake
 
-from providers.harness import job_maker, read_all
 from providers.harness import poll_until_done as poll_to_end
-from providers.wiring import WIRINGS
-from vidgate.gateway.providers.base import (
-    PollFailed,
-    ProviderConfig,
-    ReferenceImage,
-    Rejected,
-    RemoteProvider,
-    UnknownOutcome,
-)
-from vidgate.gateway.providers.google_vertex import (
-    REFRESH_MARGIN_SECONDS,
-    VertexProvider,
-    default_base_url,
-    storage_download_url,
-)
-
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 24
-MODEL = "veo-3.0-generate-001"
-MODEL_PATH = f"projects/proj-test/locations/us-central1/publishers/google/models/{MODEL}"
-
-
-WIRE = WIRINGS["google-vertex"]
-config = partial(WIRE.config, timeout_seconds=5)
-make_job = job_maker(
-    job_id="vid_01JTESTVERTEX",
-    model="google/veo-3.0",
-    provider_model=MODEL,
-    prompt="a lighthouse at dusk, slow push-in",
-    duration=8,
-    width=1280,
-    height=720,
-)
-
-
-def ref(role: str, data: bytes = PNG, mime: str = "image/png") -> ReferenceImage:
-    return ReferenceImage(role=role, url=f"https://example.test/{role}", data=data, mime_type=mime)
+from providers.harness import read_all
+from providers.vertex_support import MODEL_PATH, PNG, config, create_request, make_job, ref, vertex_fake
+from vidgate.gateway.providers.base import PollFailed, ProviderConfig, Rejected, RemoteProvider, UnknownOutcome
+from vidgate.gateway.providers.google_vertex import VertexProvider, default_base_url, storage_download_url
 
 
 @pytest.fixture
 def fake() -> VertexFake:
-    return VertexFake(token="ya29.test", project="proj-test", polls_to_complete=3)
+    return vertex_fake()
 
 
 @pytest.fixture
@@ -70,11 +32,6 @@ async def provider(root: str) -> AsyncIterator[VertexProvider]:
     p = VertexProvider(config(root))
     yield p
     await p.aclose()
-
-
-def create_request(fake: VertexFake):  # type: ignore[no-untyped-def]
-    (rec,) = [r for r in fake.requests if r.path.endswith(":predictLongRunning")]
-    return rec
 
 
 async def test_create_poll_inline_bytes(provider: VertexProvider, fake: VertexFake) -> None:
@@ -367,176 +324,3 @@ async def test_fake_validates_like_the_upstream(fake: VertexFake, root: str) -> 
         assert r.status_code == 400  # the operation belongs to another model path
         r = await client.get("/storage/v1/b/none/o/x.mp4", params={"alt": "media"})
         assert r.status_code == 401
-
-
-# ---- credentials: a service account whose tokens are minted and refreshed ------------------------
-EMAIL = "veo-runner@proj-test.iam.gserviceaccount.com"
-
-
-@cache
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def key_pem(key: rsa.RSAPrivateKey) -> str:
-    return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
-
-
-def service_account(root: str, key: rsa.RSAPrivateKey | None = None) -> dict[str, str]:
-    """A real service-account key file's fields, its token endpoint the fake's."""
-    return {
-        "type": "service_account",
-        "project_id": "proj-test",
-        "private_key_id": "0123456789abcdef",
-        "private_key": key_pem(key or rsa_key()),
-        "client_email": EMAIL,
-        "client_id": "100000000000000000001",
-        "token_uri": f"{root}/token",
-    }
-
-
-def sa_config(root: str, credentials: str, **fields: object) -> ProviderConfig:
-    # No fixed token and no project setting: both come from the credentials.
-    return config(root, api_key="", extra={"credentials": credentials, "project": None}, **fields)
-
-
-def bearer_tokens(fake: VertexFake) -> list[str]:
-    return [r.headers.get("authorization", "") for r in fake.requests if not r.path.startswith("/storage/")]
-
-
-async def test_service_account_tokens_are_minted_and_cached(fake: VertexFake, root: str) -> None:
-    fake.service_account = (EMAIL, rsa_key().public_key())
-    provider = VertexProvider(sa_config(root, json.dumps(service_account(root))))
-    try:
-        assert provider.project == "proj-test"  # from the key file
-        job = make_job()
-        accepted = await provider.submit(job)
-        await poll_to_end(provider, job, accepted.native_id)
-    finally:
-        await provider.aclose()
-    (claims,) = fake.grants  # one token served the create and every poll
-    assert claims["iss"] == EMAIL and claims["aud"] == "https://oauth2.googleapis.com/token"
-    assert claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
-    assert claims["exp"] - claims["iat"] == 3600
-    (token,) = fake.issued
-    assert set(bearer_tokens(fake)) == {f"Bearer {token}"} and len(bearer_tokens(fake)) == 4
-
-
-async def test_token_is_refreshed_before_it_expires(fake: VertexFake, root: str, tmp_path: Path) -> None:
-    fake.service_account = (EMAIL, rsa_key().public_key())
-    fake.token_lifetime = int(REFRESH_MARGIN_SECONDS) + 1  # fresh for one second, then due
-    key_file = tmp_path / "sa.json"
-    key_file.write_text(json.dumps(service_account(root)))
-    provider = VertexProvider(sa_config(root, str(key_file)))  # a path to the key file
-    try:
-        job = make_job()
-        accepted = await provider.submit(job)
-        await provider.poll(job, accepted.native_id)
-        assert len(fake.grants) == 1
-        time.sleep(1.2)
-        await provider.poll(job, accepted.native_id)
-    finally:
-        await provider.aclose()
-    assert len(fake.grants) == 2
-    first, second = fake.issued
-    assert bearer_tokens(fake) == [f"Bearer {first}"] * 2 + [f"Bearer {second}"]
-
-
-async def test_expired_token_is_refused_by_the_api(fake: VertexFake, root: str) -> None:
-    fake.issued["ya29.stale"] = time.time() - 1
-    provider = VertexProvider(config(root, api_key="ya29.stale"))
-    try:
-        with pytest.raises(Rejected) as info:
-            await provider.submit(make_job())
-    finally:
-        await provider.aclose()
-    assert info.value.status_code == 401 and not info.value.retryable
-
-
-async def test_refresh_runs_off_the_event_loop(fake: VertexFake, root: str) -> None:
-    fake.service_account = (EMAIL, rsa_key().public_key())
-    fake.token_delay = 0.5
-    provider = VertexProvider(sa_config(root, json.dumps(service_account(root))))
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.02)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
-    try:
-        await provider.submit(make_job())
-    finally:
-        ticker.cancel()
-        await provider.aclose()
-    assert ticks >= 15  # the loop kept running while the token endpoint took half a second
-
-
-async def test_application_default_credentials(
-    fake: VertexFake, root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    fake.service_account = (EMAIL, rsa_key().public_key())
-    key_file = tmp_path / "adc.json"
-    key_file.write_text(json.dumps(service_account(root)))
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
-    provider = VertexProvider(sa_config(root, "default"))
-    try:
-        assert provider.project is None  # known once the credentials are loaded, at the first call
-        await provider.submit(make_job())
-        assert provider.project == "proj-test"
-    finally:
-        await provider.aclose()
-    assert len(fake.grants) == 1
-
-
-async def test_credentials_never_reach_a_message_or_log(
-    fake: VertexFake, root: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    fake.service_account = (EMAIL, rsa_key().public_key())
-    info = service_account(root, key=other)  # signed with a key the fake does not know
-    cfg = sa_config(root, json.dumps(info))
-    provider = VertexProvider(cfg)
-    try:
-        with pytest.raises(Rejected) as refused:
-            await provider.submit(make_job())
-        with pytest.raises(PollFailed) as failed:
-            await provider.poll(make_job(), f"{MODEL_PATH}/operations/1")
-    finally:
-        await provider.aclose()
-    assert refused.value.retryable and refused.value.code == "provider_misconfigured"
-    assert "invalid_grant" in refused.value.message and failed.value.retryable
-    broken = VertexProvider(sa_config(root, '{"type": "service_account", "private_key": "-----BEGIN'))
-    try:
-        with pytest.raises(Rejected) as unreadable:
-            await broken.submit(make_job())
-    finally:
-        await broken.aclose()
-    assert "could not be loaded" in unreadable.value.message
-    secret_bits = [info["private_key"].splitlines()[1], "BEGIN PRIVATE KEY"]
-    shown = [
-        repr(cfg),
-        str(cfg.extra),
-        repr(provider.tokens),
-        str(refused.value),
-        str(failed.value),
-        str(unreadable.value),
-        repr(refused.value.__cause__),
-        caplog.text,
-    ]
-    for text in shown:
-        assert not any(bit in text for bit in secret_bits), text
-    assert fake.operations == {} and fake.grants == []
-
-
-async def test_a_fixed_token_wins_over_credentials(fake: VertexFake, root: str) -> None:
-    """A request's own key (or an operator's minted token) is used as it is, never the credentials."""
-    provider = VertexProvider(config(root, extra={"credentials": json.dumps(service_account(root))}))
-    try:
-        await provider.submit(make_job())
-    finally:
-        await provider.aclose()
-    assert bearer_tokens(fake) == ["Bearer ya29.test"] and fake.grants == []

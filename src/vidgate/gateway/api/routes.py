@@ -1,29 +1,24 @@
 """The one route table: every path the app serves, its handler, and what the OpenAPI document says of it.
 
 The app's Starlette routes (``starlette_routes``) and the document's ``paths`` (``operations``) are
-both built from ``ENDPOINTS``, so a route cannot be served and left out of the document, or the other
-way round, unless its entry says it is ``Hidden`` and why. The table is in the document's order;
-routes are matched in the same order, except those marked ``first``.
+both built from ``ENDPOINTS`` (see ``endpoint``), so a route cannot be served and left out of the
+document, or the other way round, unless its entry says it is ``Hidden`` and why. The table is in the
+document's order; routes are matched in the same order, except those marked ``first``. The admin
+routes are kept in ``admin_routes``; the parameters several routes share, in ``route_params``.
 
 Every ``/v1/videos`` route is also served under ``/v1/video/generations``, the reference's other
-spelling, and documented there as an alias (operation id ``…Alias``, ``x-alias-of`` its path).
+spelling, and documented there as an alias (``route_aliases``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
-from starlette.types import ASGIApp
-from starlette.websockets import WebSocket
+from starlette.routing import BaseRoute
 
 from vidgate.gateway.api import (
-    admin,
     dashboard,
     deliveries,
     events,
@@ -38,53 +33,24 @@ from vidgate.gateway.api import (
     videos,
     webhook_endpoints,
 )
-from vidgate.gateway.api.openapi import ADMIN, KEYED, Hidden, Operation, Reply, header, path_param, query
-
-Handler = Callable[[Request], Awaitable[Response]]
-SocketHandler = Callable[[WebSocket], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """One path and the methods ``handler`` answers there, documented by ``doc``."""
-
-    path: str
-    methods: tuple[str, ...]
-    handler: Handler
-    doc: Operation | Hidden
-    websocket: SocketHandler | None = None  # serves the path to clients that upgrade; ``handler`` the rest
-    first: bool = False  # matched before every other route, so a probe costs one path match
-
-
-@dataclass(frozen=True, slots=True)
-class Files:
-    """Static files under a path prefix."""
-
-    path: str
-    app: ASGIApp
-    name: str
-    doc: Hidden
-
-
-VIDEO_ID = path_param("video_id")
-KEY_ID = path_param("key_id")
-ENDPOINT_ID = path_param("endpoint_id")
-FILE_ID = path_param("file_id")
-WEBHOOK_ENDPOINTS = "/v1/webhook-endpoints"  # the reference SDK's spelling; also served as webhook_endpoints
-INDEX = {"type": "integer", "minimum": 0, "maximum": 63}
-RANGE = header("Range", {"type": "string", "pattern": "^bytes=[0-9]*-[0-9]*$"})
-# video: the output (the default); thumbnail: its poster frame (WebP); spritesheet: its frames in a grid (JPEG)
-VARIANT = {"type": "string", "enum": list(videos.VARIANTS), "default": "video"}
-VARIANT_TYPES = "video/mp4,image/webp,image/jpeg"
-VIDEO = Reply("200", "Video")
-# Seconds to hold the poll until the job moves past the version the client has (If-None-Match, else
-# the one at the request); a finished job, or a process at its cap of held polls, answers at once.
-LONG_POLL_WAIT = query("wait", {"type": "number", "exclusiveMinimum": 0, "maximum": 30})
-# An ETag of an earlier answer: 304 while the job is still that version.
-IF_NONE_MATCH = header("If-None-Match", {"type": "string"})
-CREATE_EXAMPLE = {"model": "vidgate/procedural", "prompt": "a lighthouse at dusk", "duration": 1, "size": "128x72"}
-OPENAI = Hidden("the OpenAI video dialect, documented by OpenAI")
-ADMIN_PAGE = (query("limit", {"type": "integer", "minimum": 1, "maximum": 500}), query("after", {"type": "string"}))
+from vidgate.gateway.api.admin_routes import ADMIN_ENDPOINTS
+from vidgate.gateway.api.endpoint import Endpoint, Files, table_operations, table_routes
+from vidgate.gateway.api.openapi import KEYED, Hidden, Operation, Reply, header, path_param, query
+from vidgate.gateway.api.route_aliases import WEBHOOK_ENDPOINTS, with_aliases
+from vidgate.gateway.api.route_params import (
+    CREATE_EXAMPLE,
+    ENDPOINT_ID,
+    FILE_ID,
+    IF_NONE_MATCH,
+    INDEX,
+    LONG_POLL_WAIT,
+    OPENAI,
+    RANGE,
+    VARIANT,
+    VARIANT_TYPES,
+    VIDEO,
+    VIDEO_ID,
+)
 
 ENDPOINTS: tuple[Endpoint | Files, ...] = (
     Endpoint(
@@ -454,127 +420,7 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
             errors=KEYED,
         ),
     ),
-    Endpoint(
-        "/v1/admin/keys",
-        ("POST",),
-        admin.create_key,
-        Operation(
-            "createKey",
-            "Create an API key (the secret is shown once)",
-            Reply("201", "APIKey"),
-            body="CreateKey",
-            errors=(*ADMIN, "400", "413", "415"),
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/keys",
-        ("GET",),
-        admin.list_keys,
-        Operation("listKeys", "Every API key (no secrets)", Reply("200", "APIKeyList"), errors=ADMIN, auth="admin"),
-    ),
-    Endpoint(
-        "/v1/admin/keys/{key_id}",
-        ("DELETE",),
-        admin.revoke_key,
-        Operation(
-            "revokeKey",
-            "Revoke an API key",
-            Reply("200", "APIKey"),
-            params=(KEY_ID,),
-            errors=(*ADMIN, "404"),
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/keys/{key_id}/topup",
-        ("POST",),
-        admin.topup,
-        Operation(
-            "topUpKey",
-            "Add to (or, negative, take from) a key's balance",
-            Reply("200", "Balance"),
-            body="TopUp",
-            params=(KEY_ID,),
-            errors=(*ADMIN, "400", "404", "413", "415"),
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/keys/{key_id}/ledger",
-        ("GET",),
-        admin.ledger,
-        Operation(
-            "getKeyLedger",
-            "A key's balance and latest ledger entries",
-            Reply("200", "Ledger"),
-            params=(KEY_ID, query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})),
-            errors=(*ADMIN, "400", "404"),
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/keys/{key_id}/limits",
-        ("PATCH", "POST"),
-        admin.limits,
-        Operation(
-            "{method}KeyLimits",
-            "Set a key's spend, rate and concurrency limits (null removes one, a missing field keeps it)",
-            Reply("200", "Balance"),
-            body="SetLimits",
-            params=(KEY_ID,),
-            errors=(*ADMIN, "400", "404", "413", "415"),
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/accounts",
-        ("GET",),
-        admin.key_accounts,
-        Operation(
-            "listKeyAccounts",
-            "Every API key with its balance, limits and jobs under way (no secrets)",
-            Reply("200", "KeyAccountList"),
-            errors=ADMIN,
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/ledger",
-        ("GET",),
-        admin.ledger_entries,
-        Operation(
-            "listLedgerEntries",
-            "Ledger entries of every key (or one), newest first (keyset pagination)",
-            Reply("200", "LedgerPage"),
-            params=(
-                query("key_id", {"type": "string"}),
-                query("kind", {"type": "string", "enum": ["topup", "hold", "release", "charge", "adjust"]}),
-                *ADMIN_PAGE,
-            ),
-            errors=(*ADMIN, "400"),
-            auth="admin",
-        ),
-    ),
-    Endpoint(
-        "/v1/admin/jobs",
-        ("GET",),
-        admin.jobs,
-        Operation(
-            "listAllJobs",
-            "Jobs of every key (or one), newest first, with model, provider, status and cost (keyset pagination)",
-            Reply("200", "JobPage"),
-            params=(
-                query("key_id", {"type": "string"}),
-                query("status", {"type": "string"}),
-                query("model", {"type": "string"}),
-                query("provider", {"type": "string"}),
-                *ADMIN_PAGE,
-            ),
-            errors=(*ADMIN, "400"),
-            auth="admin",
-        ),
-    ),
+    *ADMIN_ENDPOINTS,
     Endpoint(
         "/healthz",
         ("GET",),
@@ -605,44 +451,12 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
     Endpoint("/", ("GET", "HEAD"), dashboard.index, Hidden("the web dashboard's page")),
     Files("/web", dashboard.Assets(directory=dashboard.WEB_DIR), "web", Hidden("the web dashboard's static files")),
 )
-
-
-VIDEOS, GENERATIONS = "/v1/videos", "/v1/video/generations"
-
-
-def alias(entry: Endpoint) -> Endpoint:
-    """``entry`` under ``/v1/video/generations``, documented as an alias of its path."""
-    doc = entry.doc
-    if isinstance(doc, Operation):
-        doc = replace(doc, id=f"{doc.id}Alias", summary=f"{doc.summary} (alias of {entry.path})", alias_of=entry.path)
-    return replace(entry, path=GENERATIONS + entry.path[len(VIDEOS) :], doc=doc)
-
-
-ENDPOINTS += tuple(
-    alias(e) for e in ENDPOINTS if isinstance(e, Endpoint) and (e.path == VIDEOS or e.path.startswith(VIDEOS + "/"))
-)
-
-
-def underscored(entry: Endpoint) -> Endpoint:
-    """A webhook endpoint route under ``/v1/webhook_endpoints``, documented as an alias."""
-    doc = entry.doc
-    if isinstance(doc, Operation):
-        doc = replace(doc, id=f"{doc.id}Alias", summary=f"{doc.summary} (alias of {entry.path})")
-    return replace(entry, path="/v1/webhook_endpoints" + entry.path[len(WEBHOOK_ENDPOINTS) :], doc=doc)
-
-
-ENDPOINTS += tuple(
-    underscored(e) for e in ENDPOINTS if isinstance(e, Endpoint) and e.path.startswith(WEBHOOK_ENDPOINTS)
-)
+ENDPOINTS = with_aliases(ENDPOINTS)
 
 
 def operations() -> Iterator[tuple[str, str, Operation]]:
     """(path, lower-case method, operation) for every documented method; HEAD goes with GET."""
-    for entry in ENDPOINTS:
-        if isinstance(entry, Endpoint) and isinstance(entry.doc, Operation):
-            for method in entry.methods:
-                if method != "HEAD":
-                    yield entry.path, method.lower(), entry.doc
+    return table_operations(ENDPOINTS)
 
 
 @cache
@@ -653,12 +467,4 @@ def document() -> dict[str, Any]:
 
 def starlette_routes() -> list[BaseRoute]:
     """The app's routes, in table order with the ``first`` ones ahead."""
-    out: list[BaseRoute] = []
-    for entry in sorted(ENDPOINTS, key=lambda e: not (isinstance(e, Endpoint) and e.first)):
-        if isinstance(entry, Files):
-            out.append(Mount(entry.path, app=entry.app, name=entry.name))
-            continue
-        if entry.websocket is not None:
-            out.append(WebSocketRoute(entry.path, entry.websocket))
-        out.append(Route(entry.path, entry.handler, methods=list(entry.methods)))
-    return out
+    return table_routes(ENDPOINTS)
