@@ -1,10 +1,11 @@
 """The job's live updates over HTTP: its websocket, server-sent events, and stream tokens.
 
-Both streams subscribe to the bus before reading the job, then hand over to the pump
-(``events/stream.py``): a snapshot, then one update per committed event until a terminal status.
-A client resuming with ``Last-Event-ID`` (SSE) or ``since=`` (both) gets every event after that id
-instead of the snapshot. Opening a stream counts against the key's request rate, and its open
-streams are capped per process; revoking the key ends them (``events/stream_slots.py``).
+Both streams subscribe to the bus before reading the job (a websocket through its job's fan-out,
+``events/fanout.py``), then hand over to the pump (``events/stream.py``): a snapshot, then one
+update per committed event until a terminal status. A client resuming with ``Last-Event-ID`` (SSE)
+or ``since=`` (both) gets every event after that id instead of the snapshot. Opening a stream counts
+against the key's request rate, and its open streams are capped per process; revoking the key ends
+them (``events/stream_slots.py``).
 
 Websocket auth, in order: ``Authorization: Bearer KEY``; for browsers, which cannot set headers,
 the subprotocol offer ``["vidgate.v1", "bearer.KEY"]`` (the server selects ``vidgate.v1`` and never
@@ -20,6 +21,7 @@ false/0/no/off. The URLs in the jobs a stream sends are on the base of the reque
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -43,7 +45,8 @@ from vidgate.gateway.api.http import caller, decode, int_param, json_response, o
 from vidgate.gateway.auth import KEY_PREFIX, Principal
 from vidgate.gateway.base_url import websocket_base
 from vidgate.gateway.events import catchup
-from vidgate.gateway.events.bus import DRAIN
+from vidgate.gateway.events.bus import DRAIN, QUEUE_LIMIT
+from vidgate.gateway.events.fanout import fanout_of
 from vidgate.gateway.events.sockets import Socket
 from vidgate.gateway.events.stream import (
     CLOSE_BAD_REQUEST,
@@ -152,7 +155,10 @@ async def _serve_socket(ws: WebSocket, g: Gateway, job_id: str) -> None:
         await ws.close(exc.code, exc.reason[:120])
         return
     streams = g.streams
-    queue = g.bus.subscribe(job_id)
+    queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_LIMIT)
+    sock = Socket(ws, heartbeat, queue)
+    fanout = fanout_of(g.bus)
+    fanout.join(job_id, sock)  # the job's events reach the socket's queue from now on
     stream: Stream | None = None
     try:
         check_open(None, DRAIN if g.bus.draining else None)
@@ -174,7 +180,6 @@ async def _serve_socket(ws: WebSocket, g: Gateway, job_id: str) -> None:
         except VidgateError as exc:
             await ws.close(CLOSE_TOO_MANY if exc.status == 429 else CLOSE_UNAUTHORIZED, exc.message[:120])
             return
-        sock = Socket(ws, heartbeat, queue)
         start = Start(cursor, None if since else snapshot_id, resumed=bool(since))
         base = g.settings.base_url.of(ws.scope)
         snapshot = g.jobs.view(row, base)
@@ -183,7 +188,7 @@ async def _serve_socket(ws: WebSocket, g: Gateway, job_id: str) -> None:
     except Refused as exc:
         await ws.close(exc.code, exc.reason[:120])
     finally:
-        g.bus.unsubscribe(job_id, queue)
+        fanout.leave(job_id, sock)
         if stream is not None:
             streams.release(stream)
 

@@ -7,6 +7,9 @@ subscriber's queue carries two markers: ``RESYNC`` when the bus may have missed 
 listener reconnected), so streams re-read the table, and ``DRAIN`` when the process is shutting down,
 so streams end and their clients reconnect to another process.
 
+A job's websockets hear of it through one ``listen`` callback per job (``fanout.py``), called in
+``publish`` itself, so each event costs one call per job however many sockets follow it.
+
 Whatever else hears of every event (the webhook deliverer; a queue, say) is an ``EventSink``,
 added with ``add_sink`` where the gateway's services are put together (``services.py``).
 """
@@ -43,6 +46,7 @@ class EventSink(Protocol):
 class EventBus:
     def __init__(self) -> None:
         self._subs: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
+        self._listeners: dict[str, Callable[[Any], None]] = {}
         self._sinks: list[EventSink] = []
         self._watchers: list[Callable[[str | None], None]] = []
         self.draining = False
@@ -60,6 +64,20 @@ class EventBus:
             if not subs:
                 del self._subs[job_id]
 
+    def listen(self, job_id: str, listener: Callable[[Any], None]) -> None:
+        """Call ``listener`` with each item a subscriber's queue would get (events and markers), as it
+        is published; it hands each on without blocking. One listener per job."""
+        self._listeners[job_id] = listener
+
+    def unlisten(self, job_id: str) -> None:
+        self._listeners.pop(job_id, None)
+
+    def _tell(self, listener: Callable[[Any], None], item: Any) -> None:
+        try:
+            listener(item)
+        except Exception:  # the event is committed: a failing listener must not keep it from the rest
+            log.exception("event listener failed")
+
     def add_sink(self, sink: EventSink) -> None:
         """Hand every event published from now on to ``sink`` too."""
         self._sinks.append(sink)
@@ -72,6 +90,8 @@ class EventBus:
     def publish(self, event: JobEvent) -> None:
         for queue in self._subs.get(event.data.id, ()):
             _put(queue, event)
+        if (listener := self._listeners.get(event.data.id)) is not None:
+            self._tell(listener, event)
         for watcher in self._watchers:
             watcher(event.data.id)
         for sink in self._sinks:
@@ -83,6 +103,8 @@ class EventBus:
     def publish_deleted(self, job_id: str) -> None:
         for queue in self._subs.get(job_id, ()):
             _put(queue, None)
+        if (listener := self._listeners.get(job_id)) is not None:
+            self._tell(listener, None)
         for watcher in self._watchers:
             watcher(job_id)
 
@@ -100,5 +122,7 @@ class EventBus:
         for subs in self._subs.values():
             for queue in subs:
                 _put(queue, marker)
+        for listener in list(self._listeners.values()):
+            self._tell(listener, marker)
         for watcher in self._watchers:
             watcher(None)

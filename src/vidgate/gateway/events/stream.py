@@ -1,7 +1,9 @@
 """Pumping a job's live updates into a websocket or a server-sent event stream, from the event bus.
 
 A stream (opened by ``api/events.py``, subscribed to the bus before the job was read) sends a
-snapshot, then one update per committed event, and ends after a terminal status. Every event message
+snapshot, then one update per committed event, and ends after a terminal status. A websocket's live
+updates mostly leave from its job's fan-out (``fanout.py``) while its pump sleeps; the pump sends
+the start, catch-up, heartbeats and answers, and whatever the fan-out could not send at once. Every event message
 carries its event id; a client resuming after an id gets every event after it instead of the snapshot.
 The bus can miss events, so streams also re-read the events table (``catchup.py``). When the process
 shuts down (``drain.py``) websockets close with 1001 and event streams end, so clients reconnect to
@@ -25,7 +27,9 @@ from vidgate.gateway.events.bus import DRAIN, RESYNC
 from vidgate.gateway.events.catchup import Cursor
 from vidgate.gateway.events.sockets import BEAT_SLACK as _BEAT_SLACK
 from vidgate.gateway.events.sockets import CLIENT as _CLIENT
+from vidgate.gateway.events.sockets import END as _END
 from vidgate.gateway.events.sockets import HEARTBEAT as _HEARTBEAT
+from vidgate.gateway.events.sockets import SEND_FAILED as _SEND_FAILED
 from vidgate.gateway.events.sockets import Socket as _Socket
 from vidgate.gateway.events.stream_slots import REVOKED_REASON, Stream
 from vidgate.gateway.ids import now_s
@@ -89,6 +93,9 @@ def _update(event: JobEvent) -> tuple[bytes, str]:
         if len(_encoded) > _ENCODED_KEEP:
             del _encoded[next(iter(_encoded))]  # the oldest: its streams sent it long ago
     return hit[1], hit[2]
+
+
+encoded_update = _update  # what the job's fan-out sends
 
 
 # ---- websocket --------------------------------------------------------------------------------
@@ -184,12 +191,19 @@ async def _pump(
     for item in backlog:
         if await relay(item):
             return True
+    sock.cursor, sock.stream, sock.close_on_terminal = cursor, stream, close_on_terminal
     sock.start(check=cursor is not None)
     try:
         while True:
+            sock.idle = True  # the job's fan-out may send to the socket itself until the pump wakes
             item = await queue.get()
+            sock.idle = False
             check_open(stream, item)
-            if item is _HEARTBEAT:
+            if item is _END:
+                return True
+            if item is _SEND_FAILED:
+                await sock.flush()  # raises the send's error
+            elif item is _HEARTBEAT:
                 if sock.idle_for() <= _BEAT_SLACK:  # else an event went out since the timer fired
                     await sock.send({"type": "heartbeat", "at": now_s()})
             elif item is not _CLIENT and await relay(item):
@@ -202,6 +216,7 @@ async def _pump(
                 if await _answer(sock, g, who, job_id, message, close_on_terminal, cursor, base):
                     return True
     finally:
+        sock.idle = False
         sock.stop()
 
 

@@ -1,7 +1,7 @@
 """Open websockets and event streams per key: the per-key cap, and ending them when the key is revoked.
 
 Checking the cap and taking a slot is one step with no await between, so concurrent opens cannot all
-pass the check before any takes. A revoked key's streams are woken through their bus queues and end;
+pass the check before any takes. A revoked key's streams are woken through their queues and end;
 the revocation reaches this process from ``Keys.revoke`` here, over PostgreSQL LISTEN/NOTIFY from
 another process (``notify.py``), or on SQLite, where nothing crosses processes, from the database,
 read every ``WATCH_SECONDS`` while any stream is open.
@@ -26,7 +26,7 @@ REVOKED_MEMORY_SECONDS = 60.0  # longer than any authentication can be in flight
 
 
 class Stream:
-    """One open stream: its owner and bus queue, and whether the owner's key was revoked meanwhile."""
+    """One open stream: its owner and queue, and whether the owner's key was revoked meanwhile."""
 
     __slots__ = ("owner", "queue", "revoked")
 
@@ -36,7 +36,7 @@ class Stream:
         self.revoked = False
 
 
-_REVOKED = object()  # put on a revoked stream's bus queue to wake it
+_REVOKED = object()  # put on a revoked stream's queue to wake it
 REVOKED_REASON = "the API key was revoked"
 
 
