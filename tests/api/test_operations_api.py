@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fakes.server import FakeUpstream
 from helpers.backends import rows
-from helpers.gateway import GatewayProcess, wait_status
+from helpers.gateway import GatewayProcess, configured_gateway, wait_status
 from helpers.media import mp4_bytes, wav_bytes
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -84,10 +84,7 @@ def media() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("operations")
-    config = root / "config.toml"
-    config.write_text(CONFIG)
-    proc = GatewayProcess(root / "gw", env={"VIDGATE_CONFIG": str(config)}).start()
+    proc = configured_gateway(tmp_path_factory.mktemp("operations"), CONFIG)
     yield proc
     proc.stop()
 

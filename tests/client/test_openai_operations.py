@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 from helpers.backends import rows
-from helpers.gateway import GatewayProcess, wait_status
+from helpers.gateway import GatewayProcess, configured_gateway, wait_status
 from helpers.media import mp4_bytes
 from openai.types import Video
 
@@ -51,10 +51,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("openai-operations")
-    config = root / "config.toml"
-    config.write_text(CONFIG)
-    proc = GatewayProcess(root / "gw", env={"VIDGATE_CONFIG": str(config)}).start()
+    proc = configured_gateway(tmp_path_factory.mktemp("openai-operations"), CONFIG)
     yield proc
     proc.stop()
 

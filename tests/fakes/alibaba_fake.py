@@ -21,7 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -77,23 +77,17 @@ class Task:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class AlibabaFake(Recorder):
+class AlibabaFake(BearerFake):
     """State and routes of one fake DashScope; see the module docstring."""
 
     def __init__(self, api_key: str = "sk-ds-test", polls_to_complete: int = 3, queue_polls: int = 1) -> None:
         assert 0 <= queue_polls < polls_to_complete
         self.api_key = api_key
-        self.polls_to_complete = polls_to_complete
-        self.queue_polls = queue_polls
         self._defaults = (polls_to_complete, queue_polls)
-        self.faults = Faults()
         self.inband_faults: dict[str, deque[tuple[str, str]]] = defaultdict(deque)
         self.tasks: dict[str, Task] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         self.failure = ("DataInspectionFailed", "Output data may contain inappropriate content.")
-        self.expire_outputs = False
-        self.outputs = OutputClock()
+        self.reset()
         self.app = Starlette(
             routes=[
                 Route("/api/v1/services/aigc/video-generation/video-synthesis", self.create, methods=["POST"]),
@@ -115,25 +109,17 @@ class AlibabaFake(Recorder):
 
     def reset(self) -> None:
         """Forget recorded requests, faults and injected behaviour (not tasks) between tests."""
-        self.faults = Faults()
-        self.requests = []
+        super().reset()
         self.inband_faults.clear()
-        self.fail_next = False
-        self.expire_outputs = False
-        self.outputs = OutputClock()
         self.polls_to_complete, self.queue_polls = self._defaults
 
-    def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return ds_error(401, "InvalidApiKey", "Invalid API-key provided.")
-        return None
+    def unauthorized(self) -> Response:
+        return ds_error(401, "InvalidApiKey", "Invalid API-key provided.")
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if request.headers.get("x-dashscope-async") != "enable":
             return ds_error(403, "AccessDenied", "current user api does not support synchronous calls")
         if answer := self._inband("create"):
@@ -218,10 +204,8 @@ class AlibabaFake(Recorder):
 
     async def get_task(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         if answer := self._inband("poll"):
             return answer
         rid = str(uuid.uuid4())
@@ -255,10 +239,8 @@ class AlibabaFake(Recorder):
 
     async def cancel(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         task = self.tasks.get(request.path_params["task_id"])
         if task is None:
             return ds_error(404, "NotFound", "Task not found.")

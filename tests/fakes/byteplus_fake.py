@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -114,25 +114,19 @@ class Task:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class BytePlusFake(Recorder):
+class BytePlusFake(BearerFake):
     """State and routes of one fake Ark; see the module docstring."""
 
     def __init__(self, api_key: str = "ark-test", polls_to_complete: int = 3, queue_polls: int = 1) -> None:
         assert 0 <= queue_polls < polls_to_complete
         self.api_key = api_key
-        self.polls_to_complete = polls_to_complete
-        self.queue_polls = queue_polls
         self._defaults = (polls_to_complete, queue_polls)
-        self.faults = Faults()
         self.tasks: dict[str, Task] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         self.failure = (
             "OutputVideoSensitiveContentDetected",
             "The request failed because the output video may contain sensitive information.",
         )
-        self.expire_outputs = False
-        self.outputs = OutputClock()
+        self.reset()
         self.app = Starlette(
             routes=[
                 Route("/api/v3/contents/generations/tasks", self.create, methods=["POST"]),
@@ -145,29 +139,21 @@ class BytePlusFake(Recorder):
 
     def reset(self) -> None:
         """Forget recorded requests, faults and injected behaviour (not tasks) between tests."""
-        self.faults = Faults()
-        self.requests = []
-        self.fail_next = False
-        self.expire_outputs = False
-        self.outputs = OutputClock()
+        super().reset()
         self.polls_to_complete, self.queue_polls = self._defaults
 
-    def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return ark_error(
-                401,
-                "AuthenticationError",
-                "The API key or AK/SK in the request is missing or invalid.",
-                kind="Unauthorized",
-            )
-        return None
+    def unauthorized(self) -> Response:
+        return ark_error(
+            401,
+            "AuthenticationError",
+            "The API key or AK/SK in the request is missing or invalid.",
+            kind="Unauthorized",
+        )
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if not isinstance(body, dict):
             return invalid("The request body is not valid JSON.", "body")
         model = body.get("model")
@@ -190,10 +176,8 @@ class BytePlusFake(Recorder):
 
     async def list_tasks(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("list"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "list"):
+            return stop
         query = request.query_params
         ids = {i for v in query.getlist("filter.task_ids") for i in v.split(",") if i}
         chosen = [
@@ -312,10 +296,8 @@ class BytePlusFake(Recorder):
 
     async def get_task(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         task = self.tasks.get(request.path_params["task_id"])
         if task is None:
             return ark_error(404, "ResourceNotFound", "The specified task is not found.", "id", "NotFound")
@@ -324,10 +306,8 @@ class BytePlusFake(Recorder):
 
     async def delete_task(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         task = self.tasks.get(request.path_params["task_id"])
         if task is None:
             return ark_error(404, "ResourceNotFound", "The specified task is not found.", "id", "NotFound")

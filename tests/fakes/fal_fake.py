@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output, small_mp4
+from fakes.server import FakeState, serve_output, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -117,7 +117,7 @@ class FalRequest:
     fail: tuple[str, str, str] | None = None  # (mode, message, error_type)
 
 
-class FalFake(Recorder):
+class FalFake(FakeState):
     """State and routes of one fake fal queue; see the module docstring."""
 
     record_query = True
@@ -146,17 +146,13 @@ class FalFake(Recorder):
 
     def reset(self) -> None:
         """Forget every request, recorded call, fault and failure switch (for a shared server)."""
-        self.faults = Faults()
+        super().reset()
         self.tasks: dict[str, FalRequest] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         # "status": COMPLETED + error; "result": 422 on the result fetch; "model-5xx": the model's 500
         # replayed on the result fetch
         self.fail_mode = "status"
         self.failure_message = "Runner disconnected"
         self.failure_type = "runner_disconnected"
-        self.expire_outputs = False
-        self.outputs = OutputClock()
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Key {self.api_key}":
@@ -169,10 +165,8 @@ class FalFake(Recorder):
 
     async def submit(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         model = request.path_params["path"].strip("/")
         if len(model.split("/")) < 2:
             return _detail(404, f"Application '{model}' not found")
@@ -247,10 +241,8 @@ class FalFake(Recorder):
         await self._record(request)
         path = request.path_params["path"]
         is_status = path.rstrip("/").endswith("/status")
-        if fault := await self.faults.apply("poll" if is_status else "result"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll" if is_status else "result"):
+            return stop
         task = self._find(path, "/status" if is_status else "")
         if task is None:
             answer: Response = _detail(404, "Request not found")
@@ -325,10 +317,8 @@ class FalFake(Recorder):
 
     async def cancel(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         task = self._find(request.path_params["path"], "/cancel")
         if task is None:
             return JSONResponse({"status": "NOT_FOUND"}, status_code=404)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.media import probe
-from fakes.server import Faults, OutputClock, Recorder, serve_output, small_mp4
+from fakes.server import FakeState, serve_output, small_mp4
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -184,7 +184,7 @@ def validate(body: Any) -> None:
         raise _invalid("The image_to_video task takes exactly one image")
 
 
-class GeminiOmniFake(Recorder):
+class GeminiOmniFake(FakeState):
     """State and routes of one fake Interactions endpoint; see the module docstring."""
 
     def __init__(self, api_key: str = "g-test", polls_to_complete: int = 3) -> None:
@@ -201,12 +201,8 @@ class GeminiOmniFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.interactions: dict[str, Interaction] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next: Any = False
-        self.expire_outputs = False
-        self.outputs = OutputClock()
 
     def _auth(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")
@@ -261,10 +257,8 @@ class GeminiOmniFake(Recorder):
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         try:
             validate(body)
         except ApiError as exc:
@@ -278,10 +272,8 @@ class GeminiOmniFake(Recorder):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         try:
             it = self._lookup(request)
         except ApiError as exc:
@@ -294,10 +286,8 @@ class GeminiOmniFake(Recorder):
 
     async def cancel(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         try:
             it = self._lookup(request)
             if it.status != "in_progress" or it.body.get("background") is not True:

@@ -40,7 +40,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import FakeState, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -98,7 +98,7 @@ class Task:
     seconds: float = 5.0
 
 
-class KlingFake(Recorder):
+class KlingFake(FakeState):
     """State and routes of one fake Kling API; see the module docstring."""
 
     def __init__(self, access_key: str = "ak-test", secret_key: str = "sk-test", polls_to_complete: int = 3) -> None:
@@ -116,13 +116,9 @@ class KlingFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.tasks: dict[str, Task] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         self.failure_message = FAILURE_MESSAGE
-        self.expire_outputs = False
-        self.outputs = OutputClock()
         self.jwt_payloads: list[dict[str, Any]] = []
 
     def _auth(self, request: Request) -> Response | None:
@@ -223,10 +219,8 @@ class KlingFake(Recorder):
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         endpoint = request.path_params["endpoint"]
         if endpoint == "video-extend":
             source, problem = self._extendable(body)
@@ -288,10 +282,8 @@ class KlingFake(Recorder):
 
     async def list_tasks(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("list"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "list"):
+            return stop
         endpoint = request.path_params["endpoint"]
         page, size = int(request.query_params.get("pageNum", "1")), int(request.query_params.get("pageSize", "30"))
         tasks = sorted((t for t in self.tasks.values() if t.endpoint == endpoint), key=lambda t: -t.created_at)
@@ -319,10 +311,8 @@ class KlingFake(Recorder):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         task = self._task(request.path_params["endpoint"], request.path_params["task_id"])
         if task is None:
             return kling_error(404, 1203, "Task not found")

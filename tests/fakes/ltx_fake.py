@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.media import decode_data_uri, probe
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -83,7 +83,7 @@ def _uri_ok(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(("https://", "http://", "data:image/"))
 
 
-class LtxFake(Recorder):
+class LtxFake(BearerFake):
     """State and routes of one fake LTX API; see the module docstring."""
 
     def __init__(self, api_key: str = "ltx-test", polls_to_complete: int = 3) -> None:
@@ -99,17 +99,11 @@ class LtxFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.jobs: dict[str, Job] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next: Any = False
-        self.expire_outputs = False
-        self.outputs = OutputClock()
 
-    def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _err("authentication_error", "Invalid API key", 401)
-        return None
+    def unauthorized(self) -> Response:
+        return _err("authentication_error", "Invalid API key", 401)
 
     @staticmethod
     def _validate(endpoint: str, body: Any) -> str | None:
@@ -162,10 +156,8 @@ class LtxFake(Recorder):
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
         endpoint = request.path_params["endpoint"]
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if endpoint not in FIELDS:
             return _err("not_found_error", f"Unknown endpoint: {endpoint}", 404)
         if problem := self._validate(endpoint, body):
@@ -178,10 +170,8 @@ class LtxFake(Recorder):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         job = self.jobs.get(request.path_params["job_id"])
         if job is None or job.endpoint != request.path_params["endpoint"]:
             return _err("not_found_error", "Resource not found", 404)

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -82,7 +82,7 @@ def _iso(stamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp)) + f".{int(stamp % 1 * 1000):03d}Z"
 
 
-class LumaFake(Recorder):
+class LumaFake(BearerFake):
     """State and routes of one fake Luma API; see the module docstring."""
 
     def __init__(self, api_key: str = "luma-test", polls_to_complete: int = 3) -> None:
@@ -103,18 +103,12 @@ class LumaFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.generations: dict[str, Generation] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         self.failure_reason = FAILURE_REASON
-        self.expire_outputs = False
-        self.outputs = OutputClock()
 
-    def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _detail("Invalid API key is provided", 401)
-        return None
+    def unauthorized(self) -> Response:
+        return _detail("Invalid API key is provided", 401)
 
     def _validate(self, body: Any) -> str | None:
         """Luma's request checks, answered as 400 ``detail`` texts naming the field."""
@@ -211,10 +205,8 @@ class LumaFake(Recorder):
 
     async def _make(self, request: Request, validate: Any) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if problem := validate(body):
             return _detail(problem, 400)
         gen = Generation(id=str(uuid.uuid4()), body=body, fail=self.fail_next)
@@ -224,10 +216,8 @@ class LumaFake(Recorder):
 
     async def list_generations(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("list"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "list"):
+            return stop
         limit = int(request.query_params.get("limit", "100"))
         offset = int(request.query_params.get("offset", "0"))
         newest = sorted(self.generations.values(), key=lambda g: -g.created)
@@ -238,10 +228,8 @@ class LumaFake(Recorder):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         gen = self.generations.get(request.path_params["gen_id"])
         if gen is None:
             return _detail("Generation not found", 404)
@@ -256,10 +244,8 @@ class LumaFake(Recorder):
 
     async def delete(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         if self.generations.pop(request.path_params["gen_id"], None) is None:
             return _detail("Generation not found", 404)
         return Response(status_code=204)

@@ -145,10 +145,8 @@ class OpenRouterFake(BearerFake):
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if problem := self._validate(body):
             return _err(400, problem)
         job = Job(id=f"job-{uuid.uuid4().hex[:12]}", body=body, fail=self.fail_next)
@@ -158,10 +156,8 @@ class OpenRouterFake(BearerFake):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         job = self.jobs.get(request.path_params["job_id"])
         if job is None:
             return _err(404, "Video generation job not found")

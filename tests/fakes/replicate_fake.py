@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import FakeState, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -143,7 +143,7 @@ def _stamp(text: str | None) -> float | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() if text else None
 
 
-class ReplicateFake(Recorder):
+class ReplicateFake(FakeState):
     """State and routes of one fake Replicate API; see the module docstring."""
 
     def __init__(self, api_token: str = "r8_test", polls_to_complete: int = 3) -> None:
@@ -163,14 +163,10 @@ class ReplicateFake(Recorder):
         )
 
     def reset(self) -> None:
-        self.faults = Faults()
+        super().reset()
         self.predictions: dict[str, Prediction] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         self.failure_error = FAILURE_ERROR
-        self.expire_outputs = False
         self.output_as_list = False
-        self.outputs = OutputClock()
 
     def _auth(self, request: Request) -> Response | None:
         if request.headers.get("authorization") != f"Bearer {self.api_token}":
@@ -212,10 +208,8 @@ class ReplicateFake(Recorder):
         return await self._create(request, self.versions.get(str(version), ""), body, str(version))
 
     async def _create(self, request: Request, model: str, body: Any, version: str = "hidden") -> Response:
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if model not in MODELS:
             return problem(404, "Not found", "The requested resource could not be found.")
         if problem_text := self._validate(model, body):
@@ -239,10 +233,8 @@ class ReplicateFake(Recorder):
 
     async def list_predictions(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("list"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "list"):
+            return stop
         query = request.query_params
         after, before = _stamp(query.get("created_after")), _stamp(query.get("created_before"))
         newest = sorted(self.predictions.values(), key=lambda p: -p.created)
@@ -292,10 +284,8 @@ class ReplicateFake(Recorder):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         pred = self.predictions.get(request.path_params["pid"])
         if pred is None:
             return problem(404, "Not found", "The requested resource could not be found.")
@@ -310,10 +300,8 @@ class ReplicateFake(Recorder):
 
     async def cancel(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         pred = self.predictions.get(request.path_params["pid"])
         if pred is None:
             return problem(404, "Not found", "The requested resource could not be found.")

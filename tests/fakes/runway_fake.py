@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.media import decode_data_uri, probe
-from fakes.server import Faults, OutputClock, Recorder, serve_output
+from fakes.server import BearerFake, serve_output
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -85,7 +85,7 @@ class Task:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
-class RunwayFake(Recorder):
+class RunwayFake(BearerFake):
     """State and routes of one fake Runway; see the module docstring."""
 
     def __init__(self, api_key: str = "key_test", polls_to_complete: int = 3, throttle: bool = False) -> None:
@@ -108,20 +108,19 @@ class RunwayFake(Recorder):
 
     def reset(self) -> None:
         """Forget every task, recorded request, fault and failure switch (for a shared server)."""
-        self.faults = Faults()
+        super().reset()
         self.tasks: dict[str, Task] = {}
-        self.requests: list[dict[str, Any]] = []
-        self.fail_next = False
         self.failure_message = "Your input did not pass moderation."
         self.failure_code = "SAFETY.INPUT.TEXT"
-        self.expire_outputs = False
-        self.outputs = OutputClock()
         self.pending_uploads: dict[str, dict[str, str]] = {}
         self.uploads: dict[str, bytes] = {}
 
+    def unauthorized(self) -> Response:
+        return _err("Invalid API key. Check the key and the host you are calling.", 401)
+
     def _auth(self, request: Request) -> Response | None:
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return _err("Invalid API key. Check the key and the host you are calling.", 401)
+        if denied := super()._auth(request):
+            return denied
         # Best guess at Runway's answer when the version header is missing or wrong [unverified].
         if request.headers.get("x-runway-version") != VERSION:
             return _err("A valid X-Runway-Version header is required. The current version is 2024-11-06.", 400)
@@ -129,10 +128,8 @@ class RunwayFake(Recorder):
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         endpoint = request.url.path.rsplit("/", 1)[-1]
         if problem := self._validate(endpoint, body):
             return _err(problem, 400)
@@ -252,10 +249,8 @@ class RunwayFake(Recorder):
 
     async def start_upload(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("upload"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "upload"):
+            return stop
         if not isinstance(body, dict) or body.get("type") != "ephemeral" or not isinstance(body.get("filename"), str):
             return _err('filename: Required; type: Invalid literal value, expected "ephemeral"', 400)
         upload_id = uuid.uuid4().hex
@@ -305,10 +300,8 @@ class RunwayFake(Recorder):
 
     async def get_task(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         task = self.tasks.get(request.path_params["task_id"])
         if task is None:
             return _err("Not found", 404)
@@ -317,10 +310,8 @@ class RunwayFake(Recorder):
 
     async def delete_task(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("cancel"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "cancel"):
+            return stop
         task = self.tasks.get(request.path_params["task_id"])
         if task is None:
             return _err("Not found", 404)

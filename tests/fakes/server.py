@@ -6,7 +6,8 @@ fake's routes apply before answering. The ``accept-*`` kinds are applied by a cr
 made the job, as a real service fails when its answer is lost on the way back: the job exists but
 the caller hears nothing (``accept-hang``), a dropped connection (``accept-reset``) or a 500
 (``accept-500``). ``OutputClock`` makes output links expire a while after they were handed out.
-``BearerFake`` is the state and key check shared by fakes of APIs keyed with a Bearer token.
+``FakeState`` is the state and route checks every fake shares; ``BearerFake`` adds the key check
+of APIs keyed with a Bearer token.
 """
 
 from __future__ import annotations
@@ -129,14 +130,13 @@ class Recorder:
         return body
 
 
-class BearerFake(Recorder):
-    """What a fake behind one ``Authorization: Bearer <key>`` keeps between tests, and its key check.
+class FakeState(Recorder):
+    """What every fake keeps between tests, and the checks each of its routes runs first.
 
     ``reset`` starts the shared state afresh (a subclass adds its own jobs after calling it);
-    ``_auth`` answers ``unauthorized()``, in the upstream's own error shape, to any other key.
+    ``_auth`` checks the caller's key in the upstream's own way; ``_gate`` answers a queued fault
+    for one operation first, as a proxy in front would, then a refused key.
     """
-
-    api_key: str
 
     def reset(self) -> None:
         self.faults = Faults()
@@ -144,6 +144,21 @@ class BearerFake(Recorder):
         self.fail_next: Any = False
         self.expire_outputs = False
         self.outputs = OutputClock()
+
+    def _auth(self, request: Request) -> Response | None:
+        raise NotImplementedError
+
+    async def _gate(self, request: Request, op: str) -> Response | None:
+        if fault := await self.faults.apply(op):
+            return fault
+        return self._auth(request)
+
+
+class BearerFake(FakeState):
+    """A fake behind one ``Authorization: Bearer <key>``: any other key gets ``unauthorized()``,
+    in the upstream's own error shape."""
+
+    api_key: str
 
     def unauthorized(self) -> Response:
         raise NotImplementedError

@@ -153,10 +153,8 @@ class XaiFake(BearerFake):
 
     async def create(self, request: Request) -> Response:
         body = await self._record(request)
-        if fault := await self.faults.apply("create"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "create"):
+            return stop
         if problem := self._validate(body):
             return _err(INVALID_ARGUMENT, problem, 400)
         video = VideoRequest(id=str(uuid.uuid4()), body=body, fail=self.fail_next)
@@ -166,10 +164,8 @@ class XaiFake(BearerFake):
 
     async def get(self, request: Request) -> Response:
         await self._record(request)
-        if fault := await self.faults.apply("poll"):
-            return fault
-        if denied := self._auth(request):
-            return denied
+        if stop := await self._gate(request, "poll"):
+            return stop
         video = self.videos.get(request.path_params["request_id"])
         if video is None:
             return _err("Some requested entity was not found", "Deferred request not found", 404)

@@ -102,6 +102,13 @@ class GatewayProcess:
         return httpx.Client(base_url=self.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
 
 
+def configured_gateway(root: Path, config: str) -> GatewayProcess:
+    """A started gateway in ``root`` whose config file (``root/config.toml``) holds ``config``."""
+    path = root / "config.toml"
+    path.write_text(config)
+    return GatewayProcess(root / "gw", env={"VIDGATE_CONFIG": str(path)}).start()
+
+
 def wait_status(client: httpx.Client, video_id: str, statuses: set[str], timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}

@@ -7,14 +7,23 @@ the fake on the module's shared server (``server``, whose address is ``root``).
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import av
 import pytest
 
 from providers.wiring import Wiring
 from vidgate.gateway.ids import new_id
-from vidgate.gateway.providers.base import JobSpec, ReferenceImage, RemoteProvider, Upstream, UpstreamOutput
+from vidgate.gateway.providers.base import (
+    JobSpec,
+    ReferenceImage,
+    Rejected,
+    RemoteProvider,
+    Upstream,
+    UpstreamOutput,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 FIRST = ReferenceImage(role="first_frame", url="https://example.test/first.png", data=PNG, mime_type="image/png")
@@ -45,6 +54,24 @@ async def poll_until_done(provider: RemoteProvider, job: JobSpec, native_id: str
 
 async def read_all(provider: Any, out: UpstreamOutput) -> bytes:
     return b"".join([chunk async for chunk in provider.open_output(out)])
+
+
+async def run_to_mp4(provider: Any, job: JobSpec, native_id: str, frames: int = 24) -> None:
+    """Poll a job the fake runs over three polls to its end and decode its output: ``frames`` frames."""
+    seen = await poll_until_done(provider, job, native_id)
+    assert [s.status for s in seen] == ["queued", "processing", "completed"]
+    data = await read_all(provider, seen[-1].outputs[0])
+    with av.open(io.BytesIO(data)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == frames
+
+
+async def refused_before_a_call(provider: Any, fake: Any, job: JobSpec, needle: str) -> None:
+    """``job`` fails over (a retryable ``unsupported_parameter`` naming ``needle``) before any call reaches ``fake``."""
+    with pytest.raises(Rejected) as info:
+        await provider.submit(job)
+    assert info.value.retryable and info.value.code == "unsupported_parameter"
+    assert needle in info.value.message
+    assert fake.requests == []
 
 
 def adapter_fixtures(wire: Wiring) -> tuple[Any, Any]:

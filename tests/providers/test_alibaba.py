@@ -12,7 +12,7 @@ import pytest
 from fakes.alibaba_fake import AlibabaFake
 from fakes.server import free_port, small_mp4
 
-from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all, refused_before_a_call
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.alibaba import AlibabaProvider, pick_size
 from vidgate.gateway.providers.base import (
@@ -150,11 +150,7 @@ async def test_square_720p_is_sent_as_960(provider: AlibabaProvider, fake: Aliba
 async def test_inputs_wan_cannot_take_are_refused_before_any_call(
     provider: AlibabaProvider, fake: AlibabaFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 async def test_failed_and_unknown_tasks(provider: AlibabaProvider, fake: AlibabaFake) -> None:

@@ -10,7 +10,7 @@ import pytest
 from fakes.alibaba_fake import AlibabaFake
 from fakes.media import wav
 
-from providers.harness import FIRST, adapter_fixtures, created, job_maker, read_all
+from providers.harness import FIRST, adapter_fixtures, created, job_maker, read_all, refused_before_a_call
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.alibaba import AlibabaProvider
@@ -90,11 +90,7 @@ async def test_audio_track_with_a_first_frame_goes_to_the_image_model(
 async def test_what_wan_cannot_take_fails_over_without_a_call(
     provider: AlibabaProvider, fake: AlibabaFake, job: JobSpec, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(job)
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, job, needle)
 
 
 async def test_dashscope_refuses_an_inline_audio_track(provider: AlibabaProvider, fake: AlibabaFake) -> None:

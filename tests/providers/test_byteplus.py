@@ -11,7 +11,7 @@ import pytest
 from fakes.byteplus_fake import BytePlusFake
 from fakes.server import free_port, small_mp4
 
-from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all, refused_before_a_call
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
     PollFailed,
@@ -170,11 +170,7 @@ async def test_lite_text_model_switches_to_its_image_twin(provider: BytePlusProv
 async def test_inputs_seedance_cannot_take_are_refused_before_any_call(
     provider: BytePlusProvider, fake: BytePlusFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 async def test_failed_and_expired_tasks(provider: BytePlusProvider, fake: BytePlusFake) -> None:

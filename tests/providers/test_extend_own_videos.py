@@ -14,6 +14,7 @@ from fakes.media import data_uri, mp4
 from fakes.server import small_mp4
 from helpers.gateway import GatewayProcess, wait_status
 
+from providers.served import fleet_of, fresh_client, gateway_for
 from providers.wiring import Fleet
 
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
@@ -21,24 +22,17 @@ TERMINAL = {"completed", "failed", "cancelled", "expired"}
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
-    running = Fleet(["luma", "kling"], {"luma": {"polls_to_complete": 2}, "kling": {"polls_to_complete": 2}})
-    yield running
-    running.stop()
+    yield from fleet_of(["luma", "kling"], {"luma": {"polls_to_complete": 2}, "kling": {"polls_to_complete": 2}})
 
 
 @pytest.fixture(scope="module")
 def gw(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("own-extend")
-    proc = GatewayProcess(root / "gw", env={"VIDGATE_CONFIG": str(fleet.config(root / "providers.toml"))})
-    yield proc.start()
-    proc.stop()
+    yield from gateway_for(fleet, tmp_path_factory, "own-extend")
 
 
 @pytest.fixture
 def client(gw: GatewayProcess, fleet: Fleet) -> Iterator[httpx.Client]:
-    fleet.reset()
-    with gw.client(gw.new_key("own-extend", balance=100.0)) as c:
-        yield c
+    yield from fresh_client(gw, fleet, "own-extend")
 
 
 def run(client: httpx.Client, body: dict[str, Any], status: str = "completed") -> dict[str, Any]:

@@ -12,7 +12,7 @@ import pytest
 from fakes.fal_fake import FalFake
 from fakes.server import free_port, small_mp4
 
-from providers.harness import job_maker, poll_until_done, read_all
+from providers.harness import job_maker, poll_until_done, read_all, refused_before_a_call
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
     PollFailed,
@@ -222,11 +222,7 @@ REFERENCE = ReferenceImage(role="reference", url="https://example.test/r.png", d
 async def test_what_fal_cannot_take_fails_over_without_a_call(
     provider: FalProvider, fake: FalFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 def test_app_and_message_helpers() -> None:

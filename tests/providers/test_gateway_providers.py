@@ -22,6 +22,7 @@ from fakes.server import small_mp4
 from helpers.gateway import GatewayProcess, wait_status
 
 from providers.provider_cases import BY_NAME, FIRST, SERVED, Failover, Record, Retry, Served
+from providers.served import fleet_of, fresh_client, gateway_for
 from providers.wiring import Fleet
 
 TERMINAL = {"completed", "failed", "cancelled", "expired"}
@@ -43,24 +44,17 @@ def having(attr: str) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
-    running = Fleet(BY_NAME, {s.name: s.fake_settings for s in SERVED})
-    yield running
-    running.stop()
+    yield from fleet_of(BY_NAME, {s.name: s.fake_settings for s in SERVED})
 
 
 @pytest.fixture(scope="module")
 def gw(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("providers")
-    proc = GatewayProcess(root / "gw", env={"VIDGATE_CONFIG": str(fleet.config(root / "providers.toml"))})
-    yield proc.start()
-    proc.stop()
+    yield from gateway_for(fleet, tmp_path_factory, "providers")
 
 
 @pytest.fixture
 def client(gw: GatewayProcess, fleet: Fleet) -> Iterator[httpx.Client]:
-    fleet.reset()
-    with gw.client(gw.new_key("providers", balance=100.0)) as c:
-        yield c
+    yield from fresh_client(gw, fleet, "providers")
 
 
 def create(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:

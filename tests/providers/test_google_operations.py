@@ -14,6 +14,7 @@ from fakes.media import data_uri, mp4, probe
 from fakes.server import small_mp4
 from helpers.gateway import GatewayProcess, wait_status
 
+from providers.served import fleet_of, fresh_client, gateway_for
 from providers.wiring import Fleet, record
 
 CLIP = mp4(2.0)
@@ -23,26 +24,19 @@ TERMINAL = {"completed", "failed", "cancelled", "expired"}
 
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
-    running = Fleet(
+    yield from fleet_of(
         ["google", "gemini-omni"], {"google": {"polls_to_complete": 2}, "gemini-omni": {"polls_to_complete": 2}}
     )
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
 def gw(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("operations")
-    proc = GatewayProcess(root / "gw", env={"VIDGATE_CONFIG": str(fleet.config(root / "providers.toml"))})
-    yield proc.start()
-    proc.stop()
+    yield from gateway_for(fleet, tmp_path_factory, "operations")
 
 
 @pytest.fixture
 def client(gw: GatewayProcess, fleet: Fleet) -> Iterator[httpx.Client]:
-    fleet.reset()
-    with gw.client(gw.new_key("operations", balance=100.0)) as c:
-        yield c
+    yield from fresh_client(gw, fleet, "operations")
 
 
 def run(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import pytest
 from fakes.kling_fake import FAILURE_MESSAGE, KlingFake
 from fakes.server import free_port, small_mp4
 
-from providers.harness import job_maker, read_all
+from providers.harness import job_maker, read_all, refused_before_a_call
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
@@ -169,11 +169,7 @@ async def test_the_mode_is_the_one_the_combination_needs(
 async def test_combinations_no_mode_allows_fail_over_without_a_call(
     provider: KlingProvider, fake: KlingFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 async def test_fake_refuses_what_the_capability_map_lacks(fake: KlingFake, root: str) -> None:
@@ -224,11 +220,7 @@ async def test_sound_models(provider: KlingProvider, fake: KlingFake) -> None:
 async def test_unsupported_inputs_fail_over_without_a_call(
     provider: KlingProvider, fake: KlingFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 async def test_failed_task_keeps_the_message(provider: KlingProvider, fake: KlingFake) -> None:

@@ -3,14 +3,11 @@ back from the task that made it, the exact extend body, and the job run to a dec
 
 from __future__ import annotations
 
-import io
-
-import av
 import pytest
 from fakes.kling_fake import KlingFake
 from fakes.media import mp4
 
-from providers.harness import FIRST, adapter_fixtures, created, job_maker, read_all
+from providers.harness import FIRST, adapter_fixtures, created, job_maker, refused_before_a_call, run_to_mp4
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import JobSpec, Origin, ReferenceImage, Rejected, UnknownOutcome
@@ -43,14 +40,6 @@ def source(origin: Origin | None) -> ReferenceImage:
 
 def extend(origin: Origin | None, **overrides: object) -> JobSpec:
     return make_job(**{"operation": "extend", "references": (source(origin),), **overrides})
-
-
-async def run_to_mp4(provider: KlingProvider, job: JobSpec, native_id: str) -> None:
-    seen = await poll_to_end(provider, job, native_id)
-    assert [s.status for s in seen] == ["queued", "processing", "completed"]
-    data = await read_all(provider, seen[-1].outputs[0])
-    with av.open(io.BytesIO(data)) as container:
-        assert sum(1 for _ in container.decode(video=0)) == 24
 
 
 async def made_by_kling(provider: KlingProvider, **overrides: object) -> Origin:
@@ -107,11 +96,7 @@ async def test_extend_sends_the_video_id_of_the_task_that_made_the_source(
 async def test_extend_of_a_video_kling_did_not_make_fails_over_without_a_call(
     provider: KlingProvider, fake: KlingFake, origin: Origin | None, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(extend(origin))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, extend(origin), needle)
 
 
 async def test_a_task_kling_no_longer_holds_is_a_final_refusal(provider: KlingProvider, fake: KlingFake) -> None:
@@ -175,8 +160,4 @@ async def test_extends_kling_cannot_run_fail_over_without_a_call(
     provider: KlingProvider, fake: KlingFake, overrides: dict, needle: str
 ) -> None:
     job = extend(Origin("kling", "text2video/1"), **overrides)
-    with pytest.raises(Rejected) as info:
-        await provider.submit(job)
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, job, needle)

@@ -11,7 +11,7 @@ import pytest
 from fakes.ltx_fake import LtxFake
 from fakes.server import small_mp4
 
-from providers.harness import FIRST, LAST, adapter_fixtures, created, job_maker, read_all
+from providers.harness import FIRST, LAST, adapter_fixtures, created, job_maker, read_all, refused_before_a_call
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import ADAPTER_CASES, WIRINGS
 from vidgate.gateway.providers.base import ReferenceImage, Rejected, RemoteProvider
@@ -96,11 +96,7 @@ async def test_first_and_last_frame_go_to_image_to_video(provider: LtxProvider, 
 async def test_unsupported_inputs_fail_over_without_a_call(
     provider: LtxProvider, fake: LtxFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 async def test_fast_makes_20_s_at_1080p(provider: LtxProvider, fake: LtxFake) -> None:

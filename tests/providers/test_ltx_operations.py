@@ -3,15 +3,11 @@ edit) and audio-to-video, each with the exact body sent and the job run to a dec
 
 from __future__ import annotations
 
-import io
-
-import av
 import pytest
 from fakes.ltx_fake import LtxFake
 from fakes.media import data_uri, mp4, wav
 
-from providers.harness import FIRST, adapter_fixtures, created, job_maker, read_all
-from providers.harness import poll_until_done as poll_to_end
+from providers.harness import FIRST, adapter_fixtures, created, job_maker, refused_before_a_call, run_to_mp4
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers import ltx
 from vidgate.gateway.providers.base import JobSpec, ReferenceImage, Rejected
@@ -37,14 +33,6 @@ def source(data: bytes = CLIP, url: str = "") -> ReferenceImage:
 
 def voice(seconds: float = 3.0) -> ReferenceImage:
     return ReferenceImage("reference", "", wav(seconds), "audio/wav", kind="audio", file="file_01VOICE")
-
-
-async def run_to_mp4(provider: LtxProvider, job: JobSpec, native_id: str) -> None:
-    seen = await poll_to_end(provider, job, native_id)
-    assert [s.status for s in seen] == ["queued", "processing", "completed"]
-    data = await read_all(provider, seen[-1].outputs[0])
-    with av.open(io.BytesIO(data)) as container:
-        assert sum(1 for _ in container.decode(video=0)) == 24
 
 
 async def test_extend_sends_the_source_inline_to_v2_extend(provider: LtxProvider, fake: LtxFake) -> None:
@@ -167,8 +155,4 @@ async def test_what_ltx_refuses_is_a_final_refusal(
 async def test_operations_ltx_cannot_run_fail_over_without_a_call(
     provider: LtxProvider, fake: LtxFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)

@@ -4,17 +4,22 @@ each with the exact body sent and the job run to a decodable MP4."""
 
 from __future__ import annotations
 
-import io
-
-import av
 import pytest
 from fakes.luma_fake import LumaFake
 from fakes.media import mp4
 
-from providers.harness import FIRST, LAST, adapter_fixtures, created, job_maker, read_all
+from providers.harness import (
+    FIRST,
+    LAST,
+    adapter_fixtures,
+    created,
+    job_maker,
+    refused_before_a_call,
+    run_to_mp4,
+)
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import WIRINGS
-from vidgate.gateway.providers.base import JobSpec, Origin, ReferenceImage, Rejected
+from vidgate.gateway.providers.base import Origin, ReferenceImage, Rejected
 from vidgate.gateway.providers.luma import LumaProvider
 
 WIRE = WIRINGS["luma"]
@@ -39,14 +44,6 @@ def source(origin: Origin | None = None, url: str = "") -> ReferenceImage:
     return ReferenceImage(
         "source", url, CLIP, "video/mp4", kind="video", asset=None if url else "ast_01POND", origin=origin
     )
-
-
-async def run_to_mp4(provider: LumaProvider, job: JobSpec, native_id: str) -> None:
-    seen = await poll_to_end(provider, job, native_id)
-    assert [s.status for s in seen] == ["queued", "processing", "completed"]
-    data = await read_all(provider, seen[-1].outputs[0])
-    with av.open(io.BytesIO(data)) as container:
-        assert sum(1 for _ in container.decode(video=0)) == 24
 
 
 async def made_by_luma(provider: LumaProvider) -> Origin:
@@ -174,8 +171,4 @@ async def test_what_luma_refuses_in_a_modify_is_a_final_refusal(provider: LumaPr
 async def test_operations_luma_cannot_run_fail_over_without_a_call(
     provider: LumaProvider, fake: LumaFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)

@@ -11,7 +11,7 @@ import pytest
 from fakes.minimax_fake import MiniMaxFake
 from fakes.server import free_port, small_mp4
 
-from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, poll_until_done, read_all, refused_before_a_call
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
     PollFailed,
@@ -134,11 +134,7 @@ async def test_group_id_is_sent_when_configured(root: str, fake: MiniMaxFake) ->
 async def test_inputs_the_model_cannot_take_are_refused_before_any_call(
     provider: MiniMaxProvider, fake: MiniMaxFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 async def test_512p_is_allowed_with_a_first_frame(provider: MiniMaxProvider, fake: MiniMaxFake) -> None:

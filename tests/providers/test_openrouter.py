@@ -8,7 +8,7 @@ import pytest
 from fakes.openrouter_fake import OpenRouterFake
 from fakes.server import small_mp4
 
-from providers.harness import FIRST, LAST, PNG, adapter_fixtures, created, job_maker, read_all
+from providers.harness import FIRST, LAST, PNG, adapter_fixtures, created, job_maker, read_all, refused_before_a_call
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import ADAPTER_CASES, WIRINGS
 from vidgate.gateway.providers.base import PollFailed, ReferenceImage, Rejected, RemoteProvider, UpstreamOutput
@@ -95,11 +95,7 @@ def test_the_key_goes_only_to_the_api_host() -> None:
 async def test_unsupported_inputs_fail_over_without_a_call(
     provider: OpenRouterProvider, fake: OpenRouterFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
     assert await provider.find(make_job(**overrides)) is None
 
 

@@ -12,7 +12,7 @@ import pytest
 from fakes.replicate_fake import FAILURE_ERROR, ReplicateFake, parse_duration
 from fakes.server import free_port, small_mp4
 
-from providers.harness import FIRST, LAST, PNG, job_maker, read_all
+from providers.harness import FIRST, LAST, PNG, job_maker, read_all, refused_before_a_call
 from providers.harness import poll_until_done as poll_to_end
 from providers.wiring import WIRINGS
 from vidgate.gateway.providers.base import (
@@ -204,11 +204,7 @@ async def test_versioned_model(provider: ReplicateProvider, fake: ReplicateFake)
 async def test_unsupported_inputs_fail_over_without_a_call(
     provider: ReplicateProvider, fake: ReplicateFake, overrides: dict, needle: str
 ) -> None:
-    with pytest.raises(Rejected) as info:
-        await provider.submit(make_job(**overrides))
-    assert info.value.retryable and info.value.code == "unsupported_parameter"
-    assert needle in info.value.message
-    assert fake.requests == []
+    await refused_before_a_call(provider, fake, make_job(**overrides), needle)
 
 
 def test_unknown_model_gets_the_generic_mapping(provider: ReplicateProvider) -> None:

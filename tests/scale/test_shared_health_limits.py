@@ -14,6 +14,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -194,16 +195,26 @@ async def hammer(urls: list[str], key: str, job_id: str, seconds: float) -> tupl
     return answers, time.monotonic() - started
 
 
-@needs_pg
-def test_a_keys_rate_is_one_bucket_across_api_processes(tmp_path: Path, pg_server: Any) -> None:
-    env = pg_env(pg_server, tmp_path, "rate")
+@contextmanager
+def api_processes(tmp_path: Path, env: dict[str, str], count: int = 2) -> Iterator[list[GatewayProcess]]:
+    """``count`` API processes (one worker each) on the same database, stopped on the way out."""
     apis = [
         GatewayProcess(tmp_path / f"api{i}", env=env, command="api", log_name="api", args=("--workers", "1"))
-        for i in range(2)
+        for i in range(count)
     ]
     for p in apis:
         p.start()
     try:
+        yield apis
+    finally:
+        for p in apis:
+            p.stop()
+
+
+@needs_pg
+def test_a_keys_rate_is_one_bucket_across_api_processes(tmp_path: Path, pg_server: Any) -> None:
+    env = pg_env(pg_server, tmp_path, "rate")
+    with api_processes(tmp_path, env) as apis:
         key = apis[0].new_key("hammer", balance=10.0)
         with apis[0].client(key) as api:
             job_id = api.post("/v1/videos", json=LOCAL).json()["id"]
@@ -226,21 +237,12 @@ def test_a_keys_rate_is_one_bucket_across_api_processes(tmp_path: Path, pg_serve
             assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limited"), error
             assert "2 requests a second" in error["message"] and error["request_id"] == r.headers["x-request-id"]
             assert r.headers["retry-after"] == "1", r.headers  # a token is never more than half a second away
-    finally:
-        for p in apis:
-            p.stop()
 
 
 @needs_pg
 def test_a_keys_live_job_cap_holds_across_api_processes(tmp_path: Path, pg_server: Any) -> None:
     env = pg_env(pg_server, tmp_path, "cap")
-    apis = [
-        GatewayProcess(tmp_path / f"api{i}", env=env, command="api", log_name="api", args=("--workers", "1"))
-        for i in range(2)
-    ]
-    for p in apis:
-        p.start()
-    try:
+    with api_processes(tmp_path, env) as apis:
         key = apis[0].new_key("capped", balance=10.0)
         with apis[0].admin() as admin:
             r = admin.patch(f"/v1/admin/keys/{apis[0].key_id(key)}/limits", json={"max_concurrent_jobs": 3})
@@ -267,6 +269,3 @@ def test_a_keys_live_job_cap_holds_across_api_processes(tmp_path: Path, pg_serve
                 assert r.json()["error"]["code"] == "rate_limited" and r.headers["retry-after"] == "5"
         live = rows(apis[0], "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'processing')")
         assert live == [(3,)]
-    finally:
-        for p in apis:
-            p.stop()

@@ -26,6 +26,19 @@ def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
 
 
+def open_tab(
+    browser: Any, viewport: dict[str, int] = VIEWPORT, errors: list[str] | None = None, **options: Any
+) -> tuple[Any, Any, list[str]]:
+    """A new context (``options`` passed on) and tab; its uncaught errors and console errors collect in ``errors``."""
+    context = browser.new_context(viewport=viewport, **options)
+    tab = context.new_page()
+    tab.set_default_timeout(15_000)
+    errors = [] if errors is None else errors
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return context, tab, errors
+
+
 def sign_in(page: Any, base_url: str, key: str) -> None:
     page.goto(base_url + "/")
     page.get_by_test_id("api-key").fill(key)

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from helpers.gateway import ADMIN_KEY, GatewayProcess, wait_status
 
-from web.axe import AXE, serious_violations, sideways_overflow
-from web.browser import CHROMIUM, VIEWPORT, launch, sign_in, wait_until
+from web.axe import AXE, assert_clean, audit, audit_route
+from web.browser import CHROMIUM, open_tab, sign_in, wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
@@ -29,26 +29,6 @@ MODEL = "vidgate/procedural"
 SMALL = {"model": MODEL, "duration": 1, "size": "64x64"}
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-def open_tab(
-    browser: Any, viewport: dict[str, int] = VIEWPORT, errors: list[str] | None = None
-) -> tuple[Any, Any, list[str]]:
-    context = browser.new_context(viewport=viewport)
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    errors = [] if errors is None else errors
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    return context, tab, errors
 
 
 @pytest.fixture
@@ -345,7 +325,7 @@ def test_admin_pages_pass_axe_and_fit_a_phone(gateway: GatewayProcess, browser: 
         for name, route, ready in [("usage", "#/usage", "usage-limits"), ("forbidden", "#/admin/keys", "forbidden")]:
             page.evaluate("h => { location.hash = h }", route)
             page.get_by_test_id(ready).first.wait_for()
-            checks[name] = (serious_violations(page), sideways_overflow(page), page.title())
+            checks[name] = audit(page)
         page.get_by_test_id("sign-out").click()
         admin_sign_in(page, gateway.base_url)
         page.get_by_test_id("new-key-name").fill("axe")
@@ -353,16 +333,10 @@ def test_admin_pages_pass_axe_and_fit_a_phone(gateway: GatewayProcess, browser: 
         page.get_by_test_id("new-key-secret").wait_for()
         page.get_by_test_id("manage-key").first.click()
         page.get_by_test_id("key-editor").wait_for()
-        checks["keys"] = (serious_violations(page), sideways_overflow(page), page.title())
+        checks["keys"] = audit(page)
         for name, route, ready in [("ledger", "#/admin/ledger", "ledger-row"), ("log", "#/admin/jobs", "log-row")]:
-            page.evaluate("h => { location.hash = h }", route)
-            page.get_by_test_id(ready).first.wait_for()
-            wait_until(page, "document.activeElement && document.activeElement.tagName === 'H1'")
-            checks[name] = (serious_violations(page), sideways_overflow(page), page.title())
-        failures = {name: c for name, c in checks.items() if c[0] or c[1] > 0}
-        assert failures == {}, failures
-        titles = {name: c[2] for name, c in checks.items()}
-        assert len(set(titles.values())) == len(titles), titles
+            checks[name] = audit_route(page, route, ready)
+        assert_clean(checks)
         assert errors == [], errors
     finally:
         context.close()

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from helpers.gateway import GatewayProcess, wait_status
 
-from web.axe import AXE, serious_violations, sideways_overflow
-from web.browser import CHROMIUM, VIEWPORT, launch, sign_in, wait_until
+from web.axe import AXE, assert_clean, audit, audit_route
+from web.browser import CHROMIUM, open_tab, sign_in, wait_until
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
@@ -28,28 +28,10 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
-
-
-def open_tab(browser: Any, viewport: dict[str, int] = VIEWPORT) -> tuple[Any, Any, list[str]]:
-    context = browser.new_context(viewport=viewport, accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    return context, tab, errors
-
-
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     """A fresh tab; any uncaught error or console error (a failed request included) fails the test."""
-    context, tab, errors = open_tab(browser)
+    context, tab, errors = open_tab(browser, accept_downloads=True)
     yield tab
     context.close()
     assert errors == [], errors
@@ -243,11 +225,11 @@ def test_every_page_passes_axe_and_fits_a_phone(
         )
         video_id = job.json()["id"]
         wait_status(api, video_id, {"completed"})
-    context, page, errors = open_tab(browser, viewport)
+    context, page, errors = open_tab(browser, viewport, accept_downloads=True)
     try:
         page.goto(gateway.base_url + "/")
         page.get_by_test_id("signin-form").wait_for()
-        checks = {"signin": (serious_violations(page), sideways_overflow(page), page.title())}
+        checks = {"signin": audit(page)}
         sign_in(page, gateway.base_url, key)
         for name, route, ready in [
             ("playground", "#/playground", "estimate"),
@@ -256,15 +238,9 @@ def test_every_page_passes_axe_and_fits_a_phone(
             ("models", "#/models", "model-card"),
             ("usage", "#/usage", "usage-balance"),
         ]:
-            page.evaluate("h => { location.hash = h }", route)
-            page.get_by_test_id(ready).first.wait_for()
-            wait_until(page, "document.activeElement && document.activeElement.tagName === 'H1'")
-            checks[name] = (serious_violations(page), sideways_overflow(page), page.title())
-        failures = {name: c for name, c in checks.items() if c[0] or c[1] > 0}
-        assert failures == {}, failures
-        titles = {name: c[2] for name, c in checks.items()}
+            checks[name] = audit_route(page, route, ready)
+        titles = assert_clean(checks)
         assert titles["jobs"] == "Jobs · vidgate" and titles["job"] == f"{video_id} · Job · vidgate", titles
-        assert len(set(titles.values())) == len(titles), titles
         page.reload()  # a fresh load: the first Tab reaches the skip link
         page.get_by_test_id("usage-balance").wait_for()
         page.keyboard.press("Tab")
@@ -277,7 +253,7 @@ def test_every_page_passes_axe_and_fits_a_phone(
 def test_a_network_failure_says_so(gateway: GatewayProcess, browser: Any) -> None:
     """A create that never reaches the gateway is reported as a network error, next to Generate."""
     key = gateway.new_key("web-offline")
-    context, page, errors = open_tab(browser, PHONE)
+    context, page, errors = open_tab(browser, PHONE, accept_downloads=True)
     try:
         sign_in(page, gateway.base_url, key)
         page.get_by_test_id("prompt").fill("offline")

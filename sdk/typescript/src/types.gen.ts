@@ -998,7 +998,7 @@ export interface Operations {
     body: never;
     response: VideoDeleted;
   };
-  /** The output bytes (Range supported), or its poster frame or spritesheet (variant) */
+  /** The output bytes (Range supported), or its poster frame or spritesheet (variant); where the operator turned content redirects on (an S3 store), a 307 to a short-lived presigned URL instead */
   getVideoContent: {
     path: {
       video_id: string;
@@ -1424,7 +1424,7 @@ export interface Operations {
     body: never;
     response: VideoDeleted;
   };
-  /** The output bytes (Range supported), or its poster frame or spritesheet (variant) (alias of /v1/videos/{video_id}/content) */
+  /** The output bytes (Range supported), or its poster frame or spritesheet (variant); where the operator turned content redirects on (an S3 store), a 307 to a short-lived presigned URL instead (alias of /v1/videos/{video_id}/content) */
   getVideoContentAlias: {
     path: {
       video_id: string;

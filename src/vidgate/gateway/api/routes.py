@@ -147,7 +147,8 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         videos.video_content,
         Operation(
             "getVideoContent",
-            "The output bytes (Range supported), or its poster frame or spritesheet (variant)",
+            "The output bytes (Range supported), or its poster frame or spritesheet (variant); where the "
+            "operator turned content redirects on (an S3 store), a 307 to a short-lived presigned URL instead",
             Reply("200", None),
             params=(VIDEO_ID, query("index", INDEX), query("variant", VARIANT), RANGE),
             errors=(*KEYED, "400", "404", "409", "416"),

@@ -41,13 +41,12 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.cancel import cancel_request
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import make_client, poll_status, request, request_id_of, stream_url, submitted_id
 from vidgate.gateway.providers.mapping import (
     base64_text,
     nearest_shape,
@@ -170,9 +169,7 @@ class GeminiOmniProvider:
         data, response = await request(
             self._client, "POST", "/interactions", phase="submit", expect=(200,), json=body, headers=self._auth
         )
-        interaction_id = require(data, "id", phase="submit")
-        if not isinstance(interaction_id, str) or not interaction_id:
-            raise UnknownOutcome("gemini-omni answered without an interaction id", retryable=True)
+        interaction_id = submitted_id(data, "id", "gemini-omni answered without an interaction id")
         return Accepted(native_id=interaction_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
@@ -180,15 +177,9 @@ class GeminiOmniProvider:
         return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
-        data, response = await request(
-            self._client,
-            "GET",
-            f"/interactions/{quote(native_id, safe='')}",
-            phase="poll",
-            expect=(200,),
-            headers=self._auth,
+        data, response, status = await poll_status(
+            self._client, f"/interactions/{quote(native_id, safe='')}", self._auth
         )
-        status = require(data, "status")
         if status in _RUNNING:
             return Upstream(status=_RUNNING[status])  # type: ignore[arg-type]
         rid = request_id_of(response)

@@ -310,6 +310,20 @@ def require(body: Any, *keys: str, phase: str = "poll") -> Any:
     return value
 
 
+def submitted_id(body: Any, key: str, missing: str) -> str:
+    """The id a submit answer names under ``key``; a 2xx without one leaves the outcome unknown."""
+    value = require(body, key, phase="submit")
+    if not isinstance(value, str) or not value:
+        raise UnknownOutcome(missing, retryable=True)
+    return value
+
+
+async def poll_status(client: Client, path: str, headers: Mapping[str, str]) -> tuple[Any, Response, Any]:
+    """GET one job's state (only a 200 will do) and return its body, the response and its ``status``."""
+    data, response = await request(client, "GET", path, phase="poll", expect=(200,), headers=headers)
+    return data, response, require(data, "status")
+
+
 async def stream_url(
     client: Client, url: str, headers: Mapping[str, str] = {}, *, follow_redirects: bool = True
 ) -> AsyncIterator[bytes]:

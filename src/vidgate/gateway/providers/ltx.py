@@ -52,14 +52,13 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.cancel import CannotCancel
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import make_client, poll_status, request, request_id_of, stream_url, submitted_id
 from vidgate.gateway.providers.mapping import image_link, refuse_set, unsupported
 from vidgate.gateway.providers.reconcile import find_without_lookup
 from vidgate.gateway.providers.sources import media_uri, of_kind, other_inputs, source_video
@@ -214,9 +213,7 @@ class LtxProvider(CannotCancel):
         data, response = await request(
             self._client, "POST", f"/v2/{endpoint}", phase="submit", json=body, headers=self._auth
         )
-        job_id = require(data, "id", phase="submit")
-        if not isinstance(job_id, str) or not job_id:
-            raise UnknownOutcome("ltx answered without a job id", retryable=True)
+        job_id = submitted_id(data, "id", "ltx answered without a job id")
         return Accepted(native_id=f"{endpoint}/{job_id}", request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
@@ -225,15 +222,8 @@ class LtxProvider(CannotCancel):
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
         endpoint, _, job_id = native_id.partition("/")
-        data, response = await request(
-            self._client,
-            "GET",
-            f"/v2/{quote(endpoint, safe='')}/{quote(job_id, safe='')}",
-            phase="poll",
-            expect=(200,),
-            headers=self._auth,
-        )
-        status = require(data, "status")
+        path = f"/v2/{quote(endpoint, safe='')}/{quote(job_id, safe='')}"
+        data, response, status = await poll_status(self._client, path, self._auth)
         if status in _STATUS:
             return Upstream(status=_STATUS[status])
         if status == "completed":

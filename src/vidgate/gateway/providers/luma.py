@@ -43,14 +43,13 @@ from vidgate.gateway.providers.base import (
     ProviderConfig,
     ReferenceImage,
     Rejected,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.cancel import CannotCancel
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url, submitted_id
 from vidgate.gateway.providers.mapping import nearest_shape, other_roles, unsupported
 from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 from vidgate.gateway.providers.sources import other_inputs, source_video
@@ -185,9 +184,7 @@ class LumaProvider(CannotCancel):
         data, response = await request(
             self._client, "POST", path, phase="submit", expect=(200, 201), json=body, headers=self._auth
         )
-        generation_id = require(data, "id", phase="submit")
-        if not isinstance(generation_id, str) or not generation_id:
-            raise UnknownOutcome("luma answered without a generation id", retryable=True)
+        generation_id = submitted_id(data, "id", "luma answered without a generation id")
         return Accepted(native_id=generation_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:

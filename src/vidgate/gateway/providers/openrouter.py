@@ -41,14 +41,13 @@ from vidgate.gateway.providers.base import (
     PollFailed,
     ProviderConfig,
     ReferenceImage,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.cancel import CannotCancel
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import make_client, poll_status, request, request_id_of, stream_url, submitted_id
 from vidgate.gateway.providers.mapping import image_link, other_roles, unsupported
 from vidgate.gateway.providers.reconcile import find_without_lookup
 
@@ -104,9 +103,7 @@ class OpenRouterProvider(CannotCancel):
     async def submit(self, job: JobSpec) -> Accepted:
         body = self.build_request(job)
         data, response = await request(self._client, "POST", "/videos", phase="submit", json=body, headers=self._auth)
-        job_id = require(data, "id", phase="submit")
-        if not isinstance(job_id, str) or not job_id:
-            raise UnknownOutcome("openrouter answered without a job id", retryable=True)
+        job_id = submitted_id(data, "id", "openrouter answered without a job id")
         return Accepted(native_id=job_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
@@ -114,15 +111,7 @@ class OpenRouterProvider(CannotCancel):
         return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
-        data, response = await request(
-            self._client,
-            "GET",
-            f"/videos/{quote(native_id, safe='')}",
-            phase="poll",
-            expect=(200,),
-            headers=self._auth,
-        )
-        status = require(data, "status")
+        data, response, status = await poll_status(self._client, f"/videos/{quote(native_id, safe='')}", self._auth)
         if status in _STATUS:
             return Upstream(status=_STATUS[status])
         rid = request_id_of(response)

@@ -35,13 +35,20 @@ from vidgate.gateway.providers.base import (
     ProviderConfig,
     ReferenceImage,
     Rejected,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.cancel import cancel_request
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import (
+    make_client,
+    poll_status,
+    request,
+    request_id_of,
+    require,
+    stream_url,
+    submitted_id,
+)
 from vidgate.gateway.providers.mapping import image_link, other_roles, resolution_label, unsupported
 from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 
@@ -267,9 +274,7 @@ class ReplicateProvider:
         data, response = await request(
             self._client, "POST", path, phase="submit", expect=(200, 201, 202), json=body, headers=headers
         )
-        prediction_id = require(data, "id", phase="submit")
-        if not isinstance(prediction_id, str) or not prediction_id:
-            raise UnknownOutcome("replicate answered without a prediction id", retryable=True)
+        prediction_id = submitted_id(data, "id", "replicate answered without a prediction id")
         return Accepted(native_id=prediction_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
@@ -310,15 +315,9 @@ class ReplicateProvider:
                 raise PollFailed("replicate's next page is not on its API host", retryable=True)
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
-        data, response = await request(
-            self._client,
-            "GET",
-            f"/predictions/{quote(native_id, safe='')}",
-            phase="poll",
-            expect=(200,),
-            headers=self._auth,
+        data, response, status = await poll_status(
+            self._client, f"/predictions/{quote(native_id, safe='')}", self._auth
         )
-        status = require(data, "status")
         rid = request_id_of(response)
         if status == "starting":
             return Upstream(status="queued")

@@ -38,14 +38,21 @@ from vidgate.gateway.providers.base import (
     ProviderConfig,
     ReferenceImage,
     Rejected,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
     UpstreamStatus,
 )
 from vidgate.gateway.providers.cancel import cancel_request
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import (
+    make_client,
+    poll_status,
+    request,
+    request_id_of,
+    require,
+    stream_url,
+    submitted_id,
+)
 from vidgate.gateway.providers.mapping import image_link, unsupported
 from vidgate.gateway.providers.reconcile import find_without_lookup
 from vidgate.gateway.providers.sources import inline_or_url, other_inputs, source_video
@@ -259,9 +266,7 @@ class RunwayProvider:
             body["videoUri"] = await self._upload(job)
         # Create's success code is unverified (200 expected): any of 200/201/202 is accepted.
         data, response = await request(self._client, "POST", path, phase="submit", json=body, headers=self._auth)
-        task_id = require(data, "id", phase="submit")
-        if not isinstance(task_id, str) or not task_id:
-            raise UnknownOutcome("runway answered without a task id", retryable=True)
+        task_id = submitted_id(data, "id", "runway answered without a task id")
         return Accepted(native_id=task_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
@@ -269,10 +274,7 @@ class RunwayProvider:
         return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
-        data, response = await request(
-            self._client, "GET", f"/v1/tasks/{native_id}", phase="poll", expect=(200,), headers=self._auth
-        )
-        status = require(data, "status")
+        data, response, status = await poll_status(self._client, f"/v1/tasks/{native_id}", self._auth)
         if status in _STATUS:
             progress = data.get("progress")
             pct = max(0, min(100, round(progress * 100))) if isinstance(progress, int | float) else None

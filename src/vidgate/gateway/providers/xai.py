@@ -31,13 +31,12 @@ from vidgate.gateway.providers.base import (
     JobSpec,
     PollFailed,
     ProviderConfig,
-    UnknownOutcome,
     Upstream,
     UpstreamError,
     UpstreamOutput,
 )
 from vidgate.gateway.providers.cancel import CannotCancel
-from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
+from vidgate.gateway.providers.http import make_client, poll_status, request, request_id_of, stream_url, submitted_id
 from vidgate.gateway.providers.mapping import (
     image_link,
     nearest_shape,
@@ -119,9 +118,7 @@ class XaiProvider(CannotCancel):
         data, response = await request(
             self._client, "POST", "/videos/generations", phase="submit", json=body, headers=self._auth
         )
-        request_id = require(data, "request_id", phase="submit")
-        if not isinstance(request_id, str) or not request_id:
-            raise UnknownOutcome("xai answered without a request id", retryable=True)
+        request_id = submitted_id(data, "request_id", "xai answered without a request id")
         return Accepted(native_id=request_id, request_id=request_id_of(response))
 
     async def find(self, job: JobSpec, since: float | None = None) -> Accepted | None:
@@ -129,15 +126,7 @@ class XaiProvider(CannotCancel):
         return find_without_lookup(self.name, lambda: self.build_request(job))
 
     async def poll(self, job: JobSpec, native_id: str) -> Upstream:
-        data, response = await request(
-            self._client,
-            "GET",
-            f"/videos/{quote(native_id, safe='')}",
-            phase="poll",
-            expect=(200,),
-            headers=self._auth,
-        )
-        status = require(data, "status")
+        data, response, status = await poll_status(self._client, f"/videos/{quote(native_id, safe='')}", self._auth)
         progress = data.get("progress")
         pct = max(0, min(100, int(progress))) if isinstance(progress, int | float) else None
         if status == "pending":

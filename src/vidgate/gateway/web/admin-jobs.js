@@ -1,8 +1,7 @@
 // The request log: recent jobs of every key with status, model, provider and cost, newest first, in
 // keyset pages; key, status, model and provider filters and the page size kept in the URL.
 
-import { api } from "./api.js";
-import { keyDirectory, keyLabel, keySelect, pager, PAGE_SIZES, readFilters, sizeSelect, writeFilters } from "./admin.js";
+import { follow, keyDirectory, keyLabel, keySelect, PAGE_SIZES, pagedListing, readFilters, sizeSelect } from "./admin.js";
 import { clear, dateTime, empty, h, shortId, statusBadge, table, usd } from "./ui.js";
 
 const STATUSES = ["queued", "processing", "completed", "failed", "cancelled", "expired"];
@@ -29,32 +28,19 @@ export async function adminJobsPage(view, ctx) {
   const modelFilter = text("model", "Model id");
   const providerFilter = text("provider", "Provider");
   const size = sizeSelect(state.limit);
-  let loading = 0;
-  const load = async () => {
-    const ticket = ++loading;
-    writeFilters("/admin/jobs", state, DEFAULTS);
-    const q = new URLSearchParams({ limit: String(state.limit) });
-    for (const name of ["key_id", "status", "model", "provider"]) if (state[name]) q.set(name, state[name]);
-    if (pages.after()) q.set("after", pages.after());
-    body.setAttribute("aria-busy", "true");
-    let page;
-    try {
-      page = await api(`/v1/admin/jobs?${q}`);
-    } finally {
-      body.removeAttribute("aria-busy");
-    }
-    if (!ctx.alive || ticket !== loading) return;
-    pages.show(page);
-    if (!page.data.length) {
-      const filtered = state.key_id || state.status || state.model || state.provider;
-      clear(body, empty(filtered ? "No jobs match these filters." : "No jobs yet.", { "data-testid": "log-empty" }));
-      return;
-    }
-    clear(
-      body,
+  const listing = pagedListing({
+    ctx,
+    route: "/admin/jobs",
+    endpoint: "/v1/admin/jobs",
+    state,
+    defaults: DEFAULTS,
+    filters: ["key_id", "status", "model", "provider"],
+    body,
+    none: (filtered) => empty(filtered ? "No jobs match these filters." : "No jobs yet.", { "data-testid": "log-empty" }),
+    rows: (data) =>
       table(
         ["Job", "Created", "Key", "Model", "Provider", "Status", ["Cost", "num"], "Error"],
-        page.data.map((j) =>
+        data.map((j) =>
           h(
             "tr",
             { "data-testid": "log-row", "data-id": j.id, "data-key": j.key_id, "data-status": j.status },
@@ -70,22 +56,10 @@ export async function adminJobsPage(view, ctx) {
         ),
         { "aria-label": "Jobs of every key" },
       ),
-    );
-  };
-  const reload = () => load().catch(ctx.fail);
-  const pages = pager(reload);
-  const refilter = () => {
-    pages.reset();
-    reload();
-  };
-  keyFilter.addEventListener("change", () => {
-    state.key_id = keyFilter.value;
-    refilter();
   });
-  statusFilter.addEventListener("change", () => {
-    state.status = statusFilter.value;
-    refilter();
-  });
+  const { refilter } = listing;
+  follow(keyFilter, state, "key_id", refilter);
+  follow(statusFilter, state, "status", refilter);
   for (const [input, name] of [[modelFilter, "model"], [providerFilter, "provider"]]) {
     let timer = null;
     ctx.cleanup(() => clearTimeout(timer));
@@ -97,21 +71,18 @@ export async function adminJobsPage(view, ctx) {
       }, 300);
     });
   }
-  size.addEventListener("change", () => {
-    state.limit = Number(size.value);
-    refilter();
-  });
+  follow(size, state, "limit", refilter, Number);
   clear(
     view,
     h("header", { class: "page-head" }, h("h1", {}, "Request log"), h("p", { class: "muted" }, "Every key's jobs, newest first: the cost is the charge once settled, the hold while running.")),
     h(
       "div",
       { class: "card" },
-      h("div", { class: "toolbar", role: "search" }, keyFilter, statusFilter, modelFilter, providerFilter, size, h("span", { class: "spacer" }), ...pages.controls),
+      h("div", { class: "toolbar", role: "search" }, keyFilter, statusFilter, modelFilter, providerFilter, size, h("span", { class: "spacer" }), ...listing.controls),
       body,
     ),
   );
-  await load();
+  await listing.load();
 }
 
 /** The request log filtered to one key. */

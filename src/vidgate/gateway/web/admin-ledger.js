@@ -1,8 +1,7 @@
 // The ledger of every key (or one): top-ups, holds, releases and charges, newest first, in keyset
 // pages; the key and kind filters and the page size kept in the URL.
 
-import { api } from "./api.js";
-import { keyDirectory, keyLabel, keySelect, pager, PAGE_SIZES, readFilters, sizeSelect, writeFilters } from "./admin.js";
+import { follow, keyDirectory, keyLabel, keySelect, PAGE_SIZES, pagedListing, readFilters, sizeSelect } from "./admin.js";
 import { clear, dateTime, empty, h, shortId, table, usd } from "./ui.js";
 
 const KINDS = ["topup", "hold", "release", "charge", "adjust"];
@@ -25,32 +24,19 @@ export async function ledgerPage(view, ctx) {
     KINDS.map((k) => h("option", { value: k, selected: k === state.kind }, k)),
   );
   const size = sizeSelect(state.limit);
-  let loading = 0;
-  const load = async () => {
-    const ticket = ++loading;
-    writeFilters("/admin/ledger", state, DEFAULTS);
-    const q = new URLSearchParams({ limit: String(state.limit) });
-    if (state.key_id) q.set("key_id", state.key_id);
-    if (state.kind) q.set("kind", state.kind);
-    if (pages.after()) q.set("after", pages.after());
-    body.setAttribute("aria-busy", "true");
-    let page;
-    try {
-      page = await api(`/v1/admin/ledger?${q}`);
-    } finally {
-      body.removeAttribute("aria-busy");
-    }
-    if (!ctx.alive || ticket !== loading) return;
-    pages.show(page);
-    if (!page.data.length) {
-      clear(body, empty(state.key_id || state.kind ? "No entries match these filters." : "No ledger entries yet.", { "data-testid": "ledger-empty" }));
-      return;
-    }
-    clear(
-      body,
+  const listing = pagedListing({
+    ctx,
+    route: "/admin/ledger",
+    endpoint: "/v1/admin/ledger",
+    state,
+    defaults: DEFAULTS,
+    filters: ["key_id", "kind"],
+    body,
+    none: (filtered) => empty(filtered ? "No entries match these filters." : "No ledger entries yet.", { "data-testid": "ledger-empty" }),
+    rows: (data) =>
       table(
         ["When", "Key", "Kind", ["Amount", "num"], "Job", "Model", "Memo"],
-        page.data.map((e) =>
+        data.map((e) =>
           h(
             "tr",
             { "data-testid": "ledger-row", "data-id": e.id, "data-kind": e.kind, "data-key": e.key_id },
@@ -65,32 +51,16 @@ export async function ledgerPage(view, ctx) {
         ),
         { "aria-label": "Ledger entries" },
       ),
-    );
-  };
-  const reload = () => load().catch(ctx.fail);
-  const pages = pager(reload);
-  const refilter = () => {
-    pages.reset();
-    reload();
-  };
-  keyFilter.addEventListener("change", () => {
-    state.key_id = keyFilter.value;
-    refilter();
   });
-  kindFilter.addEventListener("change", () => {
-    state.kind = kindFilter.value;
-    refilter();
-  });
-  size.addEventListener("change", () => {
-    state.limit = Number(size.value);
-    refilter();
-  });
+  follow(keyFilter, state, "key_id", listing.refilter);
+  follow(kindFilter, state, "kind", listing.refilter);
+  follow(size, state, "limit", listing.refilter, Number);
   clear(
     view,
     h("header", { class: "page-head" }, h("h1", {}, "Ledger"), h("p", { class: "muted" }, "Every movement of every key's funds, newest first. Amounts in USD; a negative amount takes from the balance or the hold.")),
-    h("div", { class: "card" }, h("div", { class: "toolbar", role: "search" }, keyFilter, kindFilter, size, h("span", { class: "spacer" }), ...pages.controls), body),
+    h("div", { class: "card" }, h("div", { class: "toolbar", role: "search" }, keyFilter, kindFilter, size, h("span", { class: "spacer" }), ...listing.controls), body),
   );
-  await load();
+  await listing.load();
 }
 
 /** The ledger page filtered to one key. */

@@ -1,7 +1,8 @@
-// What the admin pages share: the keys by id, keyset paging with Next / Previous, filters kept in the URL.
+// What the admin pages share: the keys by id, keyset paging with Next / Previous, filters kept in the
+// URL, and a filtered listing that loads its pages into a table.
 
 import { api } from "./api.js";
-import { h } from "./ui.js";
+import { clear, h } from "./ui.js";
 
 export const PAGE_SIZES = [10, 25, 50, 100];
 
@@ -82,4 +83,46 @@ export function sizeSelect(selected) {
     { class: "input input-sm", "data-testid": "page-size", "aria-label": "Rows per page" },
     PAGE_SIZES.map((n) => h("option", { value: n, selected: n === selected }, `${n} per page`)),
   );
+}
+
+/**
+ * A filtered keyset listing of ``endpoint`` shown in ``body``: ``state`` holds the page size and the
+ * ``filters`` (sent when set, kept in the URL under ``route``); ``rows(data)`` draws a page and
+ * ``none(filtered)`` an empty one. ``load`` fetches the current page (a newer load wins),
+ * ``refilter`` starts again from the first; ``controls`` are the pager's.
+ */
+export function pagedListing({ ctx, route, endpoint, state, defaults, filters, body, rows, none }) {
+  let loading = 0;
+  const load = async () => {
+    const ticket = ++loading;
+    writeFilters(route, state, defaults);
+    const q = new URLSearchParams({ limit: String(state.limit) });
+    for (const name of filters) if (state[name]) q.set(name, state[name]);
+    if (pages.after()) q.set("after", pages.after());
+    body.setAttribute("aria-busy", "true");
+    let page;
+    try {
+      page = await api(`${endpoint}?${q}`);
+    } finally {
+      body.removeAttribute("aria-busy");
+    }
+    if (!ctx.alive || ticket !== loading) return;
+    pages.show(page);
+    clear(body, page.data.length ? rows(page.data) : none(filters.some((name) => state[name])));
+  };
+  const reload = () => load().catch(ctx.fail);
+  const pages = pager(reload);
+  const refilter = () => {
+    pages.reset();
+    reload();
+  };
+  return { load, refilter, controls: pages.controls };
+}
+
+/** On each change of ``select``, set ``state[name]`` to its (``parse``d) value and start from the first page. */
+export function follow(select, state, name, refilter, parse = (value) => value) {
+  select.addEventListener("change", () => {
+    state[name] = parse(select.value);
+    refilter();
+  });
 }
