@@ -268,3 +268,40 @@ def test_a_network_failure_says_so(gateway: GatewayProcess, browser: Any) -> Non
         context.close()
     with httpx.Client(base_url=gateway.base_url, headers={"Authorization": f"Bearer {key}"}) as api:
         assert api.get("/v1/videos").json()["data"] == []
+
+
+def test_a_job_made_by_the_api_shows_its_inputs_and_settings(gateway: GatewayProcess, page: Any) -> None:
+    """A job this browser never made shows the prompt, settings and inputs the API stored, and "use
+    these settings" fills the form from them, the upload included."""
+    key = gateway.new_key("web-api-inputs")
+    with gateway.client(key) as api:
+        up = api.post("/v1/files", files={"file": ("f.png", noise_png(64, 36), "image/png")})
+        assert up.status_code in (200, 201), up.text
+        file_id = up.json()["id"]
+        r = api.post(
+            "/v1/videos",
+            json={
+                "model": MODEL,
+                "prompt": "a kite over dunes",
+                "duration": 2,
+                "resolution": "480p",
+                "aspect_ratio": "16:9",
+                "seed": 314,
+                "input_references": [{"type": "image", "role": "first_frame", "file_id": file_id}],
+            },
+        )
+        assert r.status_code == 202, r.text
+        video_id = r.json()["id"]
+        wait_status(api, video_id, {"completed", "failed"})
+    sign_in(page, gateway.base_url, key)
+    page.goto(f"{gateway.base_url}/#/jobs/{video_id}")
+    expect(page.get_by_test_id("input-prompt")).to_have_text("a kite over dunes")
+    expect(page.get_by_test_id("input-params")).to_contain_text("314")
+    expect(page.get_by_test_id("input-params")).to_contain_text("480p")
+    expect(page.locator(f'[data-testid=input-file][data-file-id="{file_id}"]')).to_contain_text("first frame")
+    expect(page.get_by_test_id("inputs-unknown")).to_have_count(0)
+    page.get_by_test_id("use-settings").click()
+    expect(page.get_by_test_id("prompt")).to_have_value("a kite over dunes")
+    expect(page.get_by_test_id("seed")).to_have_value("314")
+    expect(page.get_by_test_id("resolution")).to_have_value("480p")
+    expect(page.locator(f'[data-testid=chosen-files] [data-file-id="{file_id}"]')).to_have_count(1)

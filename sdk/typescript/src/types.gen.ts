@@ -290,6 +290,71 @@ export interface VideoList {
   last_id: string | null;
 }
 
+/**
+ * What a job was created with, every default filled in, in the create body's names so it can be
+ * sent again. Nothing secret: no webhook, no provider keys, and of `provider_params` and
+ * `provider_options` only the names of the fields set (their values may be credentials).
+ */
+export interface VideoRequest {
+  id: string;
+  model: string;
+  prompt: string;
+  duration: number;
+  size: string;
+  generate_audio: boolean;
+  sample_count: number;
+  output_access: "both" | "bytes" | "signed_url";
+  provider: RequestRouting;
+  input_references: RequestReference[];
+  provider_params_keys: string[];
+  /** @default "video.request" */
+  object: string;
+  resolution: string | null;
+  aspect_ratio: string | null;
+  seed: number | null;
+  negative_prompt: string | null;
+  operation?: "edit" | "extend";
+  enhance_prompt?: boolean;
+  compression_quality?: number;
+  person_generation?: string;
+  resize_mode?: string;
+  provider_options_keys?: Record<string, string[]>;
+  input_audio_duration?: number;
+  input_video_duration?: number;
+}
+
+/** The `provider` preferences the job was created with, defaults filled in. */
+export interface RequestRouting {
+  /** @default false */
+  include_alpha: boolean;
+  /** @default true */
+  allow_fallbacks: boolean;
+  order?: string[];
+  only?: string[];
+  ignore?: string[];
+}
+
+/**
+ * One input as the job stored it. Its source is one of `url` (an https:// URL), `data` (an
+ * inline `data:` URL), `file_id` (an upload) and `asset_id` (an earlier job's output; `job_id`
+ * is that job when the id names it).
+ */
+export interface RequestReference {
+  role: string;
+  kind: "audio" | "image" | "video";
+  url?: string;
+  data?: InlineData;
+  file_id?: string;
+  asset_id?: string;
+  job_id?: string;
+}
+
+/** A `data:` URL input, described by its type and size: its bytes are never shown back. */
+export interface InlineData {
+  mime_type: string;
+  bytes: number;
+}
+
 export interface VideoDeleted {
   id: string;
   /** @default "video.deleted" */
@@ -866,6 +931,7 @@ export const operations = {
   quoteVideo: { method: "POST", path: "/v1/videos/quote" },
   getVideo: { method: "GET", path: "/v1/videos/{video_id}" },
   deleteVideo: { method: "DELETE", path: "/v1/videos/{video_id}" },
+  getVideoRequest: { method: "GET", path: "/v1/videos/{video_id}/request" },
   getVideoContent: { method: "GET", path: "/v1/videos/{video_id}/content" },
   getVideoDownloadUrl: { method: "POST", path: "/v1/videos/{video_id}/download_url" },
   downloadSigned: { method: "GET", path: "/v1/videos/{video_id}/download" },
@@ -906,6 +972,7 @@ export const operations = {
   quoteVideoAlias: { method: "POST", path: "/v1/video/generations/quote" },
   getVideoAlias: { method: "GET", path: "/v1/video/generations/{video_id}" },
   deleteVideoAlias: { method: "DELETE", path: "/v1/video/generations/{video_id}" },
+  getVideoRequestAlias: { method: "GET", path: "/v1/video/generations/{video_id}/request" },
   getVideoContentAlias: { method: "GET", path: "/v1/video/generations/{video_id}/content" },
   getVideoDownloadUrlAlias: { method: "POST", path: "/v1/video/generations/{video_id}/download_url" },
   downloadSignedAlias: { method: "GET", path: "/v1/video/generations/{video_id}/download" },
@@ -997,6 +1064,16 @@ export interface Operations {
     headers: Record<string, never>;
     body: never;
     response: VideoDeleted;
+  };
+  /** What a video job was created with, defaults filled in (no secrets; data: inputs by type and size) */
+  getVideoRequest: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: VideoRequest;
   };
   /** The output bytes (Range supported), or its poster frame or spritesheet (variant); where the operator turned content redirects on (an S3 store), a 307 to a short-lived presigned URL instead */
   getVideoContent: {
@@ -1423,6 +1500,16 @@ export interface Operations {
     headers: Record<string, never>;
     body: never;
     response: VideoDeleted;
+  };
+  /** What a video job was created with, defaults filled in (no secrets; data: inputs by type and size) (alias of /v1/videos/{video_id}/request) */
+  getVideoRequestAlias: {
+    path: {
+      video_id: string;
+    };
+    query: Record<string, never>;
+    headers: Record<string, never>;
+    body: never;
+    response: VideoRequest;
   };
   /** The output bytes (Range supported), or its poster frame or spritesheet (variant); where the operator turned content redirects on (an S3 store), a 307 to a short-lived presigned URL instead (alias of /v1/videos/{video_id}/content) */
   getVideoContentAlias: {

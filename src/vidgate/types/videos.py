@@ -6,7 +6,7 @@ from typing import Literal
 
 from msgspec import UNSET, UnsetType
 
-from vidgate.types.base import LifecycleStatus, OutputAccess, Status, _Request, _Response
+from vidgate.types.base import LifecycleStatus, Operation, OutputAccess, Status, _Request, _Response
 from vidgate.types.billing import Billing, Usage
 from vidgate.types.webhooks import WebhookState
 
@@ -124,3 +124,65 @@ class DownloadURL(_Response):
     index: int
     disposition: str
     object: str = "video.download_url"
+
+
+class InlineData(_Response):
+    """A ``data:`` URL input, described by its type and size: its bytes are never shown back."""
+
+    mime_type: str
+    bytes: int
+
+
+class RequestReference(_Response):
+    """One input as the job stored it. Its source is one of ``url`` (an https:// URL), ``data`` (an
+    inline ``data:`` URL), ``file_id`` (an upload) and ``asset_id`` (an earlier job's output; ``job_id``
+    is that job when the id names it)."""
+
+    role: str
+    kind: Literal["image", "video", "audio"]
+    url: str | UnsetType = UNSET
+    data: InlineData | UnsetType = UNSET
+    file_id: str | UnsetType = UNSET
+    asset_id: str | UnsetType = UNSET
+    job_id: str | UnsetType = UNSET
+
+
+class RequestRouting(_Response):
+    """The ``provider`` preferences the job was created with, defaults filled in."""
+
+    include_alpha: bool = False
+    allow_fallbacks: bool = True
+    order: list[str] | UnsetType = UNSET
+    only: list[str] | UnsetType = UNSET
+    ignore: list[str] | UnsetType = UNSET
+
+
+class VideoRequest(_Response):
+    """What a job was created with, every default filled in, in the create body's names so it can be
+    sent again. Nothing secret: no webhook, no provider keys, and of ``provider_params`` and
+    ``provider_options`` only the names of the fields set (their values may be credentials)."""
+
+    id: str
+    model: str
+    prompt: str
+    duration: int
+    size: str
+    generate_audio: bool
+    sample_count: int
+    output_access: OutputAccess
+    provider: RequestRouting
+    input_references: list[RequestReference]
+    provider_params_keys: list[str]
+    object: str = "video.request"
+    resolution: str | None = None
+    aspect_ratio: str | None = None
+    seed: int | None = None
+    negative_prompt: str | None = None
+    operation: Operation | UnsetType = UNSET
+    enhance_prompt: bool | UnsetType = UNSET
+    compression_quality: int | UnsetType = UNSET
+    person_generation: str | UnsetType = UNSET
+    resize_mode: str | UnsetType = UNSET
+    provider_options_keys: dict[str, list[str]] | UnsetType = UNSET
+    input_audio_duration: float | UnsetType = UNSET
+    input_video_duration: float | UnsetType = UNSET

@@ -134,6 +134,7 @@ MODELS: list[Any] = [
     t.VideoGenerationRequest,
     t.Video,
     t.VideoList,
+    t.VideoRequest,
     t.VideoDeleted,
     t.DownloadURLRequest,
     t.DownloadURL,

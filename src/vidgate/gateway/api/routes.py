@@ -24,6 +24,7 @@ from vidgate.gateway.api import (
     events,
     files,
     health,
+    job_request,
     models,
     openai_compat,
     openapi,
@@ -139,6 +140,18 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
             Reply("200", "VideoDeleted"),
             params=(VIDEO_ID,),
             errors=(*KEYED, "404", "409"),
+        ),
+    ),
+    Endpoint(
+        "/v1/videos/{video_id}/request",
+        ("GET",),
+        job_request.get_video_request,
+        Operation(
+            "getVideoRequest",
+            "What a video job was created with, defaults filled in (no secrets; data: inputs by type and size)",
+            Reply("200", "VideoRequest"),
+            params=(VIDEO_ID,),
+            errors=(*KEYED, "404"),
         ),
     ),
     Endpoint(

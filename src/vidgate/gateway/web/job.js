@@ -264,7 +264,7 @@ export async function jobPage(view, ctx) {
       h(
         "div",
         { class: "grid-2" },
-        h("div", { class: "stack" }, resultCard, section("Details", summary), section("Inputs", renderInputs(id))),
+        h("div", { class: "stack" }, resultCard, section("Details", summary), section("Inputs", renderInputs(id, ctx))),
         h("div", { class: "stack" }, section("Timeline", timeline), section("Billing and usage", billing)),
       ),
       section("Provider attempts", attempts),
@@ -369,23 +369,39 @@ function renderAttempts(v) {
   );
 }
 
-/** The files this job was made from, as remembered when it was created in this browser's playground. */
-function renderInputs(id) {
+/** The inputs and settings this job was made with: as remembered when it was created in this browser's
+ * playground (with file names and previews), otherwise as the API stored them. */
+function renderInputs(id, ctx) {
   const kept = jobInputs.get(id);
-  if (!kept) return empty("This job was not made in this browser's playground: its inputs are not known here.", { "data-testid": "inputs-unknown" });
-  const b = kept.body;
-  const params = details(
+  if (kept) return renderKept(kept);
+  const box = h("div", { "data-testid": "inputs-stored" }, h("p", { class: "muted" }, "Loading…"));
+  api(`/v1/videos/${encodeURIComponent(id)}/request`)
+    .then((req) => ctx.alive && clear(box, renderStored(req)))
+    .catch((err) => ctx.alive && clear(box, empty(`The inputs could not be read: ${err.message}`, { "data-testid": "inputs-unknown" })));
+  return box;
+}
+
+function settingsList(b) {
+  return details(
     [
       ["Resolution", b.resolution],
       ["Aspect ratio", b.aspect_ratio],
       ["Exact size", b.size],
+      ["Duration", b.duration === undefined ? undefined : seconds(b.duration)],
       ["Seed", b.seed],
       ["Samples", b.sample_count],
       ["Negative prompt", b.negative_prompt],
+      ["Audio", b.generate_audio === undefined ? undefined : b.generate_audio ? "yes" : "no"],
       ["Operation", b.operation],
+      ["Output access", b.output_access],
+      ["Providers", b.provider?.only?.join(", ") || b.provider?.order?.join(" → ")],
+      ["Provider params", b.provider_params_keys?.length ? b.provider_params_keys.join(", ") : undefined],
     ].filter(([, v]) => v !== undefined && v !== null),
     { "data-testid": "input-params" },
   );
+}
+
+function renderKept(kept) {
   const files = kept.inputs.length
     ? h(
         "ul",
@@ -400,7 +416,33 @@ function renderInputs(id) {
         ),
       )
     : empty("No input files.");
-  return h("div", { class: "stack" }, params, files);
+  return h("div", { class: "stack" }, settingsList(kept.body), files);
+}
+
+/** The stored request: uploads by id, earlier videos by id (linked to their job), URLs, inline media by type and size. */
+function renderStored(req) {
+  const source = (r) => {
+    if (r.file_id) return ["upload ", h("code", {}, r.file_id)];
+    if (r.job_id) return ["video ", h("a", { href: `#/jobs/${encodeURIComponent(r.job_id)}`, class: "mono", "data-testid": "input-job" }, r.job_id)];
+    if (r.asset_id) return ["output ", h("code", {}, r.asset_id)];
+    if (r.data) return [`inline ${r.data.mime_type} · ${bytes(r.data.bytes)}`];
+    return [h("a", { href: r.url, target: "_blank", rel: "noopener noreferrer", class: "wrap" }, r.url)];
+  };
+  const refs = req.input_references;
+  const list = refs.length
+    ? h(
+        "ul",
+        { class: "inputs-list", "data-testid": "inputs" },
+        refs.map((r) =>
+          h(
+            "li",
+            { "data-testid": "input-file", "data-file-id": r.file_id || r.asset_id || "", "data-role": r.role },
+            h("span", {}, h("strong", {}, r.role.replace(/_/g, " ")), ` ${r.kind} · `, ...source(r)),
+          ),
+        ),
+      )
+    : empty("No input files.");
+  return h("div", { class: "stack" }, h("p", { class: "wrap", "data-testid": "input-prompt" }, req.prompt), settingsList(req), list);
 }
 
 function renderWebhooks(container, deliveries, jobId, reload) {

@@ -283,13 +283,15 @@ async function fromJob(id, models) {
   if (!id) return null;
   const kept = jobInputs.get(id);
   let body = kept?.body;
+  let inputs = kept?.inputs || [];
   if (!body) {
-    const v = await api(`/v1/videos/${encodeURIComponent(id)}`);
-    body = { model: v.model, prompt: v.prompt || "", duration: v.seconds, size: v.size, generate_audio: v.audio || undefined };
+    const req = await api(`/v1/videos/${encodeURIComponent(id)}/request`); // what the job was made with
+    body = { ...req, size: req.resolution ? undefined : req.size };
+    inputs = await storedUploads(req.input_references);
   }
   const m = models.find((x) => x.id === body.model);
   const refs = {};
-  for (const input of kept?.inputs || []) (refs[`${input.kind}:${input.role}`] ||= []).push(input);
+  for (const input of inputs) (refs[`${input.kind}:${input.role}`] ||= []).push(input);
   const state = {
     duration: body.duration ?? body.duration_seconds,
     frame: body.size && !(m && !m.capabilities.size_range && !(m.capabilities.sizes || []).includes(body.size)) ? "size" : "preset",
@@ -305,6 +307,16 @@ async function fromJob(id, models) {
   };
   const base = savedForm.get() || { byModel: {} };
   return { model: body.model, prompt: body.prompt, byModel: { ...(base.byModel || {}), [body.model]: state } };
+}
+
+/** A stored request's uploads as the form's chosen files (an upload since deleted is left out). */
+async function storedUploads(references) {
+  const uploads = references.filter((r) => r.file_id);
+  const files = await Promise.all(uploads.map((r) => api(`/v1/files/${encodeURIComponent(r.file_id)}`).catch(() => null)));
+  return uploads.flatMap((r, i) => {
+    const f = files[i];
+    return f ? [{ role: r.role, kind: r.kind, id: f.id, name: f.filename || f.id, bytes: f.bytes, mime_type: f.mime_type, width: f.width, height: f.height, preview: null }] : [];
+  });
 }
 
 /** Show one job's live status in ``output`` until it ends, then play it. */
