@@ -5,6 +5,21 @@
 
 import { createServer, request as forward } from "node:http";
 
+/**
+ * Cut once `until()` says the client has the bytes sent so far (polled, for at most 10 s), or after
+ * 20 ms without it. A client that has not yet read bytes when its connection drops loses them, so a
+ * test about resuming from them waits for them to be kept.
+ */
+function cutWhen(until, cut) {
+  if (!until) {
+    setTimeout(cut, 20);
+    return;
+  }
+  const deadline = Date.now() + 10_000;
+  const check = () => (until() || Date.now() > deadline ? cut() : setTimeout(check, 10));
+  check();
+}
+
 export async function startProxy(targetBaseUrl, { noLongPolls = false } = {}) {
   const target = new URL(targetBaseUrl);
   const faults = [];
@@ -63,7 +78,7 @@ export async function startProxy(targetBaseUrl, { noLongPolls = false } = {}) {
             const piece = chunk.subarray(0, fault.afterBytes - sent);
             sent += piece.length;
             res.write(piece);
-            if (sent >= fault.afterBytes) setTimeout(() => req.socket.destroy(), 20);
+            if (sent >= fault.afterBytes) cutWhen(fault.until, () => req.socket.destroy());
           });
           return;
         }
