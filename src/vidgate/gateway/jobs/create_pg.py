@@ -168,13 +168,15 @@ async def insert(
         "url": url,
         "payload": f"{event.id} video.created {NOTIFY_ORIGIN}",
     }
+    limited = False
     if params["key"] is None:  # no idempotency key: the statement alone is atomic
         row = await db.fetchone(CREATE, {**args, "locked": False})
         if row is None or not row["c_needs_lock"]:
             return _result(row, event, params)
+        limited = True  # it wrote nothing: run it once more, under the account row's lock
     try:
         async with db.transaction() as tx:
-            row = await _locked_if_limited(tx, args)
+            row = await _run(tx, args, limited)
             result = _result(row, event, params)
             if result.job is None and result.hold_taken:
                 raise _Undo
@@ -183,12 +185,13 @@ async def insert(
         return Created(job=None, event=event, hold_taken=False)
 
 
-async def _locked_if_limited(tx: Any, args: dict[str, Any]) -> Row | None:
-    """The statement in ``tx``; for a key with limits, again once its account row is locked (the
-    first run then wrote nothing)."""
-    row = await tx.fetchone(CREATE, {**args, "locked": False})
-    if row is None or not row["c_needs_lock"]:
-        return row
+async def _run(tx: Any, args: dict[str, Any], limited: bool) -> Row | None:
+    """The statement in ``tx``; for a key known or found to have limits, once its account row is
+    locked (a run without the lock then wrote nothing)."""
+    if not limited:
+        row = await tx.fetchone(CREATE, {**args, "locked": False})
+        if row is None or not row["c_needs_lock"]:
+            return row
     await tx.execute(LOCK, {"owner": args["owner"]})
     return await tx.fetchone(CREATE, {**args, "locked": True})
 
