@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from vidgate.cli import jobs, keys, processes, storage, videos
+from vidgate.cli.exit import exit_now
 
 
 def _show_version(value: bool) -> None:
@@ -34,7 +35,13 @@ class Vidgate(typer.Typer):
         command = typer.main.get_command(self)
         version_option = next(p for p in command.params if p.name == "version")
         _everywhere(command, version_option)
-        return command(*args, **kwargs)
+        if not kwargs.get("standalone_mode", True):
+            return command(*args, **kwargs)
+        try:
+            command(*args, **kwargs)
+        except SystemExit as done:  # how a command run as the process always ends
+            exit_now(done.code)
+        exit_now(0)
 
 
 def _everywhere(command: Any, version_option: Any) -> None:
