@@ -143,3 +143,42 @@ def test_another_owner_gets_404(gateway: GatewayProcess, api: httpx.Client) -> N
     with httpx.Client(base_url=gateway.base_url, timeout=30) as anonymous:
         assert anonymous.get(f"/v1/videos/{video_id}/request").status_code == 401
     settle(api, video_id)
+
+
+def test_an_earlier_output_names_the_job_that_made_it(gateway: GatewayProcess, api: httpx.Client) -> None:
+    first = created(api, {"model": MODEL, "prompt": "dunes", "duration": 1, "size": "128x72"})
+    done = wait_status(api, first, {"completed", "failed"})
+    assert done["status"] == "completed", done
+    asset = done["outputs"][0]["asset"]["id"]
+    assert asset.startswith("ast_")
+    body = {
+        "model": MODEL,
+        "prompt": "dunes, later",
+        "duration": 1,
+        "size": "128x72",
+        "operation": "extend",
+        "input_references": [{"type": "video", "role": "source", "asset_id": asset}],
+    }
+    second = created(api, body)
+    got = api.get(f"/v1/videos/{second}/request").json()
+    assert got["input_references"] == [{"role": "source", "kind": "video", "asset_id": asset, "job_id": first}]
+    settle(api, second)
+    # Once the job that made it is deleted, so is its asset: the input no longer names a job.
+    assert api.delete(f"/v1/videos/{first}").status_code == 200
+    got = api.get(f"/v1/videos/{second}/request").json()
+    assert got["input_references"] == [{"role": "source", "kind": "video", "asset_id": asset}]
+
+
+def test_the_admin_key_reads_any_owners_request(gateway: GatewayProcess, api: httpx.Client) -> None:
+    video_id = created(api, {"model": MODEL, "prompt": "theirs", "duration": 1, "size": "128x72"})
+    mine = api.get(f"/v1/videos/{video_id}/request")
+    assert mine.status_code == 200, mine.text
+    with gateway.admin() as admin:
+        r = admin.get(f"/v1/videos/{video_id}/request")
+        assert r.status_code == 200, r.text
+        assert r.json() == mine.json() and r.json()["prompt"] == "theirs"
+        missing = admin.get("/v1/videos/vid_doesnotexist/request")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    with gateway.client(gateway.new_key("not-admin")) as other:
+        assert other.get(f"/v1/videos/{video_id}/request").status_code == 404
+    settle(api, video_id)

@@ -3,14 +3,17 @@
 Most tests use a gateway without a worker, so a job stays queued until the test changes it (a
 cancel). Waiters are counted by the ``vidgate_long_polls_waiting`` gauge, which the tests wait on
 instead of sleeping. One test runs two API processes and a worker on PostgreSQL: a poll held by one
-process wakes on a change committed by another.
+process wakes on a change committed by another. A finished job held with its current tag wakes when
+its webhook delivery is recorded, though that is no lifecycle event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fakes.server import FakeUpstream
 from helpers.backends import migrate, postgres_env
 from helpers.gateway import GatewayProcess, wait_status
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 SMALL = {"model": "vidgate/procedural", "prompt": "long polls", "duration": 1, "size": "160x90"}
 SLOW = {**SMALL, "duration": 6, "size": "640x360"}
@@ -179,6 +187,89 @@ def test_a_held_poll_wakes_on_the_worker(api: httpx.Client) -> None:
     done = wait_status(api, job["id"], {"completed"}, timeout=120)
     r, seconds = timed(api, url, params={"wait": 30})
     assert r.json()["status"] == done["status"] and seconds < 20
+
+
+class GatedReceiver:
+    """A loopback webhook receiver that holds every delivery until ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.arrived = threading.Event()
+        self.server = FakeUpstream(Starlette(routes=[Route("/hook", self._hook, methods=["POST"])]))
+
+    async def _hook(self, request: Request) -> Response:
+        await request.body()
+        self.arrived.set()
+        await asyncio.to_thread(self.gate.wait, 60)
+        return Response(b"ok")
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.base_url}/hook"
+
+
+@pytest.fixture
+def gated() -> Iterator[GatedReceiver]:
+    receiver = GatedReceiver()
+    with receiver.server:
+        yield receiver
+        receiver.gate.set()
+
+
+@pytest.mark.both_backends
+def test_a_recorded_webhook_delivery_wakes_a_held_poll(
+    gateway: GatewayProcess, api: httpx.Client, gated: GatedReceiver
+) -> None:
+    """A finished job held with its own tag answers when its delivery is recorded, not when the wait ends."""
+    job = api.post("/v1/videos", json={**SMALL, "webhook": {"url": gated.url, "events": ["video.completed"]}})
+    assert job.status_code == 202, job.text
+    url = f"/v1/videos/{job.json()['id']}"
+    assert gated.arrived.wait(60), "the webhook was never sent"  # sent, and held unanswered
+    first = api.get(url)
+    assert first.json()["status"] == "completed" and first.json()["webhook"]["delivery"]["total_attempts"] == 0
+    tag = first.headers["etag"]
+    before = waiting(gateway)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        held = pool.submit(timed, api, url, params={"wait": 30}, headers={"If-None-Match": tag})
+        until_waiting(gateway, before + 1)
+        assert not held.done()
+        gated.gate.set()
+        r, seconds = held.result(timeout=60)
+    assert r.status_code == 200 and r.headers["etag"] != tag and seconds < 25, (r.status_code, seconds)
+    delivery = r.json()["webhook"]["delivery"]
+    assert delivery["total_attempts"] == 1 and delivery["last_attempt_status"] == "delivered", delivery
+    # With the delivery recorded, the job holds still: its new version is held until the wait ends
+    # (a 304, or a 200 of that version should the signed links' window turn meanwhile).
+    settled = r.headers["etag"]
+    r, seconds = timed(api, url, params={"wait": "1.5"}, headers={"If-None-Match": settled})
+    assert seconds >= 1.4 and r.status_code in (200, 304)
+    assert r.headers["etag"].split(".")[0].rstrip('"') == settled.split(".")[0].rstrip('"')
+
+
+def test_a_delivery_recorded_by_a_worker_process_wakes_an_api_process(
+    tmp_path: Path, pg_server: Any, s3_server: Any, gated: GatedReceiver
+) -> None:
+    """On PostgreSQL the worker process records the delivery; the API process holding the poll hears of it."""
+    env = {**postgres_env(pg_server, s3_server, "long_poll_hook"), "VIDGATE_SIGNING_SECRET": "long-poll"}
+    migrate(env)
+    api = GatewayProcess(tmp_path / "api", env=env, command="api", log_name="api", args=("--workers", "1")).start()
+    worker = GatewayProcess(tmp_path / "worker", env=env, command="worker", log_name="worker").start()
+    try:
+        with api.client(api.new_key("long-poll-hook", balance=10.0)) as client:
+            body = {**SMALL, "webhook": {"url": gated.url, "events": ["video.completed"]}}
+            url = f"/v1/videos/{client.post('/v1/videos', json=body).json()['id']}"
+            assert gated.arrived.wait(60), "the webhook was never sent"
+            tag = client.get(url).headers["etag"]
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                held = pool.submit(timed, client, url, params={"wait": 30}, headers={"If-None-Match": tag})
+                until_waiting(api, 1)
+                gated.gate.set()
+                r, seconds = held.result(timeout=60)
+        assert r.status_code == 200 and r.headers["etag"] != tag and seconds < 25, (r.status_code, seconds)
+        assert r.json()["webhook"]["delivery"]["total_attempts"] == 1
+    finally:
+        for p in (api, worker):
+            p.kill()
 
 
 def test_two_api_processes_on_postgres(tmp_path: Path, pg_server: Any, s3_server: Any) -> None:

@@ -6,7 +6,7 @@ import base64
 
 import msgspec
 
-from vidgate.gateway.jobs.request_view import inline_data, request_reference, video_request
+from vidgate.gateway.jobs.request_view import asset_inputs, inline_data, request_reference, video_request
 from vidgate.gateway.jobs.spec import Reference, VideoSpec, Webhook
 from vidgate.gateway.secret import Secret
 
@@ -39,6 +39,21 @@ def test_each_source_is_named_once() -> None:
         "kind": "image",
         "data": {"mime_type": "image/png", "bytes": 3},
     }
+
+
+def test_an_asset_names_the_job_that_made_it_where_known() -> None:
+    refs = (
+        Reference(role="source", url="", kind="video", asset="ast_1"),
+        Reference(role="reference", url="", asset="ast_2"),
+        Reference(role="reference", url="", asset="ast_1"),
+        Reference(role="first_frame", url="", asset="vid_7"),
+        Reference(role="last_frame", url="", file="file_3"),
+    )
+    spec = VideoSpec(model="m", prompt="p", duration=1, width=64, height=64, references=refs)
+    assert asset_inputs(spec) == ["ast_1", "ast_2"]  # a job's own id names its job already
+    got = msgspec.to_builtins(video_request("vid_9", spec, {"ast_1": "vid_5"}).input_references)
+    assert [r.get("job_id") for r in got] == ["vid_5", None, "vid_5", "vid_7", None]
+    assert [r.get("asset_id") for r in got] == ["ast_1", "ast_2", "ast_1", "vid_7", None]
 
 
 def test_a_webhook_secret_and_param_values_are_never_in_the_view() -> None:

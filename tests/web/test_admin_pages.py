@@ -1,12 +1,13 @@
-"""The dashboard's admin pages (keys, ledger, request log), the 403 page, a key's own limits on the
-usage page, and redelivering a failed webhook from the job page: in Debian's chromium, against a real
-``vidgate serve``, checked against the API."""
+"""The dashboard's admin pages (keys, ledger, request log), the 403 page, a key's own limits (its
+request-rate bucket included) on the usage page, and redelivering a failed webhook from the job
+page: in Debian's chromium, against a real ``vidgate serve``, checked against the API."""
 
 from __future__ import annotations
 
 import base64
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -247,6 +248,33 @@ def test_a_key_gets_a_clear_403_on_admin_pages_and_sees_its_limits(gateway: Gate
     admin_sign_in(page, gateway.base_url)
     page.evaluate("h => { location.hash = h }", "#/playground")
     expect(page.get_by_test_id("forbidden")).to_contain_text("API key")
+
+
+def test_the_usage_page_shows_what_is_left_of_the_request_burst(gateway: GatewayProcess, page: Any) -> None:
+    """A rate-limited key's usage page shows the tokens left in its bucket, less than the burst once
+    requests were sent, with the share used as a bar."""
+    burst, sent = 80, 60  # a minute's refill at one a second
+    key = gateway.new_key("web-rate")
+    with gateway.admin() as admin:
+        r = admin.patch(
+            f"/v1/admin/keys/{gateway.key_id(key)}/limits", json={"rate_per_second": 1, "rate_burst": burst}
+        )
+        assert r.status_code == 200, r.text
+    started = time.monotonic()
+    with gateway.client(key) as api:
+        for _ in range(sent):
+            assert api.get("/v1/videos").status_code == 200
+    sign_in(page, gateway.base_url, key)
+    page.get_by_test_id("nav-usage").click()
+    rate = page.get_by_test_id("usage-limits").get_by_test_id("limit-rate")
+    expect(rate.get_by_test_id("limit-rate-value")).to_have_text("1 a second")
+    expect(rate).to_contain_text("full again at")
+    left, of = re.fullmatch(r"(\d+) of (\d+)", rate.get_by_test_id("limit-rate-available").inner_text()).groups()
+    elapsed = time.monotonic() - started
+    # The requests above and the page's own took tokens; at most one a second came back since.
+    assert int(of) == burst and 0 <= int(left) <= burst - sent + elapsed and int(left) < burst - 1
+    used = int(rate.get_by_role("progressbar").get_attribute("aria-valuenow"))
+    assert 0 < used <= 100 and abs(used - round((burst - int(left)) / burst * 100)) <= 2
 
 
 def test_a_failed_webhook_delivery_is_redelivered_from_the_job_page(browser: Any, tmp_path: Path) -> None:

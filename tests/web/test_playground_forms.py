@@ -305,3 +305,39 @@ def test_a_job_made_by_the_api_shows_its_inputs_and_settings(gateway: GatewayPro
     expect(page.get_by_test_id("seed")).to_have_value("314")
     expect(page.get_by_test_id("resolution")).to_have_value("480p")
     expect(page.locator(f'[data-testid=chosen-files] [data-file-id="{file_id}"]')).to_have_count(1)
+
+
+def test_an_input_output_links_to_the_job_that_made_it(gateway: GatewayProcess, page: Any) -> None:
+    """An input named by an earlier output's asset id shows that id and links to the job that made it."""
+    key = gateway.new_key("web-asset-inputs")
+    with gateway.client(key) as api:
+        first = api.post("/v1/videos", json={"model": MODEL, "prompt": "a dune", "duration": 1, "size": "128x72"})
+        assert first.status_code == 202, first.text
+        maker = first.json()["id"]
+        done = wait_status(api, maker, {"completed", "failed"})
+        assert done["status"] == "completed", done
+        asset = done["outputs"][0]["asset"]["id"]
+        r = api.post(
+            "/v1/videos",
+            json={
+                "model": MODEL,
+                "prompt": "the dune, longer",
+                "duration": 1,
+                "size": "128x72",
+                "operation": "extend",
+                "input_references": [{"type": "video", "role": "source", "asset_id": asset}],
+            },
+        )
+        assert r.status_code == 202, r.text
+        video_id = r.json()["id"]
+        wait_status(api, video_id, {"completed", "failed"})
+    sign_in(page, gateway.base_url, key)
+    page.goto(f"{gateway.base_url}/#/jobs/{video_id}")
+    item = page.locator(f'[data-testid=input-file][data-file-id="{asset}"]')
+    expect(item).to_contain_text(asset)
+    link = item.get_by_test_id("input-job")
+    expect(link).to_have_text(maker)
+    expect(link).to_have_attribute("href", f"#/jobs/{maker}")
+    link.click()
+    expect(page.get_by_test_id("job-id")).to_have_text(maker)
+    expect(page.get_by_test_id("input-prompt")).to_have_text("a dune")

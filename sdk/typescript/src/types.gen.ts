@@ -337,7 +337,8 @@ export interface RequestRouting {
 /**
  * One input as the job stored it. Its source is one of `url` (an https:// URL), `data` (an
  * inline `data:` URL), `file_id` (an upload) and `asset_id` (an earlier job's output; `job_id`
- * is that job when the id names it).
+ * is the job that made it: the id itself when it names a job, else the job an `ast_…` output came
+ * from, while the job's owner still has it).
  */
 export interface RequestReference {
   role: string;
@@ -646,10 +647,20 @@ export interface UsageModel {
   jobs: number;
 }
 
-/** A key's limits as they apply to it (its own, else the gateway's defaults; null: none) and use now. */
+/**
+ * A key's limits as they apply to it (its own, else the gateway's defaults; null: none) and use now.
+ *
+ * `rate_available` is what the request-rate bucket holds now, this request's own token already
+ * taken: as many requests as its whole part may be sent at once. It refills at `rate_per_second`
+ * up to `rate_burst`, full again at `rate_full_at`.
+ */
 export interface UsageLimits {
   rate_per_second: number | null;
   rate_burst: number | null;
+  /** Tokens in the request-rate bucket now, 0 to rate_burst; null: no rate limit */
+  rate_available: number | null;
+  /** When the request-rate bucket is full again if no request is sent (ISO 8601, UTC) */
+  rate_full_at: string | null;
   max_concurrent_jobs: number | null;
   live_jobs: number;
   daily: SpendWindow;
@@ -1065,7 +1076,7 @@ export interface Operations {
     body: never;
     response: VideoDeleted;
   };
-  /** What a video job was created with, defaults filled in (no secrets; data: inputs by type and size) */
+  /** What a video job was created with, defaults filled in (no secrets; data: inputs by type and size); the owner's key, or the admin key for any job */
   getVideoRequest: {
     path: {
       video_id: string;
@@ -1501,7 +1512,7 @@ export interface Operations {
     body: never;
     response: VideoDeleted;
   };
-  /** What a video job was created with, defaults filled in (no secrets; data: inputs by type and size) (alias of /v1/videos/{video_id}/request) */
+  /** What a video job was created with, defaults filled in (no secrets; data: inputs by type and size); the owner's key, or the admin key for any job (alias of /v1/videos/{video_id}/request) */
   getVideoRequestAlias: {
     path: {
       video_id: string;

@@ -123,7 +123,7 @@ class Gateway:
         # The worker calls the upstreams: it writes their health for every process, and reads theirs.
         self._tasks.append(asyncio.create_task(self.providers.shared_health.run(self._stop), name="provider health"))
         # Its http client is closed when run() returns, on close().
-        self.deliverer = Deliverer(self.db, self.settings)
+        self.deliverer = Deliverer(self.db, self.settings, changed=self.bus.publish_changed)
         # Every sink the bus hands committed events to, besides the streams subscribed to it.
         self.bus.add_sink(self.deliverer)
         self._tasks.append(asyncio.create_task(self.deliverer.run(self._stop), name="webhooks"))

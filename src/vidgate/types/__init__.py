@@ -36,6 +36,7 @@ from vidgate.types.requests import (
     VideoGenerationRequest,
     WebhookConfig,
 )
+from vidgate.types.usage import SpendWindow, UsageLimits
 from vidgate.types.videos import (
     Asset,
     DownloadURL,
@@ -97,8 +98,10 @@ __all__ = [
     "ProviderRouting",
     "RequestReference",
     "RequestRouting",
+    "SpendWindow",
     "UploadedFile",
     "Usage",
+    "UsageLimits",
     "Video",
     "VideoDeleted",
     "VideoGenerationRequest",

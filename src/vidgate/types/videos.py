@@ -136,7 +136,8 @@ class InlineData(_Response):
 class RequestReference(_Response):
     """One input as the job stored it. Its source is one of ``url`` (an https:// URL), ``data`` (an
     inline ``data:`` URL), ``file_id`` (an upload) and ``asset_id`` (an earlier job's output; ``job_id``
-    is that job when the id names it)."""
+    is the job that made it: the id itself when it names a job, else the job an ``ast_…`` output came
+    from, while the job's owner still has it)."""
 
     role: str
     kind: Literal["image", "video", "audio"]

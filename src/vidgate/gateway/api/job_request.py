@@ -1,4 +1,9 @@
-"""``GET /v1/videos/{id}/request``: what the caller's job was created with (``jobs.request_view``)."""
+"""``GET /v1/videos/{id}/request``: what a job was created with (``jobs.request_view``).
+
+Its owner reads it, and so does the admin key, whatever the owner (the request log links to it);
+to any other key another owner's job reads as no job at all. An input named by an ``ast_…`` id
+carries the job that made it, while that output is still the job owner's.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,41 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from vidgate.errors import NotFoundError
-from vidgate.gateway.api.http import json_response, owner
-from vidgate.gateway.jobs.request_view import video_request
+from vidgate.gateway.api.http import json_response
+from vidgate.gateway.jobs.request_view import asset_inputs, video_request
 from vidgate.gateway.jobs.spec import decode_spec
 from vidgate.gateway.services import services
-from vidgate.gateway.storage.db import Q
+from vidgate.gateway.storage.db import Database, Q
 
-# The spec column alone, by the primary key; another owner's job reads as no job at all.
-_SPEC = Q("SELECT spec FROM jobs WHERE id = :id AND owner_id = :owner")
+# The spec and owner alone, by the primary key.
+_SPEC = Q("SELECT spec, owner_id FROM jobs WHERE id = :id AND owner_id = :owner")
+_ANY_SPEC = Q("SELECT spec, owner_id FROM jobs WHERE id = :id")
+# An asset row goes with its job: one found names a job that still exists, of the same owner.
+_ASSET_JOB = Q("SELECT job_id FROM assets WHERE id = :id AND owner_id = :owner")
+
+
+async def _asset_jobs(db: Database, owner: str, asset_ids: list[str]) -> dict[str, str]:
+    """The job that made each asset, for the assets the owner still has."""
+    found: dict[str, str] = {}
+    for asset_id in asset_ids:
+        values = await db.fetchone_values(_ASSET_JOB, {"id": asset_id, "owner": owner})
+        if values is not None:
+            found[asset_id] = values[0]
+    return found
 
 
 async def get_video_request(request: Request) -> Response:
     g = services(request)
-    who = await owner(request)
+    principal = await g.keys.authenticate(request.headers.get("authorization"), allow_admin=True)
+    await g.keys.throttle(principal)
     job_id = request.path_params["video_id"]
-    values = await g.db.fetchone_values(_SPEC, {"id": job_id, "owner": who})
+    if principal.is_admin:
+        values = await g.db.fetchone_values(_ANY_SPEC, {"id": job_id})
+    else:
+        values = await g.db.fetchone_values(_SPEC, {"id": job_id, "owner": principal.owner_id})
     if values is None:
         raise NotFoundError(f"no video {job_id}", param="video_id")
-    return json_response(video_request(job_id, decode_spec(values[0])))
+    spec = decode_spec(values[0])
+    assets = asset_inputs(spec)
+    made_by = await _asset_jobs(g.db, values[1], assets) if assets else None
+    return json_response(video_request(job_id, spec, made_by))

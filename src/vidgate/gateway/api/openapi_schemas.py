@@ -10,7 +10,6 @@ from vidgate import types as t
 from vidgate.gateway.api.admin import CreateKey, SetLimits, TopUp
 from vidgate.gateway.api.admin_lists import JobPage, KeyAccountList, LedgerPage
 from vidgate.gateway.api.quote import VideoQuote
-from vidgate.gateway.api.usage import UsageLimits
 from vidgate.gateway.events.stream_tokens import TOKEN_TTL_MAX, StreamTokenRequest
 
 
@@ -149,7 +148,7 @@ MODELS: list[Any] = [
     Balance,
     Ledger,
     UsageReport,
-    UsageLimits,
+    t.UsageLimits,
     KeyAccountList,
     LedgerPage,
     JobPage,

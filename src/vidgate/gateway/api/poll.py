@@ -129,9 +129,13 @@ async def _held(
     values: Values,
     receive: Receive | None,
 ) -> Values:
-    """``values`` once the job has moved past the version the client has (``seen``, else this one)."""
+    """``values`` once the job has moved past the version the client has (``seen``, else this one).
+
+    A finished job is answered at once, unless the client names its current version: what it then
+    waits for is the job's next change all the same (its webhook delivery recorded, its expiry).
+    """
     baseline = values[_VERSION] if seen is None else seen
-    if values[_VERSION] != baseline or values[_STATUS] in TERMINAL:
+    if values[_VERSION] != baseline or (seen is None and values[_STATUS] in TERMINAL):
         return values
 
     async def reread() -> tuple[bool, Values]:

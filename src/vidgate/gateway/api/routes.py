@@ -148,7 +148,8 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
         job_request.get_video_request,
         Operation(
             "getVideoRequest",
-            "What a video job was created with, defaults filled in (no secrets; data: inputs by type and size)",
+            "What a video job was created with, defaults filled in (no secrets; data: inputs by type and size); "
+            "the owner's key, or the admin key for any job",
             Reply("200", "VideoRequest"),
             params=(VIDEO_ID,),
             errors=(*KEYED, "404"),

@@ -28,10 +28,21 @@ class TokenBucket:
             return 0.0
         return (1 - self.tokens) / self.rate
 
+    def level(self, now: float | None = None) -> float:
+        """The tokens there now, refilled since the last take; nothing is taken."""
+        now = time.monotonic() if now is None else now
+        if self.tokens < 0:
+            return self.burst
+        return min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
+
 
 class Limiter(Protocol):
     async def take(self, key: str, rate: float, burst: int) -> float:
         """Take one token from ``key``'s bucket: 0 when taken, else the seconds until one is there."""
+        ...
+
+    async def level(self, key: str, rate: float, burst: int) -> float:
+        """The tokens in ``key``'s bucket now (a bucket never taken from is full); nothing is taken."""
         ...
 
 
@@ -51,6 +62,13 @@ class RateLimiter:
 
     async def take(self, key: str, rate: float, burst: int) -> float:
         return self.check(key, rate, burst)
+
+    async def level(self, key: str, rate: float, burst: int) -> float:
+        burst = max(1, burst)
+        bucket = self._buckets.get(key)
+        if bucket is None or bucket.rate != rate or bucket.burst != burst:
+            return float(burst)  # the next take starts a full bucket
+        return bucket.level()
 
 
 def day_start(now_ms: int) -> int:

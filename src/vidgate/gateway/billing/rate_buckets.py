@@ -29,6 +29,13 @@ _TAKE_SQL = (
     f"RETURNING tokens, taken"
 )
 _TAKE = Q(_TAKE_SQL, pg=_TAKE_SQL)  # PostgreSQL only: SQLite serves one process, with an in-process bucket
+# The bucket refilled to now by the same rule as a take, read without taking (nor writing) anything.
+_LEVEL_SQL = (
+    f"SELECT LEAST(CAST(:burst AS DOUBLE PRECISION), "
+    f"tokens + GREATEST(0, {_NOW} - stamp) * CAST(:rate AS DOUBLE PRECISION) / 1000.0) AS tokens "
+    f"FROM rate_buckets WHERE key_id = :key"
+)
+_LEVEL = Q(_LEVEL_SQL, pg=_LEVEL_SQL)
 MAX_REMEMBERED = 10_000
 
 
@@ -67,3 +74,9 @@ class SharedRateLimiter:
         # Stamped when the statement was sent, before the database read its clock: an over-estimate.
         self._seen[key] = _Seen(tokens, sent, rate, burst)
         return 0.0 if row["taken"] else (1 - tokens) / rate
+
+    async def level(self, key: str, rate: float, burst: int) -> float:
+        """The tokens in ``key``'s bucket now, by the database's clock; a key never throttled has a full one."""
+        burst = max(1, burst)
+        row = await self.db.fetchone(_LEVEL, {"key": key, "rate": float(rate), "burst": float(burst)})
+        return float(burst) if row is None else max(0.0, float(row["tokens"]))

@@ -10,6 +10,10 @@ so streams end and their clients reconnect to another process.
 A job's websockets hear of it through one ``listen`` callback per job (``fanout.py``), called in
 ``publish`` itself, so each event costs one call per job however many sockets follow it.
 
+A change that is no lifecycle event (a webhook attempt recorded on the job) goes only to watchers
+(``publish_changed``): long polls re-read the job, while websockets, server-sent events and sinks
+hear nothing of it.
+
 Whatever else hears of every event (the webhook deliverer; a queue, say) is an ``EventSink``,
 added with ``add_sink`` where the gateway's services are put together (``services.py``).
 """
@@ -99,6 +103,12 @@ class EventBus:
                 sink.publish(event)
             except Exception:  # the event is committed: one failing sink must not keep it from the rest
                 log.exception("event sink %s failed on %s", type(sink).__name__, event.id)
+
+    def publish_changed(self, job_id: str) -> None:
+        """The job changed in a way that is no lifecycle event (its webhook delivery summary): wake what
+        watches it (held long polls), never its streams, which carry lifecycle events only."""
+        for watcher in self._watchers:
+            watcher(job_id)
 
     def publish_deleted(self, job_id: str) -> None:
         for queue in self._subs.get(job_id, ()):

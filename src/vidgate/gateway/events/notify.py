@@ -3,7 +3,8 @@
 A notification is only a wake-up carrying an event id: the listener reads that event row (the
 source of truth) and publishes it on this process's bus, in arrival order. Events made in this
 process were published locally already and are skipped. A key revoked in another process comes on
-the same channel, so this process closes that owner's streams at once.
+the same channel, so this process closes that owner's streams at once, and so does a job changed
+without a lifecycle event (a webhook attempt recorded), so this process's long polls on it wake.
 
 Notifications sent while the connection is down are lost, so the listener notices a drop at once (or,
 for a connection that hangs, by a periodic ping), reconnects, and then tells every stream to re-read
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 from vidgate.gateway.auth import KEY_REVOKED
 from vidgate.gateway.events.bus import EventBus
-from vidgate.gateway.events.outbox import CHANNEL, NOTIFY_ORIGIN, event_from_row
+from vidgate.gateway.events.outbox import CHANNEL, JOB_CHANGED, NOTIFY_ORIGIN, event_from_row
 from vidgate.gateway.storage.db import Database, Q
 
 log = logging.getLogger("vidgate.events")
@@ -81,6 +82,9 @@ class PgListener:
             return
         if event_type == KEY_REVOKED:
             self.revoked(event_id)  # the revoked key's owner
+            return
+        if event_type == JOB_CHANGED:
+            self.bus.publish_changed(event_id)  # the job's id: no event row to read
             return
         if event_type in WAKE_TYPES:
             self.wake()

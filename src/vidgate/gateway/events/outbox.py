@@ -30,6 +30,8 @@ _DELIVERY = Q(
 _encoder = msgspec.json.Encoder()
 CHANNEL = "vidgate_events"
 NOTIFY_ORIGIN = f"{os.getpid()}-{id(object()):x}"
+# On the events channel, "<job_id> job.changed <origin>": the job changed without a lifecycle event.
+JOB_CHANGED = "job.changed"
 # On PostgreSQL the event row and its NOTIFY (delivered at commit to every listening process, so
 # websockets anywhere see it) go in one statement: one round trip less for every event written.
 _INSERT_NOTIFY = Q(

@@ -7,7 +7,8 @@ transaction; the deliverer claims due rows with a lease, so a crash mid-send onl
 and another process may take it over. The ``webhook-id`` (and ``x-phaseo-event-id``) header is the
 event id on every attempt, so receivers can deduplicate. Each attempt is folded into the job's
 ``webhook_state`` in the transaction that records it, so the job's view shows it without a second
-read.
+read; that moves the job's version, so long polls held on the job are woken (``changed`` in this
+process, a notification for the others) though no lifecycle event is sent.
 
 Receivers are independent: each endpoint (scheme, host, port) has a few slots per process, and a
 row claimed for a full endpoint is parked (its next attempt moved past the time a slot should
@@ -24,13 +25,14 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
 
 from vidgate.gateway.events import webhook_state
+from vidgate.gateway.events.outbox import CHANNEL, JOB_CHANGED, NOTIFY_ORIGIN
 from vidgate.gateway.events.signatures import Attempt, signed_headers
 from vidgate.gateway.events.webhook_endpoints import EndpointRecord, Endpoints
 from vidgate.gateway.events.webhook_send import Sent, post, sender
@@ -80,6 +82,8 @@ _JOB_STATE = Q(
     "SELECT webhook_state FROM jobs WHERE id = :id", pg="SELECT webhook_state FROM jobs WHERE id = :id FOR UPDATE"
 )
 _SET_JOB_STATE = Q("UPDATE jobs SET webhook_state = :state, version = version + 1 WHERE id = :id")
+# Other processes' long polls on the job hear of the new version at commit (PostgreSQL only).
+_NOTIFY_CHANGED = Q("SELECT :payload", pg=f"SELECT pg_notify('{CHANNEL}', :payload)")
 _RECORD = Q(
     "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, next_attempt_at = :next, "
     "lease_until = NULL, last_status_code = :code, last_error = :error, log = :log, delivered_at = :delivered "
@@ -129,8 +133,9 @@ def endpoint_of(url: str) -> str:
 class Deliverer:
     """Sends due webhook deliveries; an event sink woken by every bus publish, with a short fallback sleep."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(self, db: Database, settings: Settings, changed: Callable[[str], None] = lambda job_id: None) -> None:
         self.db = db
+        self.changed = changed  # told the id of each job whose delivery summary moved, after commit
         self.settings = settings
         self.box = settings.secret_box  # opens the jobs' own secrets and the endpoints'
         self.endpoints = Endpoints(db, self.box, allow_http=settings.allow_private_urls)
@@ -348,8 +353,10 @@ class Deliverer:
             else:
                 params.update(status="pending", next=due)
         async with self.db.transaction() as tx:
-            await _fold_into_job(tx, row, params, sent.code, sent.preview, now)
+            folded = await _fold_into_job(tx, row, params, sent.code, sent.preview, now)
             await tx.execute(_RECORD, params)
+        if folded:
+            self.changed(row["job_id"])
         if error is not None:
             log.info("webhook %s to %s: %s (%s)", row["id"], row["url"], params["error"], params["status"])
 
@@ -363,12 +370,13 @@ _ATTEMPT_STATUS: dict[str, webhook_state.AttemptStatus] = {
 
 async def _fold_into_job(
     tx: Tx, row: Row, params: dict[str, Any], code: int | None, preview: str | None, now: int
-) -> None:
-    """Add the attempt to the job's delivery summary (a job deleted meanwhile has none to update)."""
+) -> bool:
+    """Add the attempt to the job's delivery summary; False when the job (or its event) was deleted
+    meanwhile and there is none to update."""
     job = await tx.fetchone(_JOB_STATE, {"id": row["job_id"]})
     event = await tx.fetchone(_EVENT_TYPE, {"id": row["event_id"]})
     if job is None or event is None:
-        return
+        return False
     summary = webhook_state.record(
         webhook_state.decode_summary(job["webhook_state"]),
         delivery_id=row["id"],
@@ -382,6 +390,9 @@ async def _fold_into_job(
         preview=preview,
     )
     await tx.execute(_SET_JOB_STATE, {"id": row["job_id"], "state": webhook_state.encode_summary(summary)})
+    if tx.dialect == "postgresql":
+        await tx.fetchone(_NOTIFY_CHANGED, {"payload": f"{row['job_id']} {JOB_CHANGED} {NOTIFY_ORIGIN}"})
+    return True
 
 
 # ---- the delivery log -------------------------------------------------------------------------

@@ -419,11 +419,14 @@ function renderKept(kept) {
   return h("div", { class: "stack" }, settingsList(kept.body), files);
 }
 
-/** The stored request: uploads by id, earlier videos by id (linked to their job), URLs, inline media by type and size. */
+/** The stored request: uploads by id, earlier videos and outputs by id (linked to the job that made them),
+ * URLs, inline media by type and size. */
 function renderStored(req) {
+  const jobLink = (jobId) => h("a", { href: `#/jobs/${encodeURIComponent(jobId)}`, class: "mono", "data-testid": "input-job" }, jobId);
   const source = (r) => {
     if (r.file_id) return ["upload ", h("code", {}, r.file_id)];
-    if (r.job_id) return ["video ", h("a", { href: `#/jobs/${encodeURIComponent(r.job_id)}`, class: "mono", "data-testid": "input-job" }, r.job_id)];
+    if (r.job_id && r.asset_id !== r.job_id) return ["output ", h("code", {}, r.asset_id), " of video ", jobLink(r.job_id)];
+    if (r.job_id) return ["video ", jobLink(r.job_id)];
     if (r.asset_id) return ["output ", h("code", {}, r.asset_id)];
     if (r.data) return [`inline ${r.data.mime_type} · ${bytes(r.data.bytes)}`];
     return [h("a", { href: r.url, target: "_blank", rel: "noopener noreferrer", class: "wrap" }, r.url)];

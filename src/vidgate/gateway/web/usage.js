@@ -1,5 +1,5 @@
-// Usage: balance, held and available funds, this key's limits and how much of each is in use,
-// spend per day (an inline SVG chart), spend by model.
+// Usage: balance, held and available funds, this key's limits and how much of each is in use (the
+// request-rate bucket's tokens left included), spend per day (an inline SVG chart), spend by model.
 
 import { api } from "./api.js";
 import { clear, dateTime, h, number, progressBar, s, table, usd, empty } from "./ui.js";
@@ -97,6 +97,22 @@ function limitsCard(l) {
     );
   };
   const cap = l.max_concurrent_jobs;
+  const rate = () => {
+    if (l.rate_per_second === null) return item("Requests", "No limit", null, "limit-rate");
+    // The bucket the throttle takes from, read just after this page's own request took its token.
+    const left = Math.floor(l.rate_available);
+    const full = left >= l.rate_burst ? "full" : `full again at ${dateTime(Date.parse(l.rate_full_at) / 1000)}`;
+    return item(
+      "Requests",
+      `${number(l.rate_per_second)} a second`,
+      [
+        h("span", { "data-testid": "limit-rate-available" }, `${number(left)} of ${number(l.rate_burst)}`),
+        ` left in the burst now (${full}); past that, requests are answered 429`,
+      ],
+      "limit-rate",
+      bar("Request burst used", (l.rate_burst - l.rate_available) / l.rate_burst),
+    );
+  };
   return h(
     "section",
     { class: "card", "aria-labelledby": "limits-title", "data-testid": "usage-limits" },
@@ -104,12 +120,7 @@ function limitsCard(l) {
     h(
       "ul",
       { class: "limits" },
-      item(
-        "Requests",
-        l.rate_per_second === null ? "No limit" : `${number(l.rate_per_second)} a second`,
-        l.rate_per_second === null ? null : `bursts of up to ${number(l.rate_burst)}; more is answered 429`,
-        "limit-rate",
-      ),
+      rate(),
       cap === null
         ? item("Jobs at once", "No limit", `${number(l.live_jobs)} queued or running`, "limit-concurrency")
         : item("Jobs at once", `${number(l.live_jobs)} of ${number(cap)}`, "queued or running now", "limit-concurrency", bar("Jobs at once used", l.live_jobs / cap)),
