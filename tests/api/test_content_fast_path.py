@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -171,8 +172,14 @@ async def test_a_throttled_key_is_refused_once_per_request(job: Job) -> None:
     inner = Recorder(job.app)
     fast = ContentFastPath(inner)
     headers = {"Authorization": f"Bearer {key.key}", "Range": "bytes=0-9"}
-    answers = [await call(fast, scope(job, f"/v1/videos/{row.id}/content", headers)) for _ in range(3)]
-    # A burst of two: the third is refused here, in the API's envelope, and never reaches the full stack.
-    assert [a[0] for a in answers] == [206, 206, 429] and inner.calls == 0
-    assert msgspec.json.decode(answers[2][2])["error"]["code"] == "rate_limited"
-    assert int(answers[2][1]["retry-after"]) >= 1
+    started, answers = time.monotonic(), []
+    while len(answers) < 20 and not any(a[0] == 429 for a in answers):
+        answers.append(await call(fast, scope(job, f"/v1/videos/{row.id}/content", headers)))
+    elapsed = time.monotonic() - started
+    # A burst of two (and one more for each second these took): then one is refused here, in the API's
+    # envelope, and never reaches the full stack.
+    codes = [a[0] for a in answers]
+    assert codes[:2] == [206, 206] and codes[-1] == 429 and set(codes) == {206, 429} and inner.calls == 0
+    assert codes.count(206) <= 2 + elapsed + 1, (codes, elapsed)
+    assert msgspec.json.decode(answers[-1][2])["error"]["code"] == "rate_limited"
+    assert int(answers[-1][1]["retry-after"]) >= 1

@@ -22,15 +22,16 @@ def test_kill_9_mid_render_then_restart(tmp_path: Path) -> None:
                         "model": "vidgate/procedural",
                         "prompt": f"crash {i}",
                         "duration": 6,
-                        "size": "640x360",
+                        "size": "1280x720",  # seconds of render each: still going when a slow poll looks
                         "seed": i,
                     },
                 ).json()["id"]
                 for i in range(4)
             ]
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                jobs = [api.get(f"/v1/videos/{i}").json() for i in ids]
+                listed = api.get("/v1/videos", params={"limit": 100}).json()["data"]  # all four in one look
+                jobs = [j for j in listed if j["id"] in ids]
                 if any(j["status"] == "processing" and (j["progress"] or 0) > 5 for j in jobs):
                     break
                 time.sleep(0.05)
@@ -42,7 +43,7 @@ def test_kill_9_mid_render_then_restart(tmp_path: Path) -> None:
         gw2 = GatewayProcess(tmp_path / "gw", port=gw.port, log_name="serve2").start()
         try:
             with gw2.client(key) as api:
-                done = [wait_status(api, i, {"completed", "failed"}, timeout=90) for i in ids]
+                done = [wait_status(api, i, {"completed", "failed"}, timeout=180) for i in ids]
         finally:
             gw2.stop()
     finally:

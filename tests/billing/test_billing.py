@@ -170,9 +170,15 @@ def test_rate_limit_and_concurrency_cap(gateway: GatewayProcess) -> None:
         admin.patch(f"/v1/admin/keys/{kid}/limits", json={"rate_per_second": 2, "rate_burst": 3})
     time.sleep(2.1)  # the key cache holds limits for up to 2 s
     with gateway.client(key) as api:
-        codes = [api.get("/v1/videos") for _ in range(8)]
+        started, codes = time.monotonic(), []
+        while len(codes) < 40 and not any(r.status_code == 429 for r in codes):  # asks until one is refused
+            codes.append(api.get("/v1/videos"))
+        elapsed = time.monotonic() - started
         limited = [r for r in codes if r.status_code == 429]
-        assert 3 <= len([r for r in codes if r.status_code == 200]) <= 5 and limited
+        passed = [r for r in codes if r.status_code == 200]
+        # The burst, what refilled while the requests went on (however slowly answered), one at the boundary.
+        assert limited and len(passed) + len(limited) == len(codes), [r.status_code for r in codes]
+        assert 3 <= len(passed) <= 3 + 2 * elapsed + 1, (len(passed), elapsed)
         assert limited[0].json()["error"]["code"] == "rate_limited" and int(limited[0].headers["retry-after"]) >= 1
     with gateway.admin() as admin:
         admin.patch(f"/v1/admin/keys/{kid}/limits", json={"rate_per_second": None, "max_concurrent_jobs": 1})

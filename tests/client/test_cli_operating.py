@@ -168,7 +168,7 @@ def test_jobs_list_show_requeue_fail_and_leases(dep: Deployment) -> None:
         held = api.get("/v1/usage").json()["held"]
         failed = vidgate(dep, "jobs", "fail", job_id, "--reason", "luma is down for the day")
         assert failed.returncode == 0 and "hold voided" in failed.stdout, failed.stderr
-        view = wait_status(api, job_id, {"failed"}, timeout=10)
+        view = wait_status(api, job_id, {"failed"}, timeout=30)
         assert view["error"]["code"] == "failed_by_admin" and view["error"]["message"] == "luma is down for the day"
         assert api.get("/v1/usage").json()["held"] == pytest.approx(held - shown["quote"] / 1e6)
     after = json.loads(vidgate(dep, "jobs", "show", job_id, "--json").stdout)

@@ -148,7 +148,7 @@ def test_wait_times_out_on_a_long_render(client: Client) -> None:
         t0 = time.monotonic()
         with pytest.raises(errors.WaitTimeoutError) as info:
             client.videos.wait(long.id, timeout=1)
-        assert 0.9 <= time.monotonic() - t0 < 3
+        assert 0.9 <= time.monotonic() - t0 < 10  # at its timeout, long before the render ends
         assert long.id in info.value.message and info.value.code == "wait_timeout"
     finally:
         assert client.videos.cancel(long.id).status == "cancelled"
@@ -204,7 +204,7 @@ def test_reads_are_retried_past_429_honouring_retry_after(proxy: ChaosProxy, key
         c.config = dataclasses.replace(c.config, backoff_base=30.0, backoff_max=30.0)
         t0 = time.monotonic()
         assert c.videos.get(job.id).id == job.id
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 20  # Retry-After: 0, not the 30 s backoff
         c.config = dataclasses.replace(c.config, backoff_base=0.05)
         assert job.id in {v.id for v in c.videos.list(limit=100).data}
     assert [r.fault for r in proxy.seen("GET", f"/v1/videos/{job.id}")] == ["429", "429", None]

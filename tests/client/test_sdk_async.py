@@ -96,7 +96,7 @@ async def test_create_and_wait_timeout_and_failure(client: AsyncClient) -> None:
     t0 = time.monotonic()
     with pytest.raises(errors.WaitTimeoutError):
         await client.videos.wait(long.id, timeout=1)
-    assert 0.9 <= time.monotonic() - t0 < 3
+    assert 0.9 <= time.monotonic() - t0 < 10  # at its timeout, long before the render ends
     await client.videos.cancel(long.id)
     with pytest.raises(errors.JobFailedError) as info:
         await client.videos.wait(long.id, timeout=10, raise_on_failure=True)
@@ -152,7 +152,7 @@ async def test_reads_retry_429_and_errors_are_typed(proxy: ChaosProxy, key: str,
         c.config = dataclasses.replace(c.config, backoff_base=30.0, backoff_max=30.0)
         t0 = time.monotonic()
         await c.videos.list()
-        assert time.monotonic() - t0 < 3  # Retry-After: 0, not the 30 s backoff
+        assert time.monotonic() - t0 < 20  # Retry-After: 0, not the 30 s backoff
     proxy.inject("GET", "/v1/videos", "429")
     async with via(proxy, key, max_retries=0) as c:
         with pytest.raises(errors.RateLimitError) as limited:

@@ -77,22 +77,34 @@ def test_refresh_is_answered_with_job_updated(sdk: Phaseo, key: str) -> None:
 def quiet_for(ws: ClientConnection) -> float:
     """Seconds until the server's next message (a heartbeat, on a job that is over)."""
     start = time.monotonic()
-    receive(ws, timeout=15)
+    receive(ws, timeout=30)
     return time.monotonic() - start
+
+
+def heartbeats_within(ws: ClientConnection, seconds: float) -> int:
+    """How many messages (heartbeats, on a job that is over) the server sends in ``seconds``."""
+    count, end = 0, time.monotonic() + seconds
+    with contextlib.suppress(TimeoutError):
+        while (left := end - time.monotonic()) > 0:
+            receive(ws, timeout=left)
+            count += 1
+    return count
 
 
 def test_interval_ms_below_the_range_is_raised_to_one_second(sdk: Phaseo, key: str) -> None:
     job = finished(sdk)
     with open_socket(sdk.videos.websocket_url(job["id"], interval_ms=10, close_on_terminal=False), key) as ws:
         snapshot(ws, job["id"])
-        assert 0.9 <= quiet_for(ws) <= 3.0
+        # One a second, about four in four seconds: not hundreds (10 ms), not none (the 10 s default).
+        # Counted over a window, so a late read of the snapshot cannot make an interval look short.
+        assert 1 <= heartbeats_within(ws, 4.0) <= 12
 
 
 def test_interval_ms_above_the_range_is_lowered_to_ten_seconds(sdk: Phaseo, key: str) -> None:
     job = finished(sdk)
     with open_socket(sdk.videos.websocket_url(job["id"], interval_ms=600_000, close_on_terminal=False), key) as ws:
         snapshot(ws, job["id"])
-        assert 9.0 <= quiet_for(ws) <= 12.0
+        assert 5.0 <= quiet_for(ws) <= 20.0  # ten seconds: not one (the floor), not 600
 
 
 def test_deleted_job_is_announced_with_id_and_kind(sdk: Phaseo, key: str) -> None:
@@ -102,7 +114,7 @@ def test_deleted_job_is_announced_with_id_and_kind(sdk: Phaseo, key: str) -> Non
     with open_socket(sdk.videos.websocket_url(job["id"], close_on_terminal=False), key) as ws:
         snapshot(ws, job["id"])
         assert call(lambda: sdk.videos.delete(job["id"]))["deleted"] is True
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         with contextlib.suppress(ConnectionClosed):
             while not any(m["type"] == "job.deleted" for m in messages) and time.monotonic() < deadline:
                 try:

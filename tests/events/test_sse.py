@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -10,11 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fakes.server import FakeUpstream
+from fakes.held_image import HeldMissingImage
 from helpers.gateway import GatewayProcess, stable, wait_status
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
 
 pytestmark = pytest.mark.both_backends
 
@@ -97,28 +93,22 @@ def test_cancelled_while_processing_ends_the_stream(api: httpx.Client) -> None:
     assert last["data"]["data"]["status"] == "cancelled"
 
 
-class SlowMissingImage:
-    """Answers 404 for any image after a pause: the job stays queued, then fails."""
-
-    def __init__(self, delay: float) -> None:
-        async def missing(request: Any) -> Response:
-            await asyncio.sleep(delay)
-            return Response(b"gone", status_code=404)
-
-        self.server = FakeUpstream(Starlette(routes=[Route("/{name}", missing)]))
+@pytest.fixture
+def held_image() -> Iterator[HeldMissingImage]:
+    with HeldMissingImage() as held:
+        yield held
 
 
-@pytest.fixture(scope="module")
-def slow_missing() -> Iterator[str]:
-    fake = SlowMissingImage(1.6)
-    with fake.server:
-        yield fake.server.base_url + "/first.png"
-
-
-def test_failed_with_heartbeat_comments_while_idle(api: httpx.Client, slow_missing: str) -> None:
-    ref = {"type": "image_url", "role": "first_frame", "image_url": {"url": slow_missing}}
+def test_failed_with_heartbeat_comments_while_idle(api: httpx.Client, held_image: HeldMissingImage) -> None:
+    ref = {"type": "image_url", "role": "first_frame", "image_url": {"url": held_image.url}}
     job = create(api, duration=1, size="160x90", input_references=[ref])
-    got = read_all(api, job["id"], interval_ms=1000)
+    got: list[dict[str, Any]] = []
+    with api.stream("GET", f"/v1/videos/{job['id']}/events", params={"interval_ms": 1000}, timeout=60) as r:
+        assert r.status_code == 200
+        for frame in frames(r):
+            got.append(frame)
+            if "comment" in frame:
+                held_image.release.set()  # a heartbeat came while the job sat queued: now let it fail
     events = events_only(got)
     assert events[0]["data"]["data"]["status"] == "queued"
     beats = [f["comment"] for f in got if "comment" in f]

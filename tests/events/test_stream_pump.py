@@ -71,7 +71,7 @@ def event(n: int, status: str = "processing") -> JobEvent:
     return JobEvent(id=f"evt_{n:04d}", type=f"video.{status}", created_at=n, data=video(status, 10 + n))
 
 
-async def wait_for(check: Any, timeout: float = 2.0) -> None:
+async def wait_for(check: Any, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, "timed out"
@@ -102,7 +102,7 @@ async def test_every_socket_gets_the_same_encoded_text_and_terminal_closes() -> 
         "data": json.loads(stream._encoder.encode(event(1).data)),
     }
     bus.publish(event(2, "completed"))
-    assert await asyncio.wait_for(asyncio.gather(*(t for _, t in pumps)), 2) == [True, True, True]
+    assert await asyncio.wait_for(asyncio.gather(*(t for _, t in pumps)), 10) == [True, True, True]
     assert [ws.kinds() for ws, _ in pumps] == [["job.snapshot", "job.updated", "job.updated"]] * 3
 
 
@@ -114,12 +114,12 @@ async def test_client_messages_are_answered_at_once_and_disconnect_ends_the_pump
         t0 = time.monotonic()
         ws.say(text)
         await wait_for(lambda kind=kind: ws.kinds()[-1] == kind)
-        assert time.monotonic() - t0 < 0.5
+        assert time.monotonic() - t0 < 5  # at once, not with the next heartbeat, 10 s on
     bus.publish(event(3, "completed"))  # close_on_terminal=false: relayed, the socket stays open
     await wait_for(lambda: ws.kinds()[-1] == "job.updated")
     assert not task.done()
     ws.incoming.put_nowait({"type": "websocket.disconnect", "code": 1001})
-    assert await asyncio.wait_for(task, 1) is False
+    assert await asyncio.wait_for(task, 10) is False
 
 
 async def test_a_flooding_client_is_read_one_message_at_a_time() -> None:
@@ -134,7 +134,7 @@ async def test_a_flooding_client_is_read_one_message_at_a_time() -> None:
     ws.gate.set()
     await wait_for(lambda: ws.kinds().count("pong") == 100)
     ws.incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
-    assert await asyncio.wait_for(task, 1) is False
+    assert await asyncio.wait_for(task, 10) is False
 
 
 async def test_refresh_of_a_finished_job_closes() -> None:
@@ -142,24 +142,24 @@ async def test_refresh_of_a_finished_job_closes() -> None:
     ws, task = start(bus)
     await wait_for(lambda: ws.sent)
     ws.say("refresh")
-    assert await asyncio.wait_for(task, 1) is True
+    assert await asyncio.wait_for(task, 10) is True
     assert json.loads(ws.sent[-1])["data"]["status"] == "completed"
 
 
 async def test_heartbeat_only_after_an_idle_interval() -> None:
     bus = EventBus()
-    ws, task = start(bus, heartbeat=0.2)
+    ws, task = start(bus, heartbeat=1.0)
     await wait_for(lambda: ws.sent)
-    for n in range(8):  # an update every 0.1 s keeps the socket busy: no heartbeat
+    for n in range(8):  # an update every 0.1 s (a tenth of the interval) keeps the socket busy: no heartbeat
         bus.publish(event(10 + n))
         await asyncio.sleep(0.1)
     assert "heartbeat" not in ws.kinds()
-    await wait_for(lambda: ws.kinds().count("heartbeat") == 2, 2)
+    await wait_for(lambda: ws.kinds().count("heartbeat") == 2)
     assert ws.kinds()[-3:] == ["job.updated", "heartbeat", "heartbeat"]
     gaps = [b - a for a, b in zip(ws.at[-3:], ws.at[-2:], strict=False)]
-    assert all(0.18 < gap < 0.45 for gap in gaps), gaps
+    assert all(0.9 < gap < 5 for gap in gaps), gaps  # each after an idle interval, not sooner
     ws.incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
-    assert await asyncio.wait_for(task, 1) is False
+    assert await asyncio.wait_for(task, 10) is False
 
 
 async def test_a_failed_receive_ends_the_pump_with_its_error() -> None:
@@ -168,7 +168,7 @@ async def test_a_failed_receive_ends_the_pump_with_its_error() -> None:
     await wait_for(lambda: ws.sent)
     ws.incoming.put_nowait(OSError("connection reset"))
     with pytest.raises(OSError, match="connection reset"):
-        await asyncio.wait_for(task, 1)
+        await asyncio.wait_for(task, 10)
 
 
 async def test_deleted_job_is_sent_and_closes() -> None:
@@ -176,7 +176,7 @@ async def test_deleted_job_is_sent_and_closes() -> None:
     ws, task = start(bus)
     await wait_for(lambda: ws.sent)
     bus.publish_deleted(JOB)
-    assert await asyncio.wait_for(task, 1) is True
+    assert await asyncio.wait_for(task, 10) is True
     assert json.loads(ws.sent[-1]) == stream._deleted(JOB)
 
 

@@ -219,7 +219,7 @@ def test_endpoint_urls_are_checked_like_job_urls(tmp_path: Path, backend: str) -
             assert tested["ok"] is False and "private or reserved address" in tested["error"], tested
             job = create_job(api, {"endpoint_id": made["id"]})
             wait_status(api, job["id"], TERMINAL)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while (state := api.get(f"/v1/videos/{job['id']}").json()["webhook"])["delivery"]["total_attempts"] < 1:
                 assert time.monotonic() < deadline, state
                 time.sleep(0.05)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import statistics
 import time
@@ -13,12 +12,9 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from fakes.server import FakeUpstream
+from fakes.held_image import HeldMissingImage
 from helpers.backends import rows
 from helpers.gateway import GatewayProcess, stable, wait_status
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.frames import Close
 from websockets.sync.client import ClientConnection, connect
@@ -120,36 +116,26 @@ def test_snapshot_then_pushed_progress_then_close_on_completed(
         for gaps in pool.map(lambda _: watch_to_completion(gateway, api, key), range(3)):
             GAPS_MS.extend(gaps)
     # Figures belong to bench/; this only tells pushing from a polling timer, even on a loaded machine.
-    assert statistics.median(GAPS_MS) < 500 and max(GAPS_MS) < 3000, sorted(GAPS_MS)
+    assert statistics.median(GAPS_MS) < 500 and max(GAPS_MS) < 10_000, sorted(GAPS_MS)
 
 
-class SlowMissingImage:
-    """A loopback server that answers 404 for every image after a pause (so the job is watched while queued)."""
-
-    def __init__(self, delay: float) -> None:
-        async def missing(request: Any) -> Response:
-            await asyncio.sleep(delay)
-            return Response(b"no such image", status_code=404, media_type="text/plain")
-
-        self.server = FakeUpstream(Starlette(routes=[Route("/{name}", missing)]))
-
-
-@pytest.fixture(scope="module")
-def missing_image() -> Iterator[str]:
-    fake = SlowMissingImage(0.5)
-    with fake.server:
-        yield fake.server.base_url + "/first.png"
+@pytest.fixture
+def held_image() -> Iterator[HeldMissingImage]:
+    with HeldMissingImage() as held:
+        yield held
 
 
 def test_failed_job_is_pushed_and_closes(
-    gateway: GatewayProcess, api: httpx.Client, key: str, missing_image: str
+    gateway: GatewayProcess, api: httpx.Client, key: str, held_image: HeldMissingImage
 ) -> None:
-    ref = {"type": "image_url", "role": "first_frame", "image_url": {"url": missing_image}}
+    ref = {"type": "image_url", "role": "first_frame", "image_url": {"url": held_image.url}}
     job = create(api, duration=1, size="160x90", input_references=[ref])
     with open_ws(gateway, job["id"], key) as ws:
+        snapshot = next_message(ws, 30)
+        held_image.release.set()
         messages, close = collect(ws)
     assert close.code == 1000
-    assert messages[0][1]["type"] == "job.snapshot" and messages[0][1]["data"]["status"] == "queued"
+    assert snapshot["type"] == "job.snapshot" and snapshot["data"]["status"] == "queued"
     last = messages[-1][1]
     assert last["type"] == "job.updated" and last["event"] == "video.failed"
     assert last["data"]["status"] == "failed" and last["data"]["error"]["code"] == "input_reference_unavailable"
@@ -213,9 +199,20 @@ def test_socket_cap_per_key(tight: GatewayProcess) -> None:
             with open_ws(tight, job["id"], tight.new_key(), **query) as other_key:
                 assert close_of(other_key).code == 4404  # the cap is per key; this key just cannot see the job
             first.close()
-            time.sleep(0.2)
-            with open_ws(tight, job["id"], key, **query) as again:
-                assert next_message(again)["type"] == "job.snapshot"
+            assert _reopens(tight, job["id"], key, query), "the closed socket's slot was never given back"
+
+
+def _reopens(gateway: GatewayProcess, job_id: str, key: str, query: dict[str, Any]) -> bool:
+    """Whether a socket opens within 30 s: a closed one's slot is freed once the server has seen it close."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open_ws(gateway, job_id, key, **query) as again:
+            try:
+                if next_message(again)["type"] == "job.snapshot":
+                    return True
+            except ConnectionClosed:
+                time.sleep(0.1)
+    return False
 
 
 def test_auth_by_header_subprotocol_and_stream_token(gateway: GatewayProcess, api: httpx.Client, key: str) -> None:
@@ -308,9 +305,9 @@ def test_ping_refresh_heartbeat_close_on_terminal_false_and_delete(
         ws.send("hello")
         assert next_message(ws)["error"]["code"] == "unknown_message"
         t0 = time.monotonic()
-        beat = next_message(ws, 3)
-        assert beat["type"] == "heartbeat" and abs(beat["at"] - time.time()) < 2
-        assert 0.7 < time.monotonic() - t0 < 1.6
+        beat = next_message(ws, 10)
+        assert beat["type"] == "heartbeat" and abs(beat["at"] - time.time()) < 5
+        assert 0.7 < time.monotonic() - t0 < 5  # the 1 s asked for, not at once and not the default
         assert api.delete(f"/v1/videos/{job['id']}").status_code == 200
         messages, close = collect(ws, 5)
     assert [m for _, m in messages] == [

@@ -27,6 +27,7 @@ import base64
 import binascii
 import json
 import secrets
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +148,8 @@ class VertexFake:
         self.outputs = OutputClock()  # or gone ``outputs.ttl`` seconds after they were written
         self.service_account: tuple[str, RSAPublicKey] | None = None  # (client email, public key)
         self.token_lifetime = 3600
-        self.token_delay = 0.0  # seconds the token endpoint takes to answer
+        self.token_asked = 0  # grants asked for, counted as each arrives
+        self.token_hold: threading.Event | None = None  # when set: grants wait until it is set
         self.grants: list[dict[str, Any]] = []  # the claims of each assertion it granted
         self.issued: dict[str, float] = {}  # access token -> when it expires (epoch seconds)
 
@@ -377,7 +379,9 @@ class VertexFake:
     async def grant(self, request: Request) -> Response:
         """Google's token endpoint: a JWT-bearer grant signed with the service account's key."""
         form = await request.form()
-        await asyncio.sleep(self.token_delay)
+        self.token_asked += 1
+        if self.token_hold is not None:
+            await asyncio.to_thread(self.token_hold.wait, 30)
         if form.get("grant_type") != JWT_BEARER:
             return _grant_error("Invalid grant_type.", "unsupported_grant_type")
         assertion = str(form.get("assertion", ""))

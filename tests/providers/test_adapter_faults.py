@@ -86,7 +86,7 @@ async def test_a_lost_create_answer_is_an_unknown_outcome(
     wire: Wiring, fake: Any, case: AdapterCase, make_job: Callable[..., JobSpec], root: str, kind: str
 ) -> None:
     """Sent, but no whole answer came back: the job may exist upstream, so never a failover."""
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", kind)
     provider = wire.adapter(wire.config(root, timeout_seconds=0.3))
     try:

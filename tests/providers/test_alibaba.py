@@ -191,7 +191,7 @@ async def test_http_200_without_output_is_an_error(
 
 
 async def test_create_timeout_is_an_unknown_outcome(root: str, fake: AlibabaFake) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = AlibabaProvider(config(root, timeout_seconds=0.3))
     try:

@@ -199,7 +199,7 @@ async def test_create_faults_are_retryable(provider: BytePlusProvider, fake: Byt
 
 
 async def test_create_timeout_is_an_unknown_outcome(root: str, fake: BytePlusFake) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = BytePlusProvider(config(root, timeout_seconds=0.3))
     try:

@@ -94,14 +94,23 @@ def assert_stored(client: httpx.Client, job: dict[str, Any], done: dict[str, Any
 @pytest.mark.parametrize("served", [pytest.param(s, id=s.name) for s in SERVED])
 def test_each_adapter_end_to_end(client: httpx.Client, fleet: Fleet, served: Served) -> None:
     name = served.name
-    job = create(client, served.run)
-    assert job["provider"] == name
-    progress = set()
-    deadline = time.monotonic() + 30
-    while (done := client.get(f"/v1/videos/{job['id']}").json())["status"] not in TERMINAL:
-        progress.add((done["progress"], done.get("progress_source")))
-        assert time.monotonic() < deadline, done
-        time.sleep(0.05)
+    fake = fleet[name]
+    kept = fake.polls_to_complete
+    if served.reports_progress:  # held mid-way, progress rising a step a poll, until the test has seen it
+        fake.polls_to_complete = 200
+    try:
+        job = create(client, served.run)
+        assert job["provider"] == name
+        progress = set()
+        deadline = time.monotonic() + 60
+        while (done := client.get(f"/v1/videos/{job['id']}").json())["status"] not in TERMINAL:
+            progress.add((done["progress"], done.get("progress_source")))
+            if any(src == "provider" and 0 < (p or 0) < 100 for p, src in progress):
+                fake.polls_to_complete = 1  # seen: the next poll completes it
+            assert time.monotonic() < deadline, done
+            time.sleep(0.05)
+    finally:
+        fake.polls_to_complete = kept
     assert done["provider"] == name and done["generation_id"]
     assert [(a["provider"], a["outcome"]) for a in done["attempts"]] == [(name, "accepted")]
     assert_stored(client, job, done)

@@ -46,7 +46,7 @@ class Recorder:
         return JSONResponse({"path": request.url.path}, headers={"x-request-id": "req-1"})
 
     async def hang(self, request: Request) -> Response:
-        await asyncio.sleep(1)
+        await asyncio.sleep(10)  # far past the caller's timeout, however slow the machine
         return JSONResponse({})
 
     async def bad_json(self, request: Request) -> Response:
@@ -164,7 +164,7 @@ async def test_a_submit_timeout_is_an_unknown_outcome(upstream: tuple[Recorder, 
             await request(client, "POST", "/hang", phase="submit", json={"a": 1})
     finally:
         await client.aclose()
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 8  # gave up at its timeout, not when the answer came
     assert info.value.retryable and info.value.code == "upstream_timeout"
     assert not isinstance(info.value, Rejected)  # sent: the job may exist, no failover
 

@@ -244,7 +244,7 @@ async def test_create_faults_are_retryable(provider: KlingProvider, fake: KlingF
 
 
 async def test_create_timeout_is_an_unknown_outcome(fake: KlingFake, root: str) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = KlingProvider(config(root, timeout_seconds=0.3))
     try:

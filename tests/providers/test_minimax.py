@@ -193,7 +193,7 @@ async def test_fake_validation_answers_2013_in_http_200(provider: MiniMaxProvide
 
 
 async def test_create_timeout_is_an_unknown_outcome(root: str, fake: MiniMaxFake) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = MiniMaxProvider(config(root, timeout_seconds=0.3))
     try:

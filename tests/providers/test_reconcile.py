@@ -288,9 +288,9 @@ async def test_output_links_expire(case: Case, fake: Any, server: FakeUpstream) 
     try:
         job = case.make_job()
         accepted = await provider.submit(job)
-        fake.outputs.ttl = 0.3
         (out,) = (await poll_until_done(provider, job, accepted.native_id))[-1].outputs
         assert await read_all(provider, out) == small_mp4()
+        fake.outputs.ttl = 0.3  # counted from when the link was handed out, before the read above
         await asyncio.sleep(0.4)
         with pytest.raises(PollFailed) as info:
             await read_all(provider, out)

@@ -253,7 +253,7 @@ async def test_create_faults_are_retryable(provider: ReplicateProvider, fake: Re
 
 
 async def test_create_timeout_is_an_unknown_outcome(fake: ReplicateFake, root: str) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = ReplicateProvider(config(root, timeout_seconds=0.3))
     try:

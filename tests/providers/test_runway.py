@@ -173,7 +173,7 @@ async def test_create_faults_are_retryable(provider: RunwayProvider, fake: Runwa
 
 
 async def test_create_timeout_is_an_unknown_outcome(root: str, fake: RunwayFake) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = RunwayProvider(config(root, timeout_seconds=0.3))
     try:

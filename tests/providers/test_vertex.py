@@ -195,7 +195,7 @@ async def test_create_fault_is_retryable(provider: VertexProvider, fake: VertexF
 
 
 async def test_create_timeout_is_an_unknown_outcome(fake: VertexFake, root: str) -> None:
-    fake.faults.hang_seconds = 1.0
+    fake.faults.hang_seconds = 10.0  # far past the 0.3 s timeout, however slow the machine
     fake.faults.add("create", "timeout")
     provider = VertexProvider(config(root, timeout_seconds=0.3))
     try:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -18,6 +20,7 @@ from fakes.vertex_fake import VertexFake
 
 from providers.harness import poll_until_done as poll_to_end
 from providers.vertex_support import MODEL_PATH, config, make_job, vertex_fake
+from vidgate.gateway.providers import google_vertex
 from vidgate.gateway.providers.base import PollFailed, ProviderConfig, Rejected
 from vidgate.gateway.providers.google_vertex import REFRESH_MARGIN_SECONDS, VertexProvider
 
@@ -78,9 +81,26 @@ async def test_service_account_tokens_are_minted_and_cached(fake: VertexFake, ro
     assert set(bearer_tokens(fake)) == {f"Bearer {token}"} and len(bearer_tokens(fake)) == 4
 
 
-async def test_token_is_refreshed_before_it_expires(fake: VertexFake, root: str, tmp_path: Path) -> None:
+class AheadClock:
+    """The adapter's wall clock, moved on at will: a token's lifetime passes without waiting it out."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+async def test_token_is_refreshed_before_it_expires(
+    fake: VertexFake, root: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = AheadClock()
+    monkeypatch.setattr(google_vertex, "time", clock)
     fake.service_account = (EMAIL, rsa_key().public_key())
-    fake.token_lifetime = int(REFRESH_MARGIN_SECONDS) + 1  # fresh for one second, then due
+    fake.token_lifetime = int(REFRESH_MARGIN_SECONDS) + 60  # fresh for a minute, then due
     key_file = tmp_path / "sa.json"
     key_file.write_text(json.dumps(service_account(root)))
     provider = VertexProvider(sa_config(root, str(key_file)))  # a path to the key file
@@ -89,7 +109,7 @@ async def test_token_is_refreshed_before_it_expires(fake: VertexFake, root: str,
         accepted = await provider.submit(job)
         await provider.poll(job, accepted.native_id)
         assert len(fake.grants) == 1
-        time.sleep(1.2)
+        clock.ahead = 61.0  # the minute has passed: the token is within the refresh margin
         await provider.poll(job, accepted.native_id)
     finally:
         await provider.aclose()
@@ -111,23 +131,29 @@ async def test_expired_token_is_refused_by_the_api(fake: VertexFake, root: str) 
 
 async def test_refresh_runs_off_the_event_loop(fake: VertexFake, root: str) -> None:
     fake.service_account = (EMAIL, rsa_key().public_key())
-    fake.token_delay = 0.5
+    hold = fake.token_hold = threading.Event()
     provider = VertexProvider(sa_config(root, json.dumps(service_account(root))))
     ticks = 0
 
     async def tick() -> None:
+        # Lets the grant go only after the loop has run a while with it waiting: a refresh that
+        # blocked the loop would wait out the provider's timeout instead, and the submit would fail.
         nonlocal ticks
         while True:
             await asyncio.sleep(0.02)
-            ticks += 1
+            if fake.token_asked:
+                ticks += 1
+            if ticks >= 15:
+                hold.set()
 
     ticker = asyncio.create_task(tick())
     try:
         await provider.submit(make_job())
     finally:
         ticker.cancel()
+        hold.set()
         await provider.aclose()
-    assert ticks >= 15  # the loop kept running while the token endpoint took half a second
+    assert ticks >= 15 and len(fake.grants) == 1  # the loop kept running while the token endpoint held
 
 
 async def test_application_default_credentials(

@@ -247,14 +247,18 @@ def test_stream_opens_count_against_the_key_rate(streams_gw: GatewayProcess) -> 
         assert r.status_code == 200, r.text
     time.sleep(2.5)  # past the authentication cache, which holds the key's old (unlimited) rate
     codes = []
-    for _ in range(10):
+    started = time.monotonic()
+    while len(codes) < 40 and codes.count(4429) < 5:  # opens until five are refused
         with open_ws(streams_gw, job, key) as ws:
             try:
                 ws.recv(timeout=10)
                 codes.append(200)
             except ConnectionClosed as closed:
                 codes.append(closed.rcvd.code if closed.rcvd else 0)
-    assert codes.count(4429) >= 5 and codes.count(200) <= 5, codes
+    elapsed = time.monotonic() - started
+    # The burst, what refilled while the opens went on (however slowly answered), one at the boundary.
+    assert codes.count(4429) >= 5, codes
+    assert codes.count(200) <= 3 + elapsed + 1, (codes, elapsed)
     print(
         f"\nstream rate [{streams_gw.backend}]: 10 websocket opens at rate 1/s burst 3: "  # type: ignore[attr-defined]
         f"{codes.count(200)} opened, {codes.count(4429)} closed 4429"

@@ -84,11 +84,11 @@ class Upstreams:
         }
         self.servers = {name: FakeUpstream(fake.app).start() for name, fake in self.fakes.items()}
 
-    def config(self, path: Path) -> Path:
+    def config(self, path: Path, timeout_seconds: float = 1.0) -> Path:
         path.write_text(
             "".join(
                 f'[providers.{name}]\n{CONFIG[name][0]}\nbase_url = "{server.base_url}{CONFIG[name][1]}"\n'
-                "poll_interval_seconds = 0.2\ntimeout_seconds = 1.0\n\n"
+                f"poll_interval_seconds = 0.2\ntimeout_seconds = {timeout_seconds}\n\n"
                 for name, server in self.servers.items()
             )
         )
@@ -244,18 +244,28 @@ def test_kill_9_during_the_create_then_restart_makes_one_upstream_job(
     dep: Deployment, api: httpx.Client, upstreams: Upstreams
 ) -> None:
     openai = upstreams.fakes["openai"]
-    openai.faults.hang_seconds = 10.0
+    openai.faults.hang_seconds = 120.0
     openai.faults.add("create", "accept-hang")
-    job_id, prompt = create(api, SORA)
-    # The fake has made the job and holds the answer back: the gateway is mid-create.
-    eventually(
-        lambda: ("create", "accept-hang") in openai.faults.applied and upstreams.made("openai", prompt) == 1,
-        "the fake to hold the create",
-    )
-    dep.gw.kill()
-    (attempts,) = rows(dep.gw, "SELECT attempts FROM jobs WHERE id = ?", job_id)[0]
-    assert [a["outcome"] for a in orjson.loads(attempts)] == ["submitting"]
+    # Until the kill, the gateway waits on the held create for longer than this test can take to get
+    # there; the restart reads the usual short timeout back.
+    config = Path(dep.env["VIDGATE_CONFIG"])
+    dep.gw.stop()
+    upstreams.config(config, timeout_seconds=120.0)
     dep.gw.start()
+    try:
+        job_id, prompt = create(api, SORA)
+        # The fake has made the job and holds the answer back: the gateway is mid-create.
+        eventually(
+            lambda: ("create", "accept-hang") in openai.faults.applied and upstreams.made("openai", prompt) == 1,
+            "the fake to hold the create",
+        )
+        dep.gw.kill()
+        (attempts,) = rows(dep.gw, "SELECT attempts FROM jobs WHERE id = ?", job_id)[0]
+        assert [a["outcome"] for a in orjson.loads(attempts)] == ["submitting"]
+    finally:
+        dep.gw.kill()
+        upstreams.config(config)
+        dep.gw.start()
     done = wait_status(api, job_id, TERMINAL, timeout=90)
     assert done["status"] == "completed" and done["provider"] == "openai", done
     assert upstreams.made("openai", prompt) == 1

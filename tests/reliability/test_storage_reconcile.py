@@ -317,8 +317,9 @@ def test_reconcile_reports_orphans_and_missing_outputs_and_repair_removes_old_or
         store.put(old, age_seconds=7200)
         grace = "3600"
         if kind != "sqlite":  # S3 objects cannot be aged: a short grace, and the old one made first
-            grace = "4"
-            time.sleep(6)
+            grace = "10"
+            time.sleep(12)
+        # Written again before each run, so it is young however long a run takes to start.
         store.put(young)
 
         code, before, output = run_reconcile(gw, "--json", "--grace-seconds", grace)
@@ -332,9 +333,11 @@ def test_reconcile_reports_orphans_and_missing_outputs_and_repair_removes_old_or
         ours = [*store.keys(f"videos/{kept}/"), *store.keys(f"videos/{lost}/")]
         assert store.keys() == sorted([*ours, old, young]), "a report changed the store"
 
+        store.put(young)
         code, _, text = run_reconcile(gw, "--grace-seconds", grace)  # the table, for people
         assert code == 0 and "2 orphans (1 removable), 1 missing outputs" in text, text
 
+        store.put(young)
         code, repaired, output = run_reconcile(gw, "--json", "--repair", "--grace-seconds", grace)
         assert code == 0, output
         assert repaired["removed"] == [old] and repaired["error"] is None, repaired
@@ -344,6 +347,7 @@ def test_reconcile_reports_orphans_and_missing_outputs_and_repair_removes_old_or
         job = api.get(f"/v1/videos/{lost}").json()
         assert job["status"] == "completed", job  # a missing output is reported, the job left as it was
 
+        store.put(young)
         code, after, output = run_reconcile(gw, "--json", "--grace-seconds", grace)
         assert code == 0, output
         assert [o["key"] for o in after["orphans"]] == [young]
