@@ -962,6 +962,7 @@ export const operations = {
   createFile: { method: "POST", path: "/v1/files" },
   getFile: { method: "GET", path: "/v1/files/{file_id}" },
   deleteFile: { method: "DELETE", path: "/v1/files/{file_id}" },
+  downloadFileSigned: { method: "GET", path: "/v1/files/{file_id}/download" },
   videoWebsocket: { method: "GET", path: "/v1/async/video/{video_id}/ws" },
   getUsage: { method: "GET", path: "/v1/usage" },
   getUsageLimits: { method: "GET", path: "/v1/usage/limits" },
@@ -1290,6 +1291,21 @@ export interface Operations {
     headers: Record<string, never>;
     body: never;
     response: FileDeleted;
+  };
+  /** An upload's bytes through a signed link (no API key; tampered, expired or foreign links are 403), as the gateway gives an upstream that reads inputs by URL only */
+  downloadFileSigned: {
+    path: {
+      file_id: string;
+    };
+    query: {
+      expires: number;
+      signature: string;
+    };
+    headers: {
+      Range?: string;
+    };
+    body: never;
+    response: Uint8Array;
   };
   /** The job's websocket (connect with Upgrade: websocket; plain HTTP is 426) */
   videoWebsocket: {

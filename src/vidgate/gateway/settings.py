@@ -53,6 +53,10 @@ class Settings:
     allow_private_urls: bool = False
     retention_days: float = 30.0
     download_ttl_default: int = 900
+    # An upstream that reads an input by URL only gets a link to the gateway's own copy of an upload or
+    # earlier output: signed on public_url when that is https, else the object store's presigned URL
+    # when that is https. It lasts this long after the job's create, and at least to the job's deadline.
+    input_link_ttl_seconds: int = 3600
     # On an object store, GET /content answers 307 to a presigned URL of the object (valid for
     # download_ttl_default) instead of streaming it through the API; a local store always serves.
     content_redirect: bool = False

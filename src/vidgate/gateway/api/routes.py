@@ -22,6 +22,7 @@ from vidgate.gateway.api import (
     dashboard,
     deliveries,
     events,
+    file_download,
     files,
     health,
     job_request,
@@ -398,6 +399,7 @@ ENDPOINTS: tuple[Endpoint | Files, ...] = (
             errors=(*KEYED, "404"),
         ),
     ),
+    file_download.ENDPOINT,
     Endpoint(
         "/v1/async/video/{video_id}/ws",
         ("GET",),

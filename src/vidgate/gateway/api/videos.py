@@ -23,12 +23,15 @@ from vidgate.errors import (
 )
 from vidgate.gateway.api.http import decode, int_param, json_response, owner, read_body, request_id
 from vidgate.gateway.ids import now_s
+from vidgate.gateway.jobs.files import StoredFile
 from vidgate.gateway.jobs.records import JobRecord, StoredImage, StoredOutput
 from vidgate.gateway.jobs.signing import sign_path, verify
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.services import Gateway, services
 from vidgate.types import DownloadURL, DownloadURLRequest, Video, VideoList
 
+# What a route serves bytes of: each has the same names for where they are kept and what they are.
+Stored = StoredOutput | StoredImage | StoredFile
 MIN_TTL, MAX_TTL = 60, 3600
 # What ``variant`` selects: the output itself, or one of the images made from it when it was stored.
 VARIANTS = ("video", "thumbnail", "spritesheet")
@@ -164,6 +167,11 @@ async def serve(request: Request, row: JobRecord, index: int, disposition: str, 
     """Output ``index`` of a job, or an image made from it (``variant``), as the response (Range, ETag),
     from local disk or the object store."""
     out, filename = _variant(row, index, variant)
+    return await serve_stored(request, out, filename, disposition)
+
+
+async def serve_stored(request: Request, out: Stored, filename: str, disposition: str) -> Response:
+    """Stored bytes (an output, an image made from one, an upload) as the response (Range, ETag)."""
     g = services(request)
     headers = {
         "ETag": f'"{out.sha256}"',
@@ -192,7 +200,7 @@ CHUNK = 4 << 20
 async def _local_range(
     path: Path,
     span: tuple[int, int],
-    out: StoredOutput | StoredImage,
+    out: Stored,
     headers: dict[str, str],
     content_disposition: str,
 ) -> Response:
@@ -238,7 +246,7 @@ async def _local_range(
 async def _stream_object(
     request: Request,
     g: Gateway,
-    out: StoredOutput | StoredImage,
+    out: Stored,
     headers: dict[str, str],
     filename: str,
     disposition: str,

@@ -51,6 +51,7 @@ class OwnedAsset(msgspec.Struct, frozen=True):
     mime_type: str
     bytes: int
     duration_seconds: float | None = None
+    index: int = 0  # which of its job's outputs it is
 
     @property
     def kind(self) -> str:
@@ -92,7 +93,9 @@ async def find(db: Database, owner: str, asset_id: str) -> OwnedAsset | None:
     out = next((out for out in decode_outputs(row["outputs"]) if out.asset_id == asset_id), None)
     if out is None:
         return None
-    return OwnedAsset(asset_id, row["job_id"], row["key"], row["mime_type"], row["bytes"], out.duration_seconds)
+    return OwnedAsset(
+        asset_id, row["job_id"], row["key"], row["mime_type"], row["bytes"], out.duration_seconds, index=out.index
+    )
 
 
 async def find_job_output(db: Database, owner: str, job_id: str) -> tuple[str | None, OwnedAsset | None]:
@@ -163,13 +166,18 @@ class AssetReader:
     async def read(self, asset_id: str, max_bytes: int) -> tuple[bytes, str]:
         """The asset's bytes and type; ``LookupError`` when it is no longer usable, ``ValueError`` when
         it is larger than ``max_bytes``."""
+        data, asset = await self.open(asset_id, max_bytes)
+        return data, asset.mime_type
+
+    async def open(self, asset_id: str, max_bytes: int) -> tuple[bytes, OwnedAsset]:
+        """``read``, with the asset (its job, output index and key) in place of its type."""
         asset = await find(self.db, self.owner, asset_id)
         if asset is None:
             raise LookupError(f"the asset {asset_id} is no longer among your completed jobs' outputs")
         if asset.bytes > max_bytes:
             raise ValueError(f"the asset {asset_id} is larger than {max_bytes} bytes")
         chunks = await self.blobs.stream(asset.key, 0, asset.bytes)
-        return b"".join([chunk async for chunk in chunks]), asset.mime_type
+        return b"".join([chunk async for chunk in chunks]), asset
 
     async def made_by(self, asset_id: str) -> tuple[str, str] | None:
         """The provider that made the asset and its own id for that job (its ``native_id``); None when

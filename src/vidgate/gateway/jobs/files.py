@@ -35,6 +35,7 @@ _INSERT = Q(
 )
 _RECORDED = Q("DELETE FROM pending_objects WHERE key = :key")
 _GET = Q(f"SELECT {_COLUMNS} FROM files WHERE id = :id AND owner_id = :owner AND expires_at > :now")
+_GET_ANY = Q(f"SELECT {_COLUMNS} FROM files WHERE id = :id AND expires_at > :now")
 _OWN = f"SELECT {_COLUMNS} FROM files WHERE owner_id = :owner AND expires_at > :now"
 # By (order, whether a page starts after an id).
 _PAGE = {
@@ -96,6 +97,12 @@ class StoredFile(msgspec.Struct, frozen=True):
 async def find(db: Database, owner: str, file_id: str) -> StoredFile | None:
     """The owner's file while it has not expired; one primary-key read."""
     row = await db.fetchone(_GET, {"id": file_id, "owner": owner, "now": now_ms()})
+    return None if row is None else StoredFile.from_row(row)
+
+
+async def find_any_owner(db: Database, file_id: str) -> StoredFile | None:
+    """A file while it has not expired, whoever owns it: for a signed link, which names no owner."""
+    row = await db.fetchone(_GET_ANY, {"id": file_id, "now": now_ms()})
     return None if row is None else StoredFile.from_row(row)
 
 
@@ -256,10 +263,15 @@ class FileReader:
     async def read(self, file_id: str, max_bytes: int) -> tuple[bytes, str]:
         """The file's bytes and type; ``LookupError`` once it is gone (deleted or expired),
         ``ValueError`` when it is larger than ``max_bytes``."""
+        data, found = await self.open(file_id, max_bytes)
+        return data, found.mime_type
+
+    async def open(self, file_id: str, max_bytes: int) -> tuple[bytes, StoredFile]:
+        """``read``, with the file's row (where its bytes are kept) in place of its type."""
         found = await find(self.db, self.owner, file_id)
         if found is None:
             raise LookupError(f"the file {file_id} is no longer among your uploads")
         if found.bytes > max_bytes:
             raise ValueError(f"the file {file_id} is larger than {max_bytes} bytes")
         chunks = await self.blobs.stream(found.key, 0, found.bytes)
-        return b"".join([chunk async for chunk in chunks]), found.mime_type
+        return b"".join([chunk async for chunk in chunks]), found

@@ -1,4 +1,5 @@
-"""Signed download links: HMAC-SHA256 over job id, output index, disposition, expiry and variant.
+"""Signed download links: HMAC-SHA256 over job id, output index, disposition, expiry and variant;
+for an upload, over its id and expiry under a prefix of its own.
 
 The variant (``thumbnail``, ``spritesheet``) is signed only when it is not the video, so a video
 link's message, and every link issued before variants existed, stays what it was. A link for one
@@ -44,4 +45,24 @@ def verify(
 ) -> bool:
     # Bytes, not str: compare_digest refuses str with non-ASCII characters, and a link is user input.
     expected = _mac(secret, job_id, index, disposition, expires, variant).encode()
+    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))
+
+
+# An upload's link signs a message of its own shape under its own prefix, so no video link's
+# signature ever verifies as a file's (or the other way round).
+_FILE_DOMAIN = "vidgate/file-download/v1"
+
+
+def _file_mac(secret: Secret | str, file_id: str, expires: int) -> str:
+    msg = f"{_FILE_DOMAIN}\n{file_id}\n{expires}"
+    return hmac.digest(reveal(secret).encode(), msg.encode("utf-8", "surrogatepass"), "sha256").hex()
+
+
+def sign_file_path(secret: Secret | str, file_id: str, expires: int) -> str:
+    """The path (with its query) of a link to an upload's bytes that works without the API key until ``expires``."""
+    return f"/v1/files/{file_id}/download?expires={expires}&signature={_file_mac(secret, file_id, expires)}"
+
+
+def verify_file(secret: Secret | str, file_id: str, expires: int, signature: str) -> bool:
+    expected = _file_mac(secret, file_id, expires).encode()
     return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))

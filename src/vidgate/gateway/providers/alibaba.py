@@ -12,7 +12,8 @@ The catalogue names the text-to-video model; a job with a first frame goes to it
 twin, one with first and last frames to its keyframe twin (fal's convention, see fal.py).
 Wan 2.5 and 2.6 take an audio track (``input.audio_url``: wav or mp3, 3-30 s, up to 15 MB) that the
 video is made to match (lip sync, rhythm); it is read by URL only, so an audio reference without an
-https URL (one of the owner's assets or uploads) is refused before any call. Wan has no extend or
+https URL (one of the owner's assets or uploads the gateway can give no link to, see
+``worker/input_links``) is refused before any call. Wan has no extend or
 edit on this protocol; such jobs are refused.
 
 DashScope documents no idempotency key, so none is sent: a retried submit may create a second
@@ -46,6 +47,7 @@ from vidgate.gateway.providers.base import (
 from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
 from vidgate.gateway.providers.mapping import (
+    HTTPS_INPUT,
     image_link,
     nearest_shape,
     refuse_set,
@@ -126,7 +128,7 @@ def audio_url(job: JobSpec, model: str, info: _Model | None) -> str | None:
     if info is None or not info.audio:
         raise unsupported(f"wan model {model} takes no audio track")
     if not tracks[0].url.startswith("https://"):
-        raise unsupported("wan reads an audio track by https URL only")
+        raise unsupported(f"wan reads an audio track by https URL only; {HTTPS_INPUT}")
     return tracks[0].url
 
 

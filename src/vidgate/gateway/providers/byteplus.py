@@ -10,11 +10,12 @@ item plus image items with a ``role``; Seedance 2.0 also takes up to 3 reference
 (``{"type": "video_url", "video_url": {"url"}, "role": "reference_video"}``, 2-15 s in all) and up
 to 3 reference audios (``audio_url``, ``reference_audio``, 15 s in all; only beside an image or a
 video), which cannot be combined with first or last frames. Ark reads those by URL only, so a video
-or audio reference without an https URL (one of the owner's assets or uploads) is refused before
-any call. An extend or an edit, which Seedance 2.0 does only as prompted use of a reference video,
-is not mapped: it is refused. Generation settings were historically ``--flag value`` pairs
-at the end of the text; newer models also take them as top-level JSON fields. Seedance 1.0 models
-get flags (their documented form), 1.5/2.0 get fields (``generate_audio`` exists only as a field);
+or audio reference without an https URL (one of the owner's assets or uploads the gateway can give
+no link to, see ``worker/input_links``) is refused before any call. An extend or an edit, which
+Seedance 2.0 does only as prompted use of a reference video, is not mapped: it is refused.
+Generation settings were historically ``--flag value`` pairs at the end of the text; newer models
+also take them as top-level JSON fields. Seedance 1.0 models get flags (their documented form),
+1.5/2.0 get fields (``generate_audio`` exists only as a field);
 ``[providers.byteplus] param_style = "flags" | "fields"`` overrides that. Flags a caller typed into
 the prompt are removed so they cannot change what we priced (resolution, duration, ...).
 
@@ -50,6 +51,7 @@ from vidgate.gateway.providers.base import (
 from vidgate.gateway.providers.cancel import cancel_request
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url
 from vidgate.gateway.providers.mapping import (
+    HTTPS_INPUT,
     image_link,
     nearest_shape,
     refuse_set,
@@ -137,7 +139,7 @@ def media_items(job: JobSpec) -> list[dict[str, Any]]:
             raise unsupported(f"seedance takes at most {MAX_MEDIA_REFERENCES} reference {kind}s, not {len(refs)}")
         for ref in refs:
             if not ref.url.startswith("https://"):
-                raise unsupported(f"seedance reads a reference {kind} by https URL only")
+                raise unsupported(f"seedance reads a reference {kind} by https URL only; {HTTPS_INPUT}")
             items.append({"type": f"{kind}_url", f"{kind}_url": {"url": ref.url}, "role": f"reference_{kind}"})
     return items
 

@@ -18,7 +18,8 @@ What maps where:
   duration, resolution and aspect ratio are sent as for a generation.
 - edit: ``/generations/video/modify`` (``generation_type`` ``modify_video``, ``media.url``, ``mode``,
   an optional ``first_frame.url``; ray-2 and ray-flash-2 only). Luma reads the source by its https
-  URL, so an asset or upload without one is refused before a call. ``mode`` (adhere_1-3, flex_1-3,
+  URL: an asset or upload goes by the gateway's link to its copy (``worker/input_links``), and one
+  with no link (no https ``public_url`` or store) is refused before a call. ``mode`` (adhere_1-3, flex_1-3,
   reimagine_1-3: how far from the source the result may go) comes from ``provider_params``, else
   ``adhere_1``, the value hosts of the same API default to. The output keeps the source's length.
 
@@ -50,7 +51,7 @@ from vidgate.gateway.providers.base import (
 )
 from vidgate.gateway.providers.cancel import CannotCancel
 from vidgate.gateway.providers.http import make_client, request, request_id_of, require, stream_url, submitted_id
-from vidgate.gateway.providers.mapping import nearest_shape, other_roles, unsupported
+from vidgate.gateway.providers.mapping import HTTPS_INPUT, nearest_shape, other_roles, unsupported
 from vidgate.gateway.providers.reconcile import asking, iso_seconds, listed, pick, recent, window_start
 from vidgate.gateway.providers.sources import other_inputs, source_video
 
@@ -92,7 +93,7 @@ def pick_resolution(job: JobSpec) -> str:
 def keyframe(ref: ReferenceImage) -> dict[str, str]:
     """Luma takes keyframe images by URL only (no inline bytes documented)."""
     if not ref.url.startswith("https://"):
-        raise unsupported(f"luma needs the {ref.role} image as an https:// URL")
+        raise unsupported(f"luma needs the {ref.role} image as an https:// URL; {HTTPS_INPUT}")
     return {"type": "image", "url": ref.url}
 
 
@@ -166,7 +167,7 @@ class LumaProvider(CannotCancel):
             raise unsupported(f"luma modifies a video with a first_frame image only, not {', '.join(other)}")
         source = source_video(job, "luma")
         if not source.url.startswith("https://"):
-            raise unsupported("luma reads the video to modify by its https URL; send the source as a URL")
+            raise unsupported(f"luma reads the video to modify by its https URL; {HTTPS_INPUT}")
         body: dict[str, Any] = {
             "generation_type": _MODIFY_TYPE,
             "model": job.provider_model,

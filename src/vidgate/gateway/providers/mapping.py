@@ -21,6 +21,13 @@ if TYPE_CHECKING:
 _SHAPE = re.compile(r"[:*]")
 
 
+# The end of a refusal for want of an https URL: how the caller or the operator makes the input reachable.
+HTTPS_INPUT = (
+    "send it as an https URL, or, for an upload or an earlier output, have the operator set the "
+    "gateway's public_url (VIDGATE_PUBLIC_URL) to its https address so the upstream is given a link"
+)
+
+
 def unsupported(message: str) -> Rejected:
     """A refusal before any call of something the upstream cannot take; routing tries the next provider."""
     return Rejected(message, retryable=True, code="unsupported_parameter")

@@ -1,9 +1,10 @@
 """How an input video or audio reaches an upstream that reads media by URI: inline, by its own URL,
 or (for an upstream with an upload API) uploaded first.
 
-A reference's bytes are always at hand (the worker fetched them); its ``url`` is empty when it named
-one of the owner's assets or uploads. Inline is preferred, as for images: a short-lived source URL
-cannot expire before the upstream reads it, and our own store is never exposed.
+A reference's bytes are always at hand (the worker fetched them); when it named one of the owner's
+assets or uploads, its ``url`` is a short-lived link to the gateway's copy where one can be given
+(``worker/input_links``), else empty. Inline is preferred, as for images: a short-lived URL cannot
+expire before the upstream reads it, and no link to our own copy leaves the gateway.
 """
 
 from __future__ import annotations

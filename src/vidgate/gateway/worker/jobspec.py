@@ -31,6 +31,7 @@ from vidgate.gateway.render.image import ImageDecodeError
 from vidgate.gateway.render.imagesize import oversize, sniff
 from vidgate.gateway.secret import Secret, SecretBox, open_keys
 from vidgate.gateway.settings import Settings
+from vidgate.gateway.worker.input_links import InputLinks, expiry
 
 if TYPE_CHECKING:
     from vidgate.gateway.worker.context import WorkerContext
@@ -68,6 +69,13 @@ def files_of(w: WorkerContext, job: JobRecord) -> FileReader:
     return FileReader(w.db, w.blobs, job.owner_id)
 
 
+def links_of(w: WorkerContext, job: JobRecord) -> InputLinks:
+    """Makes links to the gateway's copy of the job's uploads and earlier outputs, expiring with the job."""
+    s = w.settings
+    expires = expiry(job.created_at, job.deadline_at, s.input_link_ttl_seconds)
+    return InputLinks(s.public_url, s.signing_secret, w.blobs, expires)
+
+
 def own_keys(job: JobRecord, box: SecretBox) -> dict[str, Secret]:
     """The owner's own provider keys for this job (BYOK), if it brought any; sealed at rest."""
     return open_keys(box, job.id, None if job.byok is None else job.byok.reveal())
@@ -80,13 +88,15 @@ async def fetch_references(
     *,
     assets: AssetReader | None = None,
     files: FileReader | None = None,
+    links: InputLinks | None = None,
 ) -> tuple[ReferenceImage, ...]:
     """Every input reference fetched and checked (SSRF guard, type, size, pixel size) before any provider
-    sees it; one naming an asset or an upload is read from the store through ``assets`` or ``files``.
+    sees it; one naming an asset or an upload is read from the store through ``assets`` or ``files``,
+    and given a link to the gateway's copy through ``links`` where one can be given (``input_links``).
     A picture too large to decode raises ``ImageDecodeError`` naming the input; a source that cannot be
     used, ``BlockedURL``."""
     try:
-        refs = tuple([await _fetch(http, ref, settings, assets, files) for ref in references])
+        refs = tuple([await _fetch(http, ref, settings, assets, files, links) for ref in references])
     except ValueError as exc:  # a redirect to a URL that does not parse: no retry can fix it
         if isinstance(exc, BlockedURL):
             raise
@@ -104,26 +114,29 @@ async def _fetch(
     settings: Settings,
     assets: AssetReader | None,
     files: FileReader | None = None,
+    links: InputLinks | None = None,
 ) -> ReferenceImage:
     limit = settings.reference_max_bytes
     if ref.file is not None:
         if files is None:
             raise BlockedURL(f"the file {ref.file} cannot be read here")
         try:  # an upload was already held to the upload cap, the larger of the two
-            data, mime = await files.read(ref.file, max(limit, settings.upload_max_bytes))
+            data, found = await files.open(ref.file, max(limit, settings.upload_max_bytes))
         except (LookupError, ValueError) as exc:
             raise BlockedURL(str(exc)) from exc
-        return ReferenceImage(ref.role, "", data, mime, kind=ref.kind, file=ref.file)
+        url = "" if links is None else await links.file(found.id, found.key)
+        return ReferenceImage(ref.role, url, data, found.mime_type, kind=ref.kind, file=ref.file)
     if ref.asset is not None:
         if assets is None:
             raise BlockedURL(f"the asset {ref.asset} cannot be read here")
         try:
-            data, mime = await assets.read(ref.asset, limit)
+            data, asset = await assets.open(ref.asset, limit)
         except (LookupError, ValueError) as exc:
             raise BlockedURL(str(exc)) from exc
         made_by = await assets.made_by(ref.asset)
         origin = None if made_by is None else Origin(*made_by)
-        return ReferenceImage(ref.role, "", data, mime, kind=ref.kind, asset=ref.asset, origin=origin)
+        url = "" if links is None else await links.output(asset.job_id, asset.index, asset.key)
+        return ReferenceImage(ref.role, url, data, asset.mime_type, kind=ref.kind, asset=ref.asset, origin=origin)
     types, what = ACCEPTED[ref.kind]
     got = await fetch_image(
         http, ref.role, ref.url, allow_private=settings.allow_private_urls, max_bytes=limit, types=types, what=what
@@ -134,7 +147,12 @@ async def _fetch(
 async def fetch_job_references(w: WorkerContext, job: JobRecord) -> tuple[ReferenceImage, ...]:
     """The job's references fetched (``fetch_references``), its input media's lengths checked."""
     refs = await fetch_references(
-        w.http, job.spec.references, w.settings, assets=assets_of(w, job), files=files_of(w, job)
+        w.http,
+        job.spec.references,
+        w.settings,
+        assets=assets_of(w, job),
+        files=files_of(w, job),
+        links=links_of(w, job),
     )
     model = w.catalog.by_id.get(job.model)
     if model is not None:
