@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import httpx
 import pytest
 from fakes.media import mp4
+from helpers.envelope import envelope
 from helpers.gateway import GatewayProcess
 
 from vidgate.gateway.jobs.signing import sign_file_path
@@ -24,14 +25,6 @@ CLIP = mp4(seconds=1.0)
 
 def _secret(gateway: GatewayProcess) -> str:
     return (gateway.data_dir / "signing_secret").read_text().strip()
-
-
-def envelope(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == code, err
-    assert err["request_id"] == r.headers["x-request-id"]
-    return err
 
 
 def uploaded(api: httpx.Client, content: bytes = CLIP) -> dict:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from helpers import backends
 from helpers.backends import blob_keys, rows
+from helpers.envelope import envelope
 from helpers.gateway import GatewayProcess, wait_status
 from helpers.media import png_bytes
 
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.both_backends
 MODEL = "vidgate/procedural"
 RENDER = {"model": MODEL, "prompt": "a lighthouse at dusk", "duration": 1, "size": "128x72"}
 CAP = 256 << 10
-
-
-def envelope(r: httpx.Response, status: int, code: str) -> dict:
-    assert r.status_code == status, r.text
-    err = r.json()["error"]
-    assert err["code"] == code, err
-    assert err["request_id"] == r.headers["x-request-id"]
-    return err
 
 
 def upload(api: httpx.Client, content: bytes, name: str = "f.bin", **data: str) -> httpx.Response:

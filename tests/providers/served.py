@@ -11,9 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers.gateway import GatewayProcess
+from helpers.gateway import GatewayProcess, wait_status
 
 from providers.wiring import Fleet
+
+TERMINAL = {"completed", "failed", "cancelled", "expired"}
 
 
 def fleet_of(names: Iterable[str], settings: Mapping[str, Mapping[str, Any]]) -> Iterator[Fleet]:
@@ -33,3 +35,12 @@ def fresh_client(gw: GatewayProcess, fleet: Fleet, label: str) -> Iterator[httpx
     fleet.reset()
     with gw.client(gw.new_key(label, balance=100.0)) as c:
         yield c
+
+
+def finish(client: httpx.Client, body: dict[str, Any], status: str = "completed") -> dict[str, Any]:
+    """Create a job from ``body`` (a fixed prompt unless it names one) and wait until it is over, as ``status``."""
+    r = client.post("/v1/videos", json={"prompt": "the heron lifts off the water", **body})
+    assert r.status_code == 202, r.text
+    done = wait_status(client, r.json()["id"], TERMINAL, timeout=60)
+    assert done["status"] == status, done
+    return done

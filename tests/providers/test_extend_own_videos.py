@@ -12,12 +12,10 @@ import httpx
 import pytest
 from fakes.media import data_uri, mp4
 from fakes.server import small_mp4
-from helpers.gateway import GatewayProcess, wait_status
+from helpers.gateway import GatewayProcess
 
-from providers.served import fleet_of, fresh_client, gateway_for
+from providers.served import finish, fleet_of, fresh_client, gateway_for
 from providers.wiring import Fleet
-
-TERMINAL = {"completed", "failed", "cancelled", "expired"}
 
 
 @pytest.fixture(scope="module")
@@ -35,24 +33,18 @@ def client(gw: GatewayProcess, fleet: Fleet) -> Iterator[httpx.Client]:
     yield from fresh_client(gw, fleet, "own-extend")
 
 
-def run(client: httpx.Client, body: dict[str, Any], status: str = "completed") -> dict[str, Any]:
-    r = client.post("/v1/videos", json={"prompt": "the heron lifts off the water", **body})
-    assert r.status_code == 202, r.text
-    done = wait_status(client, r.json()["id"], TERMINAL, timeout=60)
-    assert done["status"] == status, done
-    return done
-
-
 def source(**where: str) -> list[dict[str, Any]]:
     return [{"type": "video", "role": "source", **where}]
 
 
 def test_luma_extends_its_own_generation_named_by_the_earlier_job(client: httpx.Client, fleet: Fleet) -> None:
-    first = run(client, {"model": "luma/ray-2", "duration": 5})
+    first = finish(client, {"model": "luma/ray-2", "duration": 5})
     assert first["provider"] == "luma"
     (generation,) = fleet["luma"].generations
 
-    done = run(client, {"model": "luma/ray-2", "operation": "extend", "input_references": source(asset_id=first["id"])})
+    done = finish(
+        client, {"model": "luma/ray-2", "operation": "extend", "input_references": source(asset_id=first["id"])}
+    )
     assert done["provider"] == "luma"
     assert client.get(done["content_url"]).content == small_mp4()
     creates = [r["json"] for r in fleet["luma"].requests if r["method"] == "POST"]
@@ -62,18 +54,18 @@ def test_luma_extends_its_own_generation_named_by_the_earlier_job(client: httpx.
 
 def test_luma_will_not_extend_a_video_it_did_not_make(client: httpx.Client, fleet: Fleet) -> None:
     inline = source(url=data_uri(mp4(2.0), "video/mp4"))
-    failed = run(client, {"model": "luma/ray-2", "operation": "extend", "input_references": inline}, "failed")
+    failed = finish(client, {"model": "luma/ray-2", "operation": "extend", "input_references": inline}, "failed")
     assert "luma extends only a video Luma made" in failed["error"]["message"], failed
     assert not [r for r in fleet["luma"].requests if r["method"] == "POST"]
 
 
 def test_kling_extends_the_video_of_the_earlier_jobs_task(client: httpx.Client, fleet: Fleet) -> None:
-    first = run(client, {"model": "kling/kling-1.6", "duration": 5})
+    first = finish(client, {"model": "kling/kling-1.6", "duration": 5})
     assert first["provider"] == "kling"
     (task,) = fleet["kling"].tasks.values()
 
     body = {"model": "kling/kling-1.6", "operation": "extend", "input_references": source(asset_id=first["id"])}
-    done = run(client, body)
+    done = finish(client, body)
     assert done["provider"] == "kling" and done["seconds"] == 5
     assert client.get(done["content_url"]).content == small_mp4()
     creates = [r for r in fleet["kling"].requests if r["method"] == "POST"]

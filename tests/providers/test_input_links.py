@@ -18,16 +18,15 @@ import pytest
 from fakes.luma_fake import LumaFake
 from fakes.media import mp4
 from fakes.server import small_mp4
-from helpers.gateway import GatewayProcess, wait_status
+from helpers.gateway import GatewayProcess
 
-from providers.served import fleet_of, fresh_client
+from providers.served import finish, fleet_of, fresh_client
 from providers.wiring import Fleet
 from vidgate.gateway.secret import Secret
 from vidgate.gateway.storage.blobs import BlobStore
 from vidgate.gateway.worker.input_links import InputLinks, expiry, signed_base, usable_presigned
 
 PUBLIC = "https://gw.test"
-TERMINAL = {"completed", "failed", "cancelled", "expired"}
 CLIP = mp4(seconds=2.0)
 
 
@@ -61,14 +60,6 @@ def client(public_gw: GatewayProcess, fleet: Fleet) -> Iterator[httpx.Client]:
 @pytest.fixture
 def plain_client(plain_gw: GatewayProcess, fleet: Fleet) -> Iterator[httpx.Client]:
     yield from fresh_client(plain_gw, fleet, "links-plain")
-
-
-def run(client: httpx.Client, body: dict[str, Any], status: str = "completed") -> dict[str, Any]:
-    r = client.post("/v1/videos", json={"prompt": "the heron lifts off the water", **body})
-    assert r.status_code == 202, r.text
-    done = wait_status(client, r.json()["id"], TERMINAL, timeout=60)
-    assert done["status"] == status, done
-    return done
 
 
 def edit_of(**source: str) -> dict[str, Any]:
@@ -105,7 +96,7 @@ def test_an_uploaded_source_goes_to_luma_as_a_signed_link_to_its_bytes(
     client: httpx.Client, fleet: Fleet, public_gw: GatewayProcess
 ) -> None:
     f = upload(client)
-    done = run(client, edit_of(file_id=f["id"]))
+    done = finish(client, edit_of(file_id=f["id"]))
     assert done["provider"] == "luma"
     url = sent_media_url(fleet["luma"])
     assert urlsplit(url).path == f"/v1/files/{f['id']}/download"
@@ -122,10 +113,10 @@ def test_an_uploaded_source_goes_to_luma_as_a_signed_link_to_its_bytes(
 def test_an_earlier_output_goes_to_luma_as_a_signed_link_to_its_bytes(
     client: httpx.Client, fleet: Fleet, public_gw: GatewayProcess, by: str
 ) -> None:
-    first = run(client, {"model": "luma/ray-2", "duration": 5})
+    first = finish(client, {"model": "luma/ray-2", "duration": 5})
     named = first["id"] if by == "job" else first["asset"]["id"]
     assert named.startswith("vid_" if by == "job" else "ast_")
-    done = run(client, edit_of(asset_id=named))
+    done = finish(client, edit_of(asset_id=named))
     assert done["provider"] == "luma"
     url = sent_media_url(fleet["luma"])
     assert urlsplit(url).path == f"/v1/videos/{first['id']}/download"
@@ -137,7 +128,7 @@ def test_without_an_https_public_url_the_edit_is_refused_saying_how_to_fix_it(
     plain_client: httpx.Client, fleet: Fleet
 ) -> None:
     f = upload(plain_client)
-    failed = run(plain_client, edit_of(file_id=f["id"]), "failed")
+    failed = finish(plain_client, edit_of(file_id=f["id"]), "failed")
     message = failed["error"]["message"]
     assert "luma reads the video to modify by its https URL" in message, failed
     assert "public_url" in message and "https URL" in message

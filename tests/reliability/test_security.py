@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import httpx
 import pytest
 from helpers.backends import rows
+from helpers.envelope import envelope
 from helpers.gateway import ADMIN_KEY, GatewayProcess, wait_status
 from helpers.ledger import check_ledger
 from websockets.exceptions import ConnectionClosed
@@ -58,15 +59,6 @@ def receiver() -> Iterator[Bait]:
 @pytest.fixture(scope="module")
 def owners(gateway: GatewayProcess, receiver: Bait) -> Owners:
     return Owners(gateway, f"http://127.0.0.1:{receiver.port}/hook")
-
-
-def envelope(r: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    assert r.status_code == status, (r.status_code, r.text)
-    err = r.json()["error"]
-    assert err["request_id"] == r.headers["x-request-id"] and err["message"]
-    if code is not None:
-        assert err["code"] == code, err
-    return err
 
 
 def ws_close_code(gateway: GatewayProcess, path: str, key: str) -> int:
