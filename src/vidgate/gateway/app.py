@@ -93,7 +93,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, wor
         app.state.gateway = gateway
         if run_worker and settings.worker_enabled:
             gateway.start_worker(worker_id)
-        undo_signals = drain.on_stop_signals(gateway.bus.drain)  # streams end before the server waits on them
+        # Streams end before the server waits on them (or drops them).
+        undo_signals = drain.on_stop_signals(gateway.bus.drain, lambda: not gateway.streams.open)
         try:
             yield
         finally:
