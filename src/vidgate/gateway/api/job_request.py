@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from vidgate.errors import NotFoundError
 from vidgate.gateway.api.http import json_response
+from vidgate.gateway.jobs import assets
 from vidgate.gateway.jobs.request_view import asset_inputs, video_request
 from vidgate.gateway.jobs.spec import decode_spec
 from vidgate.gateway.services import services
@@ -20,18 +21,12 @@ from vidgate.gateway.storage.db import Database, Q
 # The spec and owner alone, by the primary key.
 _SPEC = Q("SELECT spec, owner_id FROM jobs WHERE id = :id AND owner_id = :owner")
 _ANY_SPEC = Q("SELECT spec, owner_id FROM jobs WHERE id = :id")
-# An asset row goes with its job: one found names a job that still exists, of the same owner.
-_ASSET_JOB = Q("SELECT job_id FROM assets WHERE id = :id AND owner_id = :owner")
 
 
 async def _asset_jobs(db: Database, owner: str, asset_ids: list[str]) -> dict[str, str]:
     """The job that made each asset, for the assets the owner still has."""
-    found: dict[str, str] = {}
-    for asset_id in asset_ids:
-        values = await db.fetchone_values(_ASSET_JOB, {"id": asset_id, "owner": owner})
-        if values is not None:
-            found[asset_id] = values[0]
-    return found
+    found = [await assets.find(db, owner, asset_id) for asset_id in asset_ids]
+    return {asset.id: asset.job_id for asset in found if asset is not None}
 
 
 async def get_video_request(request: Request) -> Response:

@@ -19,9 +19,7 @@ class TokenBucket:
 
     def take(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
-        if self.tokens < 0:
-            self.tokens = self.burst
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.tokens = self.level(now)
         self.stamp = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -31,7 +29,7 @@ class TokenBucket:
     def level(self, now: float | None = None) -> float:
         """The tokens there now, refilled since the last take; nothing is taken."""
         now = time.monotonic() if now is None else now
-        if self.tokens < 0:
+        if self.tokens < 0:  # never taken from: full
             return self.burst
         return min(self.burst, self.tokens + max(0.0, now - self.stamp) * self.rate)
 
@@ -53,10 +51,15 @@ class RateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[str, TokenBucket] = {}
 
+    def _current(self, key: str, rate: float, burst: int) -> TokenBucket | None:
+        """The key's bucket, unless there is none or its limits changed (the next take starts a full one)."""
+        bucket = self._buckets.get(key)
+        return bucket if bucket is not None and bucket.rate == rate and bucket.burst == burst else None
+
     def check(self, key: str, rate: float, burst: int) -> float:
         burst = max(1, burst)
-        bucket = self._buckets.get(key)
-        if bucket is None or bucket.rate != rate or bucket.burst != burst:
+        bucket = self._current(key, rate, burst)
+        if bucket is None:
             bucket = self._buckets[key] = TokenBucket(rate=rate, burst=burst)
         return bucket.take()
 
@@ -65,10 +68,8 @@ class RateLimiter:
 
     async def level(self, key: str, rate: float, burst: int) -> float:
         burst = max(1, burst)
-        bucket = self._buckets.get(key)
-        if bucket is None or bucket.rate != rate or bucket.burst != burst:
-            return float(burst)  # the next take starts a full bucket
-        return bucket.level()
+        bucket = self._current(key, rate, burst)
+        return float(burst) if bucket is None else bucket.level()
 
 
 def day_start(now_ms: int) -> int:

@@ -163,14 +163,9 @@ class AssetReader:
         self.blobs = blobs
         self.owner = owner
 
-    async def read(self, asset_id: str, max_bytes: int) -> tuple[bytes, str]:
-        """The asset's bytes and type; ``LookupError`` when it is no longer usable, ``ValueError`` when
-        it is larger than ``max_bytes``."""
-        data, asset = await self.open(asset_id, max_bytes)
-        return data, asset.mime_type
-
     async def open(self, asset_id: str, max_bytes: int) -> tuple[bytes, OwnedAsset]:
-        """``read``, with the asset (its job, output index and key) in place of its type."""
+        """The asset's bytes and the asset (its job, output index, key and type); ``LookupError`` when it
+        is no longer usable, ``ValueError`` when it is larger than ``max_bytes``."""
         asset = await find(self.db, self.owner, asset_id)
         if asset is None:
             raise LookupError(f"the asset {asset_id} is no longer among your completed jobs' outputs")
@@ -179,12 +174,9 @@ class AssetReader:
         chunks = await self.blobs.stream(asset.key, 0, asset.bytes)
         return b"".join([chunk async for chunk in chunks]), asset
 
-    async def made_by(self, asset_id: str) -> tuple[str, str] | None:
-        """The provider that made the asset and its own id for that job (its ``native_id``); None when
-        the asset is no longer usable or its job ran without one."""
-        asset = await find(self.db, self.owner, asset_id)
-        if asset is None:
-            return None
+    async def made_by(self, asset: OwnedAsset) -> tuple[str, str] | None:
+        """The provider that made the asset (as ``open`` found it) and its own id for that job (its
+        ``native_id``); None when its job ran without one."""
         row = await self.db.fetchone(_MADE_BY, {"id": asset.job_id, "owner": self.owner})
         if row is None or not row["provider"] or not row["native_id"]:
             return None

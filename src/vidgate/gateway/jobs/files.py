@@ -260,14 +260,9 @@ class FileReader:
         self.blobs = blobs
         self.owner = owner
 
-    async def read(self, file_id: str, max_bytes: int) -> tuple[bytes, str]:
-        """The file's bytes and type; ``LookupError`` once it is gone (deleted or expired),
-        ``ValueError`` when it is larger than ``max_bytes``."""
-        data, found = await self.open(file_id, max_bytes)
-        return data, found.mime_type
-
     async def open(self, file_id: str, max_bytes: int) -> tuple[bytes, StoredFile]:
-        """``read``, with the file's row (where its bytes are kept) in place of its type."""
+        """The file's bytes and its row (where they are kept, their type); ``LookupError`` once it is gone
+        (deleted or expired), ``ValueError`` when it is larger than ``max_bytes``."""
         found = await find(self.db, self.owner, file_id)
         if found is None:
             raise LookupError(f"the file {file_id} is no longer among your uploads")

@@ -16,11 +16,20 @@ from vidgate.gateway.secret import Secret, reveal
 VIDEO = "video"
 
 
+def _hmac(secret: Secret | str, msg: str) -> str:
+    return hmac.digest(reveal(secret).encode(), msg.encode("utf-8", "surrogatepass"), "sha256").hex()
+
+
+def _matches(expected: str, signature: str) -> bool:
+    # Bytes, not str: compare_digest refuses str with non-ASCII characters, and a link is user input.
+    return hmac.compare_digest(expected.encode(), signature.encode("utf-8", "surrogatepass"))
+
+
 def _mac(secret: Secret | str, job_id: str, index: int, disposition: str, expires: int, variant: str) -> str:
     msg = f"{job_id}\n{index}\n{disposition}\n{expires}"
     if variant != VIDEO:
         msg = f"{msg}\n{variant}"
-    return hmac.digest(reveal(secret).encode(), msg.encode("utf-8", "surrogatepass"), "sha256").hex()
+    return _hmac(secret, msg)
 
 
 def sign_path(
@@ -43,9 +52,7 @@ def verify(
     signature: str,
     variant: str = VIDEO,
 ) -> bool:
-    # Bytes, not str: compare_digest refuses str with non-ASCII characters, and a link is user input.
-    expected = _mac(secret, job_id, index, disposition, expires, variant).encode()
-    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))
+    return _matches(_mac(secret, job_id, index, disposition, expires, variant), signature)
 
 
 # An upload's link signs a message of its own shape under its own prefix, so no video link's
@@ -54,8 +61,7 @@ _FILE_DOMAIN = "vidgate/file-download/v1"
 
 
 def _file_mac(secret: Secret | str, file_id: str, expires: int) -> str:
-    msg = f"{_FILE_DOMAIN}\n{file_id}\n{expires}"
-    return hmac.digest(reveal(secret).encode(), msg.encode("utf-8", "surrogatepass"), "sha256").hex()
+    return _hmac(secret, f"{_FILE_DOMAIN}\n{file_id}\n{expires}")
 
 
 def sign_file_path(secret: Secret | str, file_id: str, expires: int) -> str:
@@ -64,5 +70,4 @@ def sign_file_path(secret: Secret | str, file_id: str, expires: int) -> str:
 
 
 def verify_file(secret: Secret | str, file_id: str, expires: int, signature: str) -> bool:
-    expected = _file_mac(secret, file_id, expires).encode()
-    return hmac.compare_digest(expected, signature.encode("utf-8", "surrogatepass"))
+    return _matches(_file_mac(secret, file_id, expires), signature)

@@ -133,7 +133,7 @@ async def _fetch(
             data, asset = await assets.open(ref.asset, limit)
         except (LookupError, ValueError) as exc:
             raise BlockedURL(str(exc)) from exc
-        made_by = await assets.made_by(ref.asset)
+        made_by = await assets.made_by(asset)
         origin = None if made_by is None else Origin(*made_by)
         url = "" if links is None else await links.output(asset.job_id, asset.index, asset.key)
         return ReferenceImage(ref.role, url, data, asset.mime_type, kind=ref.kind, asset=ref.asset, origin=origin)
